@@ -1,0 +1,39 @@
+"""What a replay would stream: the producer's --dry-run, computed without touching Kafka."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from allocator.data import MarketData
+from allocator.snapshots import build_snapshots
+from allocator.window import format_ns
+
+
+def describe_replay(data: MarketData) -> dict[str, Any]:
+    """Counts a user checks before a replay: rows, window coverage, venues, ticks, untradable quotes."""
+    frame = data.frame
+    ts = frame["ts_event"].to_numpy(dtype=np.int64)
+    snaps = build_snapshots(frame)
+    per_venue = frame.groupby("publisher_id", sort=True).size()
+    return {
+        "source": data.source,
+        "rows": data.rows_total,
+        "rows_in_window": int(len(frame)),
+        "window": {"start": format_ns(data.window.start_ns), "end_inclusive": format_ns(data.window.end_ns - 1)}
+        if data.window.start_ns > np.iinfo(np.int64).min
+        else None,
+        "file_first_ts_event": format_ns(data.file_first_ts) if data.file_first_ts is not None else None,
+        "file_last_ts_event": format_ns(data.file_last_ts) if data.file_last_ts is not None else None,
+        "first_ts_event": format_ns(int(ts.min())),
+        "last_ts_event": format_ns(int(ts.max())),
+        "ticks": snaps.ticks,
+        "venues": [int(p) for p in snaps.publisher_ids],
+        "rows_per_venue": {str(int(k)): int(v) for k, v in per_venue.items()},
+        "skipped_untradable": snaps.untradable_quotes,
+        "levels": data.levels,
+        "price_format": data.price_format,
+        "symbols": data.symbols,
+        "out_of_order_rows": int(np.count_nonzero(np.diff(ts) < 0)),
+    }

@@ -1,0 +1,31 @@
+"""Errors a user can act on, and the exit codes the CLIs use for them.
+
+Every failure caused by input, flags or the environment is raised as a `UserError` whose message is
+one line naming the file, row, column or flag and what to do; the CLIs print it without a traceback.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2  # bad flags, unreadable or invalid data files
+EXIT_BROKER = 3  # Kafka broker unreachable or delivery failed
+EXIT_INCOMPLETE = 4  # the stream was incomplete (gap, count mismatch) and --strict was given
+EXIT_INTERRUPTED_PRODUCER = 130  # Ctrl-C on kafka_producer.py (after flushing)
+EXIT_INTERRUPTED_CONSUMER = 131  # Ctrl-C on order_allocator.py (after a partial report)
+
+
+class UserError(Exception):
+    """A problem the user can fix; its message is printed as one line on stderr."""
+
+    exit_code: int = EXIT_BAD_INPUT
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class BrokerError(UserError):
+    """Kafka could not be reached or refused our messages."""
+
+    exit_code = EXIT_BROKER

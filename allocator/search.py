@@ -1,0 +1,110 @@
+"""Parameter search: run a strategy at every (λ_over, λ_under, θ_queue) grid point, keep the cheapest.
+
+Best = lowest total_cost, ties broken by grid order (λ_over outermost, θ_queue innermost). The result
+also says how many distinct outcomes the grid produced, because in the faithful model the penalties
+cannot change any decision and users should see that rather than read meaning into "best" parameters.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+from allocator.errors import UserError
+from allocator.execution import Execution
+
+DEFAULT_LAMBDA_OVER = (0.2, 0.4, 0.6, 0.8, 1.0)
+DEFAULT_LAMBDA_UNDER = (0.2, 0.4, 0.6, 0.8, 1.0)
+DEFAULT_THETA_QUEUE = (0.1, 0.2, 0.3, 0.4, 0.5)
+# Fan out to worker processes only when the serial grid would take longer than this.
+PARALLEL_THRESHOLD_SECONDS = 1.0
+
+Params = tuple[float, float, float]
+Strategy = Callable[[float, float, float], Execution]
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    lambda_over: float
+    lambda_under: float
+    theta_queue: float
+    execution: Execution
+    total_cost: float
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    points: list[GridPoint]
+    best_index: int
+    distinct_outcomes: int
+    workers: int
+
+    @property
+    def best(self) -> GridPoint:
+        return self.points[self.best_index]
+
+
+def parse_grid(text: str | None, default: Sequence[float], flag: str) -> tuple[float, ...]:
+    """A comma-separated list of non-negative numbers; one value fixes the parameter."""
+    if text is None:
+        return tuple(default)
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            value = float(part)
+        except ValueError:
+            raise UserError(f"{flag} {text!r}: {part!r} is not a number (use e.g. {flag} 0.2,0.5,1.0)") from None
+        if value < 0 or value != value:
+            raise UserError(f"{flag} {text!r}: penalties must be non-negative numbers")
+        values.append(value)
+    return tuple(values)
+
+
+def grid(lambda_over: Sequence[float], lambda_under: Sequence[float], theta_queue: Sequence[float]) -> list[Params]:
+    return list(itertools.product(lambda_over, lambda_under, theta_queue))
+
+
+_WORKER_STRATEGY: Strategy | None = None
+
+
+def _run_point(params: Params) -> Execution:
+    assert _WORKER_STRATEGY is not None
+    return _WORKER_STRATEGY(*params)
+
+
+def search(strategy: Strategy, points: list[Params], jobs: int | None = None) -> SearchResult:
+    """Evaluate `strategy` at each grid point; `jobs` None = all cores when that pays, 1 = serial."""
+    if not points:
+        raise UserError("the parameter grid is empty; give at least one value per grid flag")
+    started = time.perf_counter()
+    executions = [strategy(*points[0])]
+    first_seconds = time.perf_counter() - started
+    cores = os.cpu_count() or 1
+    workers = 1
+    if jobs is None:
+        if first_seconds * (len(points) - 1) > PARALLEL_THRESHOLD_SECONDS and cores > 1:
+            workers = cores
+    else:
+        workers = max(1, int(jobs))
+    rest = points[1:]
+    if workers > 1 and rest:
+        global _WORKER_STRATEGY
+        _WORKER_STRATEGY = strategy  # inherited by forked workers: no pickling of market data
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            executions += list(pool.map(_run_point, rest, chunksize=max(1, len(rest) // (4 * workers))))
+        _WORKER_STRATEGY = None
+    else:
+        executions += [strategy(*p) for p in rest]
+    graded = [
+        GridPoint(lo, lu, th, ex, ex.total_cost(lo, lu, th)) for (lo, lu, th), ex in zip(points, executions, strict=True)
+    ]
+    best_index = min(range(len(graded)), key=lambda i: (graded[i].total_cost, i))
+    distinct = len({p.execution.signature() for p in graded})
+    return SearchResult(points=graded, best_index=best_index, distinct_outcomes=distinct, workers=workers)

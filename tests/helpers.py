@@ -1,0 +1,112 @@
+"""Builders for small Databento-style files the tests write themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from allocator.schema import MBP10_COLUMNS, level_column, mbp_columns
+
+DAY = np.datetime64("2024-08-01T00:00:00", "ns").astype(np.int64)
+NS = 1_000_000_000
+
+
+def at(clock: str) -> int:
+    """Epoch ns of a UTC time of day on 2024-08-01, e.g. at("13:36:32.000000001")."""
+    hms, _, frac = clock.partition(".")
+    h, m, s = (int(x) for x in hms.split(":"))
+    return int(DAY + ((h * 60 + m) * 60 + s) * NS + int(frac.ljust(9, "0") or 0))
+
+
+def quote(
+    ts: int,
+    publisher_id: int,
+    ask: float | None,
+    ask_size: int,
+    bid: float | None = None,
+    bid_size: int = 100,
+    *,
+    action: str = "A",
+    side: str = "A",
+    sequence: int = 0,
+) -> dict:
+    """One MBP-10 row: level 0 as given, deeper levels one tick apart, 100 shares each."""
+    bid = round(ask - 0.01, 2) if bid is None and ask is not None else bid
+    row = {
+        "ts_recv": ts + 150_000,
+        "ts_event": ts,
+        "rtype": 10,
+        "publisher_id": publisher_id,
+        "instrument_id": 38,
+        "action": action,
+        "side": side,
+        "depth": 0,
+        "price": ask if ask is not None else np.nan,
+        "size": ask_size,
+        "flags": 130,
+        "ts_in_delta": 150_000,
+        "sequence": sequence,
+        "symbol": "AAPL",
+    }
+    for lvl in range(10):
+        row[level_column("ask_px", lvl)] = round(ask + 0.01 * lvl, 2) if ask is not None else np.nan
+        row[level_column("bid_px", lvl)] = round(bid - 0.01 * lvl, 2) if bid is not None else np.nan
+        row[level_column("ask_sz", lvl)] = ask_size if lvl == 0 else 100
+        row[level_column("bid_sz", lvl)] = bid_size if lvl == 0 else 100
+        row[level_column("ask_ct", lvl)] = 1
+        row[level_column("bid_ct", lvl)] = 1
+    return row
+
+
+def frame(rows: Iterable[dict]) -> pd.DataFrame:
+    rows = list(rows)
+    for i, row in enumerate(rows):
+        row.setdefault("sequence", i)
+        if not row["sequence"]:
+            row["sequence"] = 1000 + i
+    return pd.DataFrame(rows, columns=list(MBP10_COLUMNS))
+
+
+def _iso(ts: int) -> str:
+    return str(np.datetime64(int(ts), "ns")) + "Z"
+
+
+def to_csv_text(
+    df: pd.DataFrame,
+    *,
+    timestamps: str = "iso",
+    prices: str = "decimal",
+    levels: int = 10,
+    columns: Sequence[str] | None = None,
+) -> str:
+    """Render like a Databento CSV export: ISO-ns `Z` or integer ns; decimal or fixed-point (1e-9) prices."""
+    cols = list(columns) if columns is not None else mbp_columns(levels)
+    out = df.copy()
+    for name in ("ts_event", "ts_recv"):
+        if timestamps == "iso":
+            out[name] = [_iso(t) for t in out[name]]
+    for name in cols:
+        if name == "price" or "_px_" in name:
+            values = out[name].astype(float)
+            if prices == "fixed":
+                out[name] = [str(9223372036854775807) if np.isnan(v) else str(round(v * 1e9)) for v in values]
+            else:
+                out[name] = ["" if np.isnan(v) else repr(float(v)).removesuffix(".0") for v in values]
+    return out[cols].to_csv(index=False)
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    """Write text, compressing by suffix (.gz, .zst) through pyarrow like a real export."""
+    data = text.encode() if isinstance(text, str) else text
+    name = str(path)
+    if name.endswith((".gz", ".zst")):
+        codec = "gzip" if name.endswith(".gz") else "zstd"
+        with pa.CompressedOutputStream(name, codec) as stream:
+            stream.write(data)
+    else:
+        Path(name).write_bytes(data)
+    return path
