@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stream the rows of a market-data file inside a time window into a Kafka topic.",
     )
     add_data_flags(parser, csv_help="data file to replay (default data/l1_day.csv.gz)")
-    parser.add_argument("--dry-run", action="store_true", help="print what would be streamed as JSON and exit")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print what would be streamed as JSON and exit"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
     return parser
 

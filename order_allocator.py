@@ -30,23 +30,32 @@ def build_parser() -> argparse.ArgumentParser:
         prog="order_allocator.py",
         description="Allocate a parent buy order across venues per snapshot and report costs vs baselines.",
     )
-    add_data_flags(parser, csv_help="read this file instead of Kafka (default when --csv is given: offline run)")
+    add_data_flags(
+        parser, csv_help="read this file instead of Kafka (default when --csv is given: offline run)"
+    )
     order = parser.add_argument_group("order and model")
     order.add_argument("--order-size", type=int, default=5000, help="shares to buy (default 5000)")
     order.add_argument("--step", type=int, default=100, help="allocation granularity in shares (default 100)")
     order.add_argument("--mode", choices=MODES, default="faithful", help="execution model (default faithful)")
     order.add_argument(
-        "--lambda-over", help=f"comma-separated grid of overfill penalties (default {_values(DEFAULT_LAMBDA_OVER)})"
+        "--lambda-over",
+        help=f"comma-separated grid of overfill penalties (default {_values(DEFAULT_LAMBDA_OVER)})",
     )
     order.add_argument(
-        "--lambda-under", help=f"comma-separated grid of underfill penalties (default {_values(DEFAULT_LAMBDA_UNDER)})"
+        "--lambda-under",
+        help=f"comma-separated grid of underfill penalties (default {_values(DEFAULT_LAMBDA_UNDER)})",
     )
     order.add_argument(
-        "--theta-queue", help=f"comma-separated grid of queue-risk penalties (default {_values(DEFAULT_THETA_QUEUE)})"
+        "--theta-queue",
+        help=f"comma-separated grid of queue-risk penalties (default {_values(DEFAULT_THETA_QUEUE)})",
     )
-    order.add_argument("--jobs", type=int, help="worker processes for the grid (default: all cores when it pays)")
+    order.add_argument(
+        "--jobs", type=int, help="worker processes for the grid (default: all cores when it pays)"
+    )
     out = parser.add_argument_group("output")
-    out.add_argument("--fills", metavar="FILE.csv", help="write every child fill (router and baselines) to this CSV")
+    out.add_argument(
+        "--fills", metavar="FILE.csv", help="write every child fill (router and baselines) to this CSV"
+    )
     out.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
     return parser
 

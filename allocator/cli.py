@@ -70,7 +70,9 @@ def setup_logging(verbose: bool = False) -> None:
     logging.getLogger("confluent_kafka").setLevel(logging.WARNING)
 
 
-def run_main(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+def run_main(
+    prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None
+) -> int:
     """Run a CLI main: user errors become one line on stderr and their exit code, never a traceback."""
     try:
         return main(argv)

@@ -30,11 +30,20 @@ from allocator.schema import (
     REQUIRED_COLUMNS,
     level_column,
 )
-from allocator.window import FULL_FILE, Window, WindowSpec, format_ns
+from allocator.window import Window, WindowSpec, format_ns
 
 TIMESTAMP_COLUMNS = ("ts_event", "ts_recv")
 STRING_COLUMNS = ("action", "side", "symbol")
-INT_HEADER_COLUMNS = ("rtype", "publisher_id", "instrument_id", "depth", "size", "flags", "ts_in_delta", "sequence")
+INT_HEADER_COLUMNS = (
+    "rtype",
+    "publisher_id",
+    "instrument_id",
+    "depth",
+    "size",
+    "flags",
+    "ts_in_delta",
+    "sequence",
+)
 PRICE_FORMATS = ("auto", "decimal", "fixed")
 # A decimal price this large is implausible; Databento fixed-point prices (1e-9 units) are always above it.
 FIXED_POINT_THRESHOLD = 1e7
@@ -91,12 +100,16 @@ def load(
     if price_format not in PRICE_FORMATS:
         raise UserError(f"--price-format {price_format!r} is not one of {', '.join(PRICE_FORMATS)}")
     if not path.exists():
-        raise UserError(f"data file not found: {path} (pass --csv PATH to a Databento MBP-1/MBP-10 or L1 CSV)")
+        raise UserError(
+            f"data file not found: {path} (pass --csv PATH to a Databento MBP-1/MBP-10 or L1 CSV)"
+        )
     if path.is_dir():
         raise UserError(f"{path} is a directory; pass --csv PATH to a data file")
     if path.name.endswith(_DBN_SUFFIXES):
         return _load_dbn(path, window, levels=levels, symbol=symbol)
-    return _load_csv(path, window, levels=levels, symbol=symbol, price_format=price_format, block_size=block_size)
+    return _load_csv(
+        path, window, levels=levels, symbol=symbol, price_format=price_format, block_size=block_size
+    )
 
 
 # --------------------------------------------------------------------------------------------- CSV
@@ -114,7 +127,9 @@ def read_header(path: Path) -> list[str]:
                 first += chunk
             first = first.split(b"\n", 1)[0]
     except (OSError, pa.ArrowException) as exc:
-        raise UserError(f"{path}: cannot read the file ({_short(exc)}); is it a complete CSV/.gz/.zst?") from None
+        raise UserError(
+            f"{path}: cannot read the file ({_short(exc)}); is it a complete CSV/.gz/.zst?"
+        ) from None
     if not first.strip():
         raise UserError(f"{path} is empty: expected a CSV header with {', '.join(REQUIRED_COLUMNS)}")
     try:
@@ -182,12 +197,16 @@ def _load_csv(
     return state.finish(use_levels)
 
 
-def _open_csv(path: Path, wanted: list[str], types: dict[str, pa.DataType], block_size: int) -> pacsv.CSVStreamingReader:
+def _open_csv(
+    path: Path, wanted: list[str], types: dict[str, pa.DataType], block_size: int
+) -> pacsv.CSVStreamingReader:
     try:
         return pacsv.open_csv(
             str(path),
             read_options=pacsv.ReadOptions(block_size=block_size),
-            convert_options=pacsv.ConvertOptions(include_columns=wanted, column_types=types, strings_can_be_null=True),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=wanted, column_types=types, strings_can_be_null=True
+            ),
         )
     except (OSError, pa.ArrowException) as exc:
         raise _csv_error(path, exc, wanted, types) from None
@@ -214,16 +233,22 @@ def _csv_error(path: Path, exc: Exception, wanted: list[str], types: dict[str, p
     text = _short(exc)
     lowered = text.lower()
     if "truncated" in lowered or "compress" in lowered or "gzip" in lowered or "zstd" in lowered:
-        return UserError(f"{path}: compressed data is truncated or corrupt ({text}); re-download or re-export it")
+        return UserError(
+            f"{path}: compressed data is truncated or corrupt ({text}); re-download or re-export it"
+        )
     match = _CSV_COLUMN_ERROR.search(text)
     if match:
         column = wanted[int(match.group(1))] if int(match.group(1)) < len(wanted) else f"#{match.group(1)}"
         located = _locate_bad_value(path, column, types.get(column))
         if "utf8" in lowered or "utf-8" in lowered:
-            return UserError(f"{path}: {located or 'column ' + column}: bytes that are not UTF-8 text; re-export as UTF-8")
+            return UserError(
+                f"{path}: {located or 'column ' + column}: bytes that are not UTF-8 text; re-export as UTF-8"
+            )
         return UserError(f"{path}: {located or 'column ' + column}: {match.group(2)}")
     if "expected" in lowered and "columns" in lowered:
-        return UserError(f"{path}: a row has the wrong number of fields ({text}); the file may be cut or mixed")
+        return UserError(
+            f"{path}: a row has the wrong number of fields ({text}); the file may be cut or mixed"
+        )
     return UserError(f"{path}: cannot parse the CSV ({text})")
 
 
@@ -233,7 +258,9 @@ def _locate_bad_value(path: Path, column: str, dtype: pa.DataType | None) -> str
         reader = pacsv.open_csv(
             str(path),
             read_options=pacsv.ReadOptions(block_size=BLOCK_SIZE),
-            convert_options=pacsv.ConvertOptions(include_columns=[column], column_types={column: pa.binary()}),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=[column], column_types={column: pa.binary()}
+            ),
         )
         line = 2
         for batch in reader:
@@ -322,7 +349,10 @@ class _Accumulator:
         values[np.abs(values) >= UNDEF_PRICE_FLOAT] = np.nan
         finite = values[np.isfinite(values)]
         if self.price_format == "auto" and finite.size:
-            looks_fixed = bool(np.all(finite == np.round(finite))) and float(np.abs(finite).max()) >= FIXED_POINT_THRESHOLD
+            looks_fixed = (
+                bool(np.all(finite == np.round(finite)))
+                and float(np.abs(finite).max()) >= FIXED_POINT_THRESHOLD
+            )
             self.price_format = "fixed" if looks_fixed else "decimal"
         if self.price_format == "fixed":
             values *= FIXED_PRICE_SCALE
@@ -343,7 +373,11 @@ class _Accumulator:
                 f"{self.path}: no rows in the window {self.window.describe()}; the file covers "
                 f"{format_ns(self.first_ts)} – {format_ns(self.last_ts)} (pass --start/--end inside that range)"
             )
-        frame = pd.concat(self.kept, ignore_index=True) if len(self.kept) > 1 else self.kept[0].reset_index(drop=True)
+        frame = (
+            pd.concat(self.kept, ignore_index=True)
+            if len(self.kept) > 1
+            else self.kept[0].reset_index(drop=True)
+        )
         symbols = sorted(self.symbols_in_window)
         if "symbol" in frame.columns:
             if self.symbol is None and len(symbols) > 1:
@@ -352,7 +386,8 @@ class _Accumulator:
                 )
             if self.symbol is not None and frame.empty:
                 raise UserError(
-                    f"{self.path}: symbol {self.symbol!r} has no rows in the window; symbols there: {', '.join(symbols)}"
+                    f"{self.path}: symbol {self.symbol!r} has no rows in the window; "
+                    f"symbols there: {', '.join(symbols)}"
                 )
             frame["symbol"] = frame["symbol"].astype(object).astype("category")
         for name in STRING_COLUMNS:
@@ -413,7 +448,7 @@ def parse_timestamps(arr: pa.Array, path: Path | str, column: str, first_line: i
 def _load_dbn(path: Path, window: WindowSpec, *, levels: int | None, symbol: str | None) -> MarketData:
     """DBN files through the official `databento` package, streamed in chunks like the CSV path."""
     try:
-        import databento  # noqa: PLC0415 - optional dependency, only for DBN input
+        import databento
     except ImportError:
         raise UserError(
             f"{path} is a DBN file: reading it needs the 'databento' package (pip install databento), "

@@ -20,8 +20,11 @@ def describe_replay(data: MarketData) -> dict[str, Any]:
     return {
         "source": data.source,
         "rows": data.rows_total,
-        "rows_in_window": int(len(frame)),
-        "window": {"start": format_ns(data.window.start_ns), "end_inclusive": format_ns(data.window.end_ns - 1)}
+        "rows_in_window": len(frame),
+        "window": {
+            "start": format_ns(data.window.start_ns),
+            "end_inclusive": format_ns(data.window.end_ns - 1),
+        }
         if data.window.start_ns > np.iinfo(np.int64).min
         else None,
         "file_first_ts_event": format_ns(data.file_first_ts) if data.file_first_ts is not None else None,

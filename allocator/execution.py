@@ -85,7 +85,13 @@ class Execution:
 
 
 def make_execution(
-    name: str, order_size: int, market: Market, ticks: np.ndarray, venues: np.ndarray, shares: np.ndarray, **extra
+    name: str,
+    order_size: int,
+    market: Market,
+    ticks: np.ndarray,
+    venues: np.ndarray,
+    shares: np.ndarray,
+    **extra,
 ) -> Execution:
     """Build an Execution for taker fills at the snapshot ask; zero-share entries are dropped."""
     ticks = np.asarray(ticks, dtype=np.int64)
@@ -167,5 +173,11 @@ def run_faithful_router(
                 remaining -= executed
         tick += 1
     return make_execution(
-        "optimized", order_size, market, np.array(ticks), np.array(venues), np.array(shares), ticks_waited=waited
+        "optimized",
+        order_size,
+        market,
+        np.array(ticks),
+        np.array(venues),
+        np.array(shares),
+        ticks_waited=waited,
     )

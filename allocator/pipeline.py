@@ -81,10 +81,13 @@ def data_section(data: MarketData, snaps: Snapshots) -> dict[str, Any]:
     """What was replayed — identical whether the rows came from the file or from Kafka."""
     ts = data.frame["ts_event"].to_numpy()
     return {
-        "window": {"start": format_ns(data.window.start_ns), "end_inclusive": format_ns(data.window.end_ns - 1)}
+        "window": {
+            "start": format_ns(data.window.start_ns),
+            "end_inclusive": format_ns(data.window.end_ns - 1),
+        }
         if data.window.start_ns > np.iinfo(np.int64).min
         else None,
-        "rows_in_window": int(len(ts)),
+        "rows_in_window": len(ts),
         "ticks": snaps.ticks,
         "venues": [int(p) for p in snaps.publisher_ids],
         "first_ts_event": format_ns(int(ts.min())) if len(ts) else None,

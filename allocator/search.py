@@ -59,14 +59,18 @@ def parse_grid(text: str | None, default: Sequence[float], flag: str) -> tuple[f
         try:
             value = float(part)
         except ValueError:
-            raise UserError(f"{flag} {text!r}: {part!r} is not a number (use e.g. {flag} 0.2,0.5,1.0)") from None
+            raise UserError(
+                f"{flag} {text!r}: {part!r} is not a number (use e.g. {flag} 0.2,0.5,1.0)"
+            ) from None
         if value < 0 or value != value:
             raise UserError(f"{flag} {text!r}: penalties must be non-negative numbers")
         values.append(value)
     return tuple(values)
 
 
-def grid(lambda_over: Sequence[float], lambda_under: Sequence[float], theta_queue: Sequence[float]) -> list[Params]:
+def grid(
+    lambda_over: Sequence[float], lambda_under: Sequence[float], theta_queue: Sequence[float]
+) -> list[Params]:
     return list(itertools.product(lambda_over, lambda_under, theta_queue))
 
 
@@ -103,7 +107,8 @@ def search(strategy: Strategy, points: list[Params], jobs: int | None = None) ->
     else:
         executions += [strategy(*p) for p in rest]
     graded = [
-        GridPoint(lo, lu, th, ex, ex.total_cost(lo, lu, th)) for (lo, lu, th), ex in zip(points, executions, strict=True)
+        GridPoint(lo, lu, th, ex, ex.total_cost(lo, lu, th))
+        for (lo, lu, th), ex in zip(points, executions, strict=True)
     ]
     best_index = min(range(len(graded)), key=lambda i: (graded[i].total_cost, i))
     distinct = len({p.execution.signature() for p in graded})

@@ -71,9 +71,16 @@ def build_snapshots(frame: pd.DataFrame) -> Snapshots:
     if n == 0:
         empty2 = np.empty((0, 0))
         return Snapshots(
-            np.empty(0, np.int64), np.empty(0, np.int64), empty2.astype(np.int64), empty2.astype(bool),
-            empty2, empty2.astype(np.int64), empty2, empty2.astype(np.int64), 0,
-        )  # fmt: skip
+            np.empty(0, np.int64),
+            np.empty(0, np.int64),
+            empty2.astype(np.int64),
+            empty2.astype(bool),
+            empty2,
+            empty2.astype(np.int64),
+            empty2,
+            empty2.astype(np.int64),
+            0,
+        )
     new_tick = np.empty(n, dtype=bool)
     new_tick[0] = True
     np.not_equal(ts_sorted[1:], ts_sorted[:-1], out=new_tick[1:])

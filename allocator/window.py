@@ -64,7 +64,9 @@ class WindowSpec:
         if end is None:
             end = np.iinfo(np.int64).max
         if end <= start:
-            raise UserError(f"--end {self.end} is not after --start {self.start}; give an end after the start")
+            raise UserError(
+                f"--end {self.end} is not after --start {self.start}; give an end after the start"
+            )
         return Window(int(start), int(end))
 
 

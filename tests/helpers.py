@@ -110,3 +110,45 @@ def write(path: Path, text: str | bytes) -> Path:
     else:
         Path(name).write_bytes(data)
     return path
+
+
+def make_market(
+    ask_px: Sequence[Sequence[float]],
+    ask_sz: Sequence[Sequence[int]],
+    fees: Sequence[float],
+    *,
+    ts: Sequence[int] | None = None,
+    rebates: Sequence[float] | None = None,
+    publisher_ids: Sequence[int] | None = None,
+    start: int | None = None,
+    end: int | None = None,
+):
+    """A Market straight from [tick][venue] arrays (NaN/0 = no quote), for hand-computed cases."""
+    from allocator.execution import Market
+    from allocator.snapshots import Snapshots
+
+    px = np.array(ask_px, dtype=np.float64)
+    sz = np.array(ask_sz, dtype=np.int64)
+    n_ticks, n_venues = px.shape
+    tick_ts = np.array(
+        ts if ts is not None else [at("13:36:32") + i * NS for i in range(n_ticks)], dtype=np.int64
+    )
+    ok = np.isfinite(px) & (sz > 0)
+    snaps = Snapshots(
+        ts_event=tick_ts,
+        publisher_ids=np.array(publisher_ids if publisher_ids is not None else range(1, n_venues + 1)),
+        source_row=np.zeros((n_ticks, n_venues), dtype=np.int64),
+        fresh=np.ones((n_ticks, n_venues), dtype=bool),
+        ask_px=np.where(ok, px, np.nan),
+        ask_sz=np.where(ok, sz, 0),
+        bid_px=np.where(ok, px - 0.01, np.nan),
+        bid_sz=np.where(ok, 100, 0),
+        untradable_quotes=0,
+    )
+    return Market(
+        snapshots=snaps,
+        taker_fee=np.array(fees, dtype=np.float64),
+        maker_rebate=np.array(rebates if rebates is not None else [0.0] * n_venues, dtype=np.float64),
+        window_start_ns=start if start is not None else at("13:36:32"),
+        window_end_ns=end if end is not None else at("13:45:15"),
+    )

@@ -49,13 +49,23 @@ def snapshot_arrays(path: Path, **kwargs) -> tuple:
         ("mbp10.csv.gz", "iso", "decimal", 10, None),
         ("mbp10.csv.zst", "int", "fixed", 10, None),
         ("mbp1.csv", "iso", "decimal", 1, None),
-        ("minimal_l1.csv", "iso", "decimal", 1, ["ts_event", "publisher_id", "ask_px_00", "ask_sz_00", "bid_px_00"]),
+        (
+            "minimal_l1.csv",
+            "iso",
+            "decimal",
+            1,
+            ["ts_event", "publisher_id", "ask_px_00", "ask_sz_00", "bid_px_00"],
+        ),
     ],
 )
-def test_every_format_gives_the_same_snapshots(tmp_path, market_rows, name, timestamps, prices, levels, columns):
+def test_every_format_gives_the_same_snapshots(
+    tmp_path, market_rows, name, timestamps, prices, levels, columns
+):
     reference = write(tmp_path / "reference.csv", to_csv_text(market_rows))
-    other = write(tmp_path / name, to_csv_text(market_rows, timestamps=timestamps, prices=prices, levels=levels,
-                                               columns=columns))  # fmt: skip
+    other = write(
+        tmp_path / name,
+        to_csv_text(market_rows, timestamps=timestamps, prices=prices, levels=levels, columns=columns),
+    )
     expected = snapshot_arrays(reference)
     got = snapshot_arrays(other)
     for want, have in zip(expected, got, strict=True):
@@ -67,15 +77,24 @@ def test_snapshot_rule_on_crafted_rows(tmp_path, market_rows):
     snaps = build_snapshots(load(path).frame)
     assert list(snaps.publisher_ids) == [2, 5, 43]
     assert [str(np.datetime64(int(t), "ns"))[11:19] for t in snaps.ts_event] == [
-        "13:36:33", "13:36:34", "13:36:35", "13:36:36", "13:36:37",
-    ]  # fmt: skip
+        "13:36:33",
+        "13:36:34",
+        "13:36:35",
+        "13:36:36",
+        "13:36:37",
+    ]
     nan = np.nan
     # At 13:36:33 venue 2 is its FIRST message there (222.83 × 200); later ticks carry its LAST (222.84 × 300).
     np.testing.assert_array_equal(
         snaps.ask_px,
-        [[222.83, nan, nan], [222.84, 222.83, nan], [222.84, 222.83, 222.85], [222.84, nan, 222.85],
-         [222.82, nan, 222.85]],
-    )  # fmt: skip
+        [
+            [222.83, nan, nan],
+            [222.84, 222.83, nan],
+            [222.84, 222.83, 222.85],
+            [222.84, nan, 222.85],
+            [222.82, nan, 222.85],
+        ],
+    )
     np.testing.assert_array_equal(
         snaps.ask_sz, [[200, 0, 0], [300, 90, 0], [300, 90, 150], [300, 0, 150], [500, 0, 150]]
     )
@@ -112,8 +131,13 @@ def test_one_venue_snapshots_are_first_row_per_ts_event():
 
 
 def test_window_edges_at_nanosecond_precision(tmp_path):
-    stamps = ["13:36:31.999999999", "13:36:32.000000000", "13:45:14.828351989", "13:45:14.999999999",
-              "13:45:15.000000000"]  # fmt: skip
+    stamps = [
+        "13:36:31.999999999",
+        "13:36:32.000000000",
+        "13:45:14.828351989",
+        "13:45:14.999999999",
+        "13:45:15.000000000",
+    ]
     path = write(tmp_path / "edges.csv", to_csv_text(frame([quote(at(s), 2, 222.8, 100) for s in stamps])))
     kept = load(path).frame["ts_event"].tolist()
     assert kept == [at(s) for s in stamps[1:4]]
@@ -136,7 +160,9 @@ def test_symbol_selection(tmp_path):
     rows = [quote(at("13:40:00"), 2, 1.0, 1), quote(at("13:40:01"), 2, 2.0, 1)]
     rows[1]["symbol"] = "MSFT"
     path = write(tmp_path / "two.csv", to_csv_text(frame(rows)))
-    with pytest.raises(UserError, match=r"several symbols in the window \(AAPL, MSFT\); choose one with --symbol"):
+    with pytest.raises(
+        UserError, match=r"several symbols in the window \(AAPL, MSFT\); choose one with --symbol"
+    ):
         load(path)
     assert load(path, symbol="MSFT").frame["ask_px_00"].tolist() == [2.0]
 
@@ -161,13 +187,22 @@ def test_errors_name_what_to_fix(tmp_path):
         "empty.csv": ("", "is empty"),
         "header_only.csv": (good.splitlines()[0] + "\n", "has a header but no data rows"),
         "semicolon.csv": (good.replace(",", ";"), "separated by ';'"),
-        "no_size.csv": (to_csv_text(frame([quote(at("13:40:00"), 2, 1.0, 1)]), columns=["ts_event", "publisher_id",
-                        "ask_px_00"]), "missing required column(s) ask_sz_00"),  # fmt: skip
-        "bad_ts.csv": (good.replace("2024-08-01T13:40:00.000000000Z", "yesterday", 1), "line 2, column ts_event: 'yesterday' is not a timestamp"),
+        "no_size.csv": (
+            to_csv_text(
+                frame([quote(at("13:40:00"), 2, 1.0, 1)]), columns=["ts_event", "publisher_id", "ask_px_00"]
+            ),
+            "missing required column(s) ask_sz_00",
+        ),
+        "bad_ts.csv": (
+            good.replace("2024-08-01T13:40:00.000000000Z", "yesterday", 1),
+            "line 2, column ts_event: 'yesterday' is not a timestamp",
+        ),
         "bad_price.csv": (good.replace(",222.8,", ",abc,", 1), "line 2, column price: value 'abc'"),
-        "outside.csv": (to_csv_text(frame([quote(at("09:30:00"), 2, 1.0, 1)])),
-                        "no rows in the window 2024-08-01T13:36:32.000000000Z – 2024-08-01T13:45:14.999999999Z; "
-                        "the file covers 2024-08-01T09:30:00.000000000Z"),  # fmt: skip
+        "outside.csv": (
+            to_csv_text(frame([quote(at("09:30:00"), 2, 1.0, 1)])),
+            "no rows in the window 2024-08-01T13:36:32.000000000Z – 2024-08-01T13:45:14.999999999Z; "
+            "the file covers 2024-08-01T09:30:00.000000000Z",
+        ),
     }
     for name, (text, message) in cases.items():
         path = tmp_path / name
@@ -180,7 +215,9 @@ def test_errors_name_what_to_fix(tmp_path):
 
 
 def test_truncated_gzip(tmp_path):
-    blob = gzip.compress(to_csv_text(frame([quote(at("13:40:00") + i, 2, 222.8, 100) for i in range(3000)])).encode())
+    blob = gzip.compress(
+        to_csv_text(frame([quote(at("13:40:00") + i, 2, 222.8, 100) for i in range(3000)])).encode()
+    )
     path = tmp_path / "cut.csv.gz"
     path.write_bytes(blob[: len(blob) // 2])
     with pytest.raises(UserError, match="compressed data is truncated or corrupt"):
@@ -198,8 +235,11 @@ def test_dbn_without_databento_names_the_package(tmp_path, monkeypatch):
 def test_cli_errors_are_one_line_without_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / "kafka_producer.py"), "--dry-run", "--csv", str(tmp_path / "nope.csv")],
-        capture_output=True, text=True, check=False, cwd=tmp_path,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [
@@ -215,8 +255,10 @@ def test_dry_run_describes_the_window(tmp_path, market_rows):
     path = write(tmp_path / "d.csv", to_csv_text(frame(rows)))
     result = subprocess.run(
         [sys.executable, str(REPO / "kafka_producer.py"), "--dry-run", "--csv", str(path)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     info = json.loads(result.stdout)
     assert info["rows"] == 7 and info["rows_in_window"] == 6
     assert info["venues"] == [2, 5, 43] and info["ticks"] == 5 and info["skipped_untradable"] == 1

@@ -1,0 +1,29 @@
+"""Run every benchmark module (or those named on the command line) and print one figure per line."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+import time
+
+import bench
+
+
+def main(names: list[str]) -> int:
+    modules = sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_"))
+    chosen = [m for m in modules if not names or any(n in m for n in names)]
+    if not chosen:
+        print(f"no benchmark matches {names}; available: {', '.join(modules)}", file=sys.stderr)
+        return 2
+    for name in chosen:
+        started = time.perf_counter()
+        print(f"== {name}", flush=True)
+        for label, value, unit in importlib.import_module(f"bench.{name}").run():
+            print(f"{label:<60} {value:>14.4g} {unit}", flush=True)
+        print(f"   ({time.perf_counter() - started:.1f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
