@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Route a parent order across venues tick by tick and compare it with best-ask, TWAP and VWAP.
 
-Offline: `python order_allocator.py --csv FILE`. The JSON report goes to stdout, progress to stderr.
+Kafka mode (default): consume a replay from the topic. Offline: `--csv FILE`. Both run the same
+pipeline and print the same JSON report on stdout; progress and logs go to stderr.
 """
 
 from __future__ import annotations
@@ -12,9 +13,23 @@ import sys
 import time
 from collections.abc import Sequence
 
-from allocator.cli import add_data_flags, csv_path, print_json, run_main, setup_logging, window_from
-from allocator.data import load
+from allocator.cli import (
+    add_data_flags,
+    add_kafka_flags,
+    csv_path,
+    explicit_window,
+    kafka_settings_from,
+    print_json,
+    run_main,
+    setup_logging,
+    window_from,
+)
+from allocator.consumer import StreamStats, consume_replay, default_group, state_directory, stream_market_data
+from allocator.data import MarketData, load
+from allocator.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED_CONSUMER, UserError
+from allocator.live import LiveRouter
 from allocator.pipeline import MODES, RunConfig, run, write_fills
+from allocator.producer import check_reachable
 from allocator.search import DEFAULT_LAMBDA_OVER, DEFAULT_LAMBDA_UNDER, DEFAULT_THETA_QUEUE, parse_grid
 from allocator.venues import load_fee_table
 
@@ -30,9 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="order_allocator.py",
         description="Allocate a parent buy order across venues per snapshot and report costs vs baselines.",
     )
-    add_data_flags(
-        parser, csv_help="read this file instead of Kafka (default when --csv is given: offline run)"
-    )
+    add_data_flags(parser, csv_help="read this file instead of consuming Kafka (offline run)")
     order = parser.add_argument_group("order and model")
     order.add_argument("--order-size", type=int, default=5000, help="shares to buy (default 5000)")
     order.add_argument("--step", type=int, default=100, help="allocation granularity in shares (default 100)")
@@ -52,6 +65,24 @@ def build_parser() -> argparse.ArgumentParser:
     order.add_argument(
         "--jobs", type=int, help="worker processes for the grid (default: all cores when it pays)"
     )
+    add_kafka_flags(parser)
+    stream = parser.add_argument_group("stream (Kafka mode, when --csv is not given)")
+    stream.add_argument(
+        "--group", help="consumer group id (default: a fresh id per run, reading from the start)"
+    )
+    stream.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=30.0,
+        help="stop after this many seconds without messages (default 30); the report then says so",
+    )
+    stream.add_argument(
+        "--state-dir",
+        default=".sor_state",
+        help="where a named --group keeps its checkpoint so a restarted consumer resumes (default .sor_state)",
+    )
+    stream.add_argument("--strict", action="store_true", help="exit non-zero when the stream was incomplete")
+    stream.add_argument("--live", action="store_true", help="print each tick's routing decision to stderr")
     out = parser.add_argument_group("output")
     out.add_argument(
         "--fills", metavar="FILE.csv", help="write every child fill (router and baselines) to this CSV"
@@ -78,14 +109,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = config_from(args)
     fees = load_fee_table(args.venues, fee=args.fee, rebate=args.rebate)
     started = time.perf_counter()
-    path = csv_path(args)
-    data = load(path, window_from(args), levels=1, symbol=args.symbol, price_format=args.price_format)
-    log.info("loaded %d rows in %s from %s", data.rows_in_window, data.window.describe(), path)
+    stream: StreamStats | None = None
+    if args.csv:
+        path = csv_path(args)
+        data = load(path, window_from(args), levels=1, symbol=args.symbol, price_format=args.price_format)
+        log.info("loaded %d rows in %s from %s", data.rows_in_window, data.window.describe(), path)
+        run_meta: dict = {"source": f"csv:{path}", "rows_in_file": data.rows_total}
+    else:
+        data, stream, run_meta = _consume(args, config)
     result = run(data, fees, config)
     report = result.report
-    report["run"] = {
-        "source": f"csv:{path}",
-        "rows_in_file": data.rows_total,
+    report["status"] = "complete" if stream is None or stream.complete else "incomplete"
+    report["run"] = run_meta | {
         "fee_table": fees.path,
         "fee_override": fees.overridden or None,
         "grid_workers": result.search.workers,
@@ -95,7 +130,82 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = write_fills(result, args.fills)
         log.info("wrote %d fills to %s", rows, args.fills)
     print_json(report)
+    if stream is not None and stream.stop_reason == "interrupted":
+        return EXIT_INTERRUPTED_CONSUMER
+    if stream is not None and not stream.complete:
+        log.warning("the stream was incomplete (%s): the report covers only what arrived", _why(stream))
+        return EXIT_INCOMPLETE if args.strict else 0
     return 0
+
+
+def _consume(args: argparse.Namespace, config: RunConfig) -> tuple[MarketData, StreamStats, dict]:
+    """Kafka mode: read one replay from the topic and turn it into the loader's MarketData."""
+    settings = kafka_settings_from(args)
+    check_reachable(settings, args.connect_timeout)
+    group = args.group or default_group()
+    state = state_directory(args.state_dir, group, args.topic) if args.group else None
+    live = (
+        LiveRouter(config, load_fee_table(args.venues, fee=args.fee, rebate=args.rebate))
+        if args.live
+        else None
+    )
+    log.info("consuming %s from %s as group %s", args.topic, settings["bootstrap.servers"], group)
+    result = consume_replay(
+        settings,
+        args.topic,
+        group=group,
+        idle_timeout=args.idle_timeout,
+        state_dir=state,
+        on_rows=live.on_rows if live else None,
+    )
+    stats = result.stats
+    if not result.start:
+        raise UserError(
+            f"no replay arrived on topic {args.topic!r} within {args.idle_timeout:g} s "
+            "(start kafka_producer.py, or raise --idle-timeout)",
+            exit_code=EXIT_INTERRUPTED_CONSUMER if stats.stop_reason == "interrupted" else EXIT_INCOMPLETE,
+        )
+    if live:
+        live.finish()
+    log.info(
+        "stream ended (%s): %d rows, %d duplicates dropped, %d undecodable",
+        _why(stats),
+        stats.rows_received,
+        stats.duplicates,
+        stats.undecodable,
+    )
+    data = stream_market_data(result, args.topic, explicit_window(args))
+    meta = {
+        "source": f"kafka:{args.topic}",
+        "run_id": result.start.get("run_id"),
+        "replayed_file": result.start.get("source"),
+        "group": group,
+        "stream": {
+            "stop_reason": stats.stop_reason,
+            "messages": stats.messages,
+            "rows_expected": stats.expected_rows,
+            "rows_received": stats.rows_received,
+            "duplicates_dropped": stats.duplicates,
+            "undecodable_skipped": stats.undecodable,
+            "undecodable_examples": stats.undecodable_examples,
+            "missing_rows": stats.missing_rows,
+            "missing_ranges": stats.missing_ranges,
+            "resumed_from_checkpoint": stats.resumed_from_checkpoint,
+        },
+    }
+    if len(data.frame) == 0:
+        raise UserError(
+            f"the replay on {args.topic!r} delivered no rows in the window ({_why(stats)})",
+            exit_code=EXIT_INTERRUPTED_CONSUMER if stats.stop_reason == "interrupted" else EXIT_INCOMPLETE,
+        )
+    return data, stats, meta
+
+
+def _why(stats: StreamStats) -> str:
+    text = stats.stop_reason.replace("_", " ")
+    if stats.missing_rows:
+        text += f", {stats.missing_rows} of {stats.expected_rows} rows missing"
+    return text
 
 
 if __name__ == "__main__":

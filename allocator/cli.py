@@ -11,6 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from allocator.errors import EXIT_BAD_INPUT, UserError
+from allocator.stream import (
+    BOOTSTRAP_ENV,
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_TOPIC,
+    bootstrap_servers,
+    client_settings,
+)
 from allocator.window import DEFAULT_END, DEFAULT_START, WindowSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -23,13 +30,11 @@ def add_data_flags(parser: argparse.ArgumentParser, *, csv_help: str) -> None:
     group.add_argument("--csv", metavar="FILE", help=csv_help)
     group.add_argument(
         "--start",
-        default=DEFAULT_START,
         help=f"window start, UTC time of day (on the data's date) or ISO datetime (default {DEFAULT_START}); "
         "'all' = from the first row",
     )
     group.add_argument(
         "--end",
-        default=DEFAULT_END,
         help=f"window end, inclusive at its precision: {DEFAULT_END} keeps everything before 13:45:15 "
         f"(default {DEFAULT_END}); 'all' = to the last row",
     )
@@ -47,7 +52,41 @@ def add_data_flags(parser: argparse.ArgumentParser, *, csv_help: str) -> None:
 
 
 def window_from(args: argparse.Namespace) -> WindowSpec:
-    return WindowSpec(start=args.start, end=args.end)
+    """The window flags, with the trial window for whichever bound was not given."""
+    return WindowSpec(start=args.start or DEFAULT_START, end=args.end or DEFAULT_END)
+
+
+def explicit_window(args: argparse.Namespace) -> WindowSpec | None:
+    """The window flags only if the user gave one (the Kafka consumer otherwise uses the producer's)."""
+    return window_from(args) if args.start or args.end else None
+
+
+def add_kafka_flags(parser: argparse.ArgumentParser) -> None:
+    """Broker address, topic and librdkafka pass-through, shared by producer and consumer."""
+    group = parser.add_argument_group("kafka")
+    group.add_argument(
+        "--bootstrap-servers",
+        metavar="HOST:PORT",
+        help=f"Kafka brokers (default ${BOOTSTRAP_ENV} or {DEFAULT_BOOTSTRAP})",
+    )
+    group.add_argument("--topic", default=DEFAULT_TOPIC, help=f"topic (default {DEFAULT_TOPIC})")
+    group.add_argument(
+        "-X",
+        dest="kafka_settings",
+        action="append",
+        metavar="KEY=VALUE",
+        help="librdkafka setting passed through, repeatable (e.g. -X security.protocol=SASL_SSL)",
+    )
+    group.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for the broker to answer before giving up (default 10)",
+    )
+
+
+def kafka_settings_from(args: argparse.Namespace) -> dict[str, str]:
+    return client_settings(bootstrap_servers(args.bootstrap_servers), args.kafka_settings)
 
 
 def csv_path(args: argparse.Namespace) -> Path:
@@ -68,6 +107,8 @@ def setup_logging(verbose: bool = False) -> None:
     )
     # librdkafka's python wrapper logs through these; keep them quiet unless asked.
     logging.getLogger("confluent_kafka").setLevel(logging.WARNING)
+    # librdkafka's own log lines duplicate what error callbacks report; show them only with -v.
+    logging.getLogger("librdkafka").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
 
 
 def run_main(

@@ -25,8 +25,10 @@ ROWS = int(os.environ.get("BENCH_ROWS", "10000000"))
 
 def build_file(path: Path, rows: int) -> None:
     """Tile the recorded dataset, shifting each copy later in time, and write it as one CSV."""
-    base = pacsv.read_csv(DATASET, convert_options=pacsv.ConvertOptions(column_types={
-        "ts_event": pa.string(), "ts_recv": pa.string()}))  # fmt: skip
+    base = pacsv.read_csv(
+        DATASET,
+        convert_options=pacsv.ConvertOptions(column_types={"ts_event": pa.string(), "ts_recv": pa.string()}),
+    )
     ts_event = pa.array(base["ts_event"]).cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_numpy()
     ts_recv = pa.array(base["ts_recv"]).cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_numpy()
     span = int(ts_event.max() - ts_event.min()) + 1

@@ -1,0 +1,344 @@
+"""Consume a replay from Kafka into the loader's frame, proving along the way that it is complete.
+
+The consumer reads in batches, decodes row messages column-wise, drops rows it has already seen (by
+their replay index `n`), and stops at the replay's `end` message once every row has arrived — or
+after `--idle-timeout` seconds of silence, saying so. Gaps are reported, never papered over.
+
+With a named consumer group the progress survives a crash: after each batch the decoded rows are
+appended to a local checkpoint (`--state-dir`) and only then are the offsets committed, so a restarted
+consumer resumes exactly where the checkpoint ends and no row is counted twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+from allocator.data import MarketData
+from allocator.errors import BrokerError
+from allocator.stream import (
+    HEADER_KIND,
+    KIND_END,
+    KIND_ROW,
+    KIND_START,
+    REPLAY_INDEX,
+    decode_rows,
+    frame_from_batches,
+    redact,
+)
+from allocator.window import Window, WindowSpec
+
+log = logging.getLogger(__name__)
+BATCH = 5000
+POLL_SECONDS = 0.5
+END_GRACE_SECONDS = 0.5  # after a complete replay, how long to look for a newer replay behind it
+
+
+@dataclass
+class StreamStats:
+    """Counts the report shows about the stream itself."""
+
+    messages: int = 0
+    rows_received: int = 0
+    duplicates: int = 0
+    undecodable: int = 0
+    undecodable_examples: list[str] = field(default_factory=list)
+    replays_seen: int = 0
+    stop_reason: str = ""
+    expected_rows: int | None = None
+    missing_rows: int = 0
+    missing_ranges: list[tuple[int, int]] = field(default_factory=list)
+    resumed_from_checkpoint: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return self.stop_reason == "end_of_stream" and self.missing_rows == 0
+
+
+@dataclass
+class StreamResult:
+    frame: pd.DataFrame
+    start: dict[str, Any]
+    stats: StreamStats
+
+
+class _Checkpoint:
+    """Decoded batches and the next offsets, written before offsets are committed (see module doc)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.meta_path = directory / "checkpoint.json"
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.meta_path.exists():
+            return None
+        return json.loads(self.meta_path.read_text())
+
+    def batches(self, meta: dict[str, Any]) -> list[pd.DataFrame]:
+        frames = []
+        for name in meta["segments"]:
+            with pa.memory_map(str(self.directory / name)) as source:
+                frames.append(pa.ipc.open_file(source).read_all().to_pandas())
+        return frames
+
+    def save(self, batch: pd.DataFrame | None, meta: dict[str, Any]) -> None:
+        if batch is not None and len(batch):
+            name = f"segment-{len(meta['segments']):06d}.arrow"
+            table = pa.Table.from_pandas(batch, preserve_index=False)
+            tmp = self.directory / (name + ".tmp")
+            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+                writer.write_table(table)
+            os.replace(tmp, self.directory / name)
+            meta["segments"].append(name)
+        tmp = self.meta_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, self.meta_path)
+
+    def reset(self) -> None:
+        for path in self.directory.glob("segment-*.arrow"):
+            path.unlink()
+        self.meta_path.unlink(missing_ok=True)
+
+
+def default_group() -> str:
+    return f"order-allocator-{uuid.uuid4().hex[:12]}"
+
+
+def state_directory(root: str | Path, group: str, topic: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{group}--{topic}")
+    return Path(root) / safe
+
+
+def consume_replay(
+    settings: dict[str, str],
+    topic: str,
+    *,
+    group: str,
+    idle_timeout: float = 30.0,
+    state_dir: Path | None = None,
+    on_rows: Callable[[pd.DataFrame], None] | None = None,
+    stop_after_rows: int | None = None,
+) -> StreamResult:
+    """Read one complete replay from `topic` (the latest one if several follow each other)."""
+    checkpoint = _Checkpoint(state_dir) if state_dir is not None else None
+    meta = checkpoint.load() if checkpoint else None
+    stats = StreamStats()
+    batches: list[pd.DataFrame] = []
+    start: dict[str, Any] = {}
+    seen = np.zeros(0, dtype=bool)
+    end_rows: int | None = None
+    if meta is not None:
+        start = meta["start"]
+        batches = checkpoint.batches(meta)
+        seen = np.zeros(int(start["rows"]), dtype=bool)
+        for b in batches:
+            seen[b[REPLAY_INDEX].to_numpy()] = True
+        stats.rows_received = int(seen.sum())
+        end_rows = meta.get("end_rows")
+        stats.resumed_from_checkpoint = True
+        log.info(
+            "resuming group %s from its checkpoint: %d rows already processed", group, stats.rows_received
+        )
+    else:
+        meta = {"start": {}, "segments": [], "offsets": {}, "end_rows": None}
+
+    def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The checkpoint, not the broker's committed offset, says where processing ended.
+        for tp in partitions:
+            stored = meta["offsets"].get(str(tp.partition))
+            tp.offset = int(stored) if stored is not None else OFFSET_BEGINNING
+        consumer.assign(partitions)
+
+    consumer = Consumer(
+        {
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+            "enable.partition.eof": True,
+            "fetch.max.bytes": 64 << 20,
+            # noida-db ignores fetch limits and answers with the whole log; allow large responses.
+            "receive.message.max.bytes": (1 << 31) - 1,
+            "logger": logging.getLogger("librdkafka"),
+            "error_cb": lambda err: log.warning("kafka: %s", redact(str(err), settings)),
+        }
+        | settings
+    )
+    try:
+        consumer.subscribe([topic], on_assign=on_assign)
+        last_message = time.monotonic()
+        ended_at: float | None = None
+        while True:
+            wait = POLL_SECONDS if ended_at is None else END_GRACE_SECONDS
+            messages = consumer.consume(num_messages=BATCH, timeout=wait)
+            now = time.monotonic()
+            rows: list[bytes] = []
+            next_offsets: dict[str, int] = {}
+            new_run = False
+            for msg in messages:
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        continue  # the producer has not created the topic yet: keep waiting
+                    raise BrokerError(f"consuming {topic!r} failed: {redact(str(error), settings)}")
+                stats.messages += 1
+                next_offsets[str(msg.partition())] = msg.offset() + 1
+                kind = _kind(msg)
+                if kind == KIND_ROW:
+                    rows.append(msg.value())
+                elif kind == KIND_START:
+                    doc = json.loads(msg.value())
+                    if doc.get("run_id") != start.get("run_id"):
+                        if start:
+                            log.info(
+                                "a newer replay (run %s) follows on the topic: starting over", doc["run_id"]
+                            )
+                        batches, rows, seen, end_rows, ended_at = (
+                            [],
+                            [],
+                            np.zeros(int(doc["rows"]), bool),
+                            None,
+                            None,
+                        )
+                        stats.rows_received = stats.duplicates = 0
+                        start, new_run = doc, True
+                        stats.replays_seen += 1
+                        meta.update(start=doc, segments=[], end_rows=None)
+                        if checkpoint:
+                            checkpoint.reset()
+                elif kind == KIND_END:
+                    doc = json.loads(msg.value())
+                    if doc.get("run_id") == start.get("run_id"):
+                        end_rows = int(doc["rows"])
+                        meta["end_rows"] = end_rows
+                else:
+                    stats.undecodable += 1
+            if messages:
+                last_message = now
+            batch_frame = None
+            if rows and start:
+                decoded = decode_rows(rows, start["columns"])
+                stats.undecodable += decoded.undecodable
+                stats.undecodable_examples += decoded.errors[: max(0, 3 - len(stats.undecodable_examples))]
+                batch_frame = _drop_duplicates(decoded.frame, seen, stats)
+                if len(batch_frame):
+                    batches.append(batch_frame)
+                    if on_rows is not None:
+                        on_rows(batch_frame)
+            elif rows:
+                stats.undecodable += len(rows)  # rows of a replay whose start we never saw
+            if next_offsets or new_run:
+                meta["offsets"].update(next_offsets)
+                if checkpoint:
+                    checkpoint.save(batch_frame, meta)
+                if next_offsets:
+                    consumer.commit(
+                        offsets=[TopicPartition(topic, int(p), o) for p, o in next_offsets.items()],
+                        asynchronous=False,
+                    )
+            if stop_after_rows is not None and stats.rows_received >= stop_after_rows:
+                stats.stop_reason = "stopped_early"
+                break
+            if end_rows is not None and start and stats.rows_received >= end_rows:
+                if ended_at is None:
+                    ended_at = now
+                elif not messages:
+                    stats.stop_reason = "end_of_stream"
+                    break
+            if now - last_message > idle_timeout:
+                stats.stop_reason = "idle_timeout" if start else "idle_timeout_no_replay"
+                break
+    except KafkaException as exc:
+        raise BrokerError(f"consuming {topic!r} failed: {redact(str(exc), settings)}") from None
+    except KeyboardInterrupt:
+        stats.stop_reason = "interrupted"
+    finally:
+        consumer.close()
+    stats.expected_rows = end_rows if end_rows is not None else (int(start["rows"]) if start else None)
+    if start:
+        _find_gaps(seen, stats)
+    columns = start.get("columns", ["ts_event", "publisher_id", "ask_px_00", "ask_sz_00"])
+    frame = frame_from_batches(batches, columns)
+    if len(frame):
+        frame = frame.sort_values(REPLAY_INDEX, kind="stable").reset_index(drop=True)
+    return StreamResult(frame=frame.drop(columns=[REPLAY_INDEX]), start=start, stats=stats)
+
+
+def stream_market_data(result: StreamResult, topic: str, window: WindowSpec | None) -> MarketData:
+    """The consumed rows as the loader would have returned them, with the producer's window.
+
+    An explicit --start/--end on the consumer narrows the rows further (on the data's date).
+    """
+    start = result.start
+    frame = result.frame
+    replay_window = Window(int(start["window_start_ns"]), int(start["window_end_ns"]))
+    if window is not None and len(frame):
+        own = window.resolve(int(frame["ts_event"].iloc[0]))
+        frame = frame.loc[own.contains(frame["ts_event"].to_numpy())].reset_index(drop=True)
+        replay_window = Window(
+            max(own.start_ns, replay_window.start_ns), min(own.end_ns, replay_window.end_ns)
+        )
+    ts = frame["ts_event"].to_numpy()
+    symbols = sorted({str(s) for s in frame["symbol"].astype(object).unique()}) if "symbol" in frame else []
+    return MarketData(
+        frame=frame,
+        source=f"kafka:{topic}",
+        window=replay_window,
+        rows_total=int(start.get("rows", len(frame))),
+        file_first_ts=int(ts.min()) if len(ts) else None,
+        file_last_ts=int(ts.max()) if len(ts) else None,
+        levels=int(start.get("levels", 1)),
+        price_format=str(start.get("price_format", "decimal")),
+        symbols=symbols,
+    )
+
+
+def _kind(msg: Any) -> bytes | None:
+    for name, value in msg.headers() or ():
+        if name == HEADER_KIND:
+            return value
+    return None
+
+
+def _drop_duplicates(frame: pd.DataFrame, seen: np.ndarray, stats: StreamStats) -> pd.DataFrame:
+    """Keep rows whose replay index is new (a producer retry or a doubled replay would repeat them)."""
+    index = frame[REPLAY_INDEX].to_numpy()
+    valid = (index >= 0) & (index < len(seen))
+    fresh = valid.copy()
+    fresh[valid] = ~seen[index[valid]]
+    # Within the batch itself, only the first occurrence of an index counts.
+    _, first = np.unique(index, return_index=True)
+    once = np.zeros(len(index), dtype=bool)
+    once[first] = True
+    keep = fresh & once
+    stats.duplicates += int(np.count_nonzero(valid & ~keep))
+    stats.undecodable += int(np.count_nonzero(~valid))
+    seen[index[keep]] = True
+    stats.rows_received += int(keep.sum())
+    return frame.loc[keep]
+
+
+def _find_gaps(seen: np.ndarray, stats: StreamStats) -> None:
+    missing = np.flatnonzero(~seen)
+    stats.missing_rows = len(missing)
+    if len(missing):
+        breaks = np.flatnonzero(np.diff(missing) > 1)
+        starts = np.r_[missing[0], missing[breaks + 1]]
+        ends = np.r_[missing[breaks], missing[-1]]
+        stats.missing_ranges = [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)][:20]
