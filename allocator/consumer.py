@@ -171,6 +171,8 @@ def consume_replay(
             "session.timeout.ms": 6000,
             "enable.partition.eof": True,
             "fetch.max.bytes": 64 << 20,
+            # Started before the producer, the consumer must notice the topic appear within a second.
+            "topic.metadata.refresh.interval.ms": 1000,
             # noida-db ignores fetch limits and answers with the whole log; allow large responses.
             "receive.message.max.bytes": (1 << 31) - 1,
             "logger": logging.getLogger("librdkafka"),

@@ -1,0 +1,217 @@
+"""The Kafka path end to end on real brokers (Tansu and noida-db, started by the fixtures)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from allocator.consumer import consume_replay, state_directory
+from allocator.stream import HEADER_KIND, HEADER_SCHEMA, KIND_ROW, SCHEMA_VERSION
+
+pytestmark = pytest.mark.kafka
+
+REPO = Path(__file__).resolve().parents[1]
+# A one-minute slice of the recorded dataset keeps each replay to ~13k rows.
+WINDOW = ["--start", "13:36:32", "--end", "13:37:31"]
+ORDER = ["--order-size", "3000"]
+
+
+def script(name: str, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, str(REPO / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{name} exited {result.returncode}: {result.stderr[-2000:]}")
+    return result
+
+
+def produce(broker, topic: str, *extra: str) -> dict:
+    out = script(
+        "kafka_producer.py", "--bootstrap-servers", broker.bootstrap, "--topic", topic, *WINDOW, *extra
+    )
+    return json.loads(out.stdout)
+
+
+def allocate_from(broker, topic: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+    return script(
+        "order_allocator.py",
+        "--bootstrap-servers",
+        broker.bootstrap,
+        "--topic",
+        topic,
+        "--idle-timeout",
+        "15",
+        *ORDER,
+        *extra,
+        check=check,
+    )
+
+
+@pytest.fixture(scope="module")
+def offline_report() -> dict:
+    report = json.loads(
+        script("order_allocator.py", "--csv", str(REPO / "data" / "l1_day.csv.gz"), *WINDOW, *ORDER).stdout
+    )
+    report.pop("run")
+    return report
+
+
+def new_topic() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+def test_kafka_report_is_identical_to_offline(broker, offline_report):
+    topic = new_topic()
+    summary = produce(broker, topic, "--speed", "0")
+    assert summary["rows_sent"] == summary["rows_delivered"] == summary["rows"] > 10_000
+    report = json.loads(allocate_from(broker, topic).stdout)
+    run = report.pop("run")
+    assert report == offline_report
+    stream = run["stream"]
+    assert stream["stop_reason"] == "end_of_stream"
+    assert stream["rows_expected"] == stream["rows_received"] == summary["rows"]
+    assert stream["duplicates_dropped"] == stream["missing_rows"] == stream["undecodable_skipped"] == 0
+    assert run["run_id"] == summary["run_id"]
+
+
+def test_consumer_started_first_waits_then_completes(broker, offline_report):
+    topic = new_topic()
+    holder: dict = {}
+    thread = threading.Thread(target=lambda: holder.update(result=allocate_from(broker, topic)))
+    thread.start()
+    time.sleep(4)  # the consumer has joined and is waiting for a topic that does not exist yet
+    assert thread.is_alive()
+    produce(broker, topic, "--speed", "0")
+    thread.join(timeout=120)
+    report = json.loads(holder["result"].stdout)
+    report.pop("run")
+    assert report == offline_report
+
+
+def test_pacing_at_speed_20(broker):
+    topic = new_topic()
+    started = time.perf_counter()
+    summary = produce(broker, topic, "--speed", "20", "--end", "13:36:51")  # 19 s of data → ~0.95 s
+    wall = time.perf_counter() - started
+    assert 0.9 <= summary["elapsed_seconds"] <= 3.0, summary
+    assert summary["p99_lateness_ms"] < 250, summary
+    assert wall < 30
+
+
+def test_unreachable_broker_is_one_clear_line():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound but not listening: connections are refused
+        started = time.perf_counter()
+        result = script(
+            "kafka_producer.py",
+            "--bootstrap-servers",
+            f"127.0.0.1:{port}",
+            "--connect-timeout",
+            "3",
+            *WINDOW,
+            check=False,
+        )
+    assert time.perf_counter() - started < 15
+    assert result.returncode == 3
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(
+        f"kafka_producer.py: error: cannot reach Kafka at 127.0.0.1:{port} within 3 s"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def _inject(broker, topic: str, values: list[bytes]) -> None:
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for value in values:
+        producer.produce(
+            topic,
+            value=value,
+            key=b"AAPL",
+            headers=[(HEADER_SCHEMA, SCHEMA_VERSION.encode()), (HEADER_KIND, KIND_ROW)],
+        )
+    assert producer.flush(10) == 0
+
+
+def test_undecodable_messages_are_skipped_and_counted(broker, offline_report):
+    topic = new_topic()
+    produce(broker, topic, "--speed", "0")
+    # Garbage appended after the end-of-stream message: a consumer reading it must not crash.
+    _inject(broker, topic, [b"{not json", b'{"ts_event": "soon"}', b"\xff\xfe"])
+    result = allocate_from(broker, topic)
+    report = json.loads(result.stdout)
+    run = report.pop("run")
+    assert report == offline_report
+    assert run["stream"]["undecodable_skipped"] == 3
+
+
+def test_missing_rows_make_the_report_incomplete(broker):
+    from allocator.data import load
+    from allocator.producer import event_frame
+    from allocator.stream import KIND_END, KIND_START, control_message, encode_rows
+
+    data = load(REPO / "data" / "l1_day.csv.gz", levels=1)
+    frame = event_frame(data.frame).iloc[:500]
+    rows = encode_rows(frame)
+    start = control_message(
+        KIND_START,
+        run_id="r1",
+        rows=500,
+        columns=list(frame.columns),
+        source="test",
+        window_start_ns=data.window.start_ns,
+        window_end_ns=data.window.end_ns,
+        levels=1,
+    )
+    topic = new_topic()
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for kind, value in [
+        (KIND_START, start),
+        *((KIND_ROW, r) for i, r in enumerate(rows) if not 100 <= i < 150),
+        (KIND_ROW, rows[7]),
+        (KIND_END, control_message(KIND_END, run_id="r1", rows=500)),
+    ]:
+        producer.produce(topic, value=value, key=b"AAPL", headers=[(HEADER_KIND, kind)])
+    assert producer.flush(10) == 0
+    result = allocate_from(broker, topic, "--idle-timeout", "5", "--strict", check=False)
+    assert result.returncode == 4
+    report = json.loads(result.stdout)
+    assert report["status"] == "incomplete"
+    stream = report["run"]["stream"]
+    assert stream["missing_rows"] == 50 and stream["missing_ranges"] == [[100, 149]]
+    assert stream["duplicates_dropped"] == 1 and stream["rows_received"] == 450
+    assert "incomplete" in result.stderr
+
+
+def test_restart_in_the_same_group_resumes_from_the_checkpoint(broker, offline_report, tmp_path):
+    topic = new_topic()
+    produce(broker, topic, "--speed", "0")
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    settings = {"bootstrap.servers": broker.bootstrap}
+    # First consumer: stops after ~4,000 rows, having checkpointed and committed what it processed.
+    partial = consume_replay(
+        settings, topic, group=group, state_dir=state_directory(tmp_path, group, topic), stop_after_rows=4000
+    )
+    assert partial.stats.stop_reason == "stopped_early"
+    first_part = partial.stats.rows_received
+    assert 4000 <= first_part < offline_report["data"]["rows_in_window"]
+    result = allocate_from(broker, topic, "--group", group, "--state-dir", str(tmp_path))
+    report = json.loads(result.stdout)
+    run = report.pop("run")
+    assert report == offline_report
+    assert run["stream"]["resumed_from_checkpoint"] is True
+    assert run["stream"]["duplicates_dropped"] == 0  # nothing was read twice
+    assert run["stream"]["messages"] < offline_report["data"]["rows_in_window"]  # it did not start over
