@@ -63,7 +63,10 @@ def check_reachable(settings: dict[str, str], timeout: float) -> None:
     """Fail fast with one line when no broker answers (librdkafka would otherwise retry forever)."""
     admin = AdminClient(
         settings
-        | {"socket.connection.setup.timeout.ms": str(int(timeout * 1000)), "logger": logging.getLogger("librdkafka")}
+        | {
+            "socket.connection.setup.timeout.ms": str(int(timeout * 1000)),
+            "logger": logging.getLogger("librdkafka"),
+        }
     )
     deadline = time.monotonic() + timeout
     last = ""

@@ -11,7 +11,7 @@ COMPOSE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
 
 def test_compose_runs_a_single_kraft_kafka_on_9092():
     doc = yaml.safe_load(COMPOSE.read_text())
-    (name, service), *others = doc["services"].items()
+    (_name, service), *others = doc["services"].items()
     assert not others, "one service only"
     assert service["image"].startswith("apache/kafka:")
     assert "9092:9092" in service["ports"]
