@@ -157,6 +157,7 @@ def _consume(args: argparse.Namespace, config: RunConfig) -> tuple[MarketData, S
         idle_timeout=args.idle_timeout,
         state_dir=state,
         on_rows=live.on_rows if live else None,
+        levels=1,
     )
     stats = result.stats
     if not result.start:
@@ -191,6 +192,7 @@ def _consume(args: argparse.Namespace, config: RunConfig) -> tuple[MarketData, S
             "missing_rows": stats.missing_rows,
             "missing_ranges": stats.missing_ranges,
             "resumed_from_checkpoint": stats.resumed_from_checkpoint,
+            "ingest_msgs_per_second": round(stats.ingest_rate, 1),
         },
     }
     if len(data.frame) == 0:

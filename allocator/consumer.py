@@ -29,12 +29,14 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from allocator.data import MarketData
 from allocator.errors import BrokerError
+from allocator.schema import REQUIRED_COLUMNS
 from allocator.stream import (
     HEADER_KIND,
     KIND_END,
     KIND_ROW,
     KIND_START,
     REPLAY_INDEX,
+    ROW_PREFIX,
     decode_rows,
     frame_from_batches,
     redact,
@@ -62,6 +64,16 @@ class StreamStats:
     missing_rows: int = 0
     missing_ranges: list[tuple[int, int]] = field(default_factory=list)
     resumed_from_checkpoint: bool = False
+    first_message_at: float | None = None  # perf_counter of the first and last message, for ingest rates
+    last_message_at: float | None = None
+
+    @property
+    def ingest_rate(self) -> float:
+        """Messages per second between the first and the last message (group join excluded)."""
+        if self.first_message_at is None or self.last_message_at is None:
+            return 0.0
+        span = self.last_message_at - self.first_message_at
+        return self.messages / span if span > 0 else 0.0
 
     @property
     def complete(self) -> bool:
@@ -132,8 +144,12 @@ def consume_replay(
     state_dir: Path | None = None,
     on_rows: Callable[[pd.DataFrame], None] | None = None,
     stop_after_rows: int | None = None,
+    levels: int | None = None,
 ) -> StreamResult:
-    """Read one complete replay from `topic` (the latest one if several follow each other)."""
+    """Read one complete replay from `topic` (the latest one if several follow each other).
+
+    `levels` limits the book levels decoded (1 = top of book, all the faithful mode needs).
+    """
     checkpoint = _Checkpoint(state_dir) if state_dir is not None else None
     meta = checkpoint.load() if checkpoint else None
     stats = StreamStats()
@@ -173,6 +189,8 @@ def consume_replay(
             "fetch.max.bytes": 64 << 20,
             # Started before the producer, the consumer must notice the topic appear within a second.
             "topic.metadata.refresh.interval.ms": 1000,
+            # Let librdkafka prefetch further ahead while a batch is being decoded (bounded: 256 MiB).
+            "queued.max.messages.kbytes": 262144,
             # noida-db ignores fetch limits and answers with the whole log; allow large responses.
             "receive.message.max.bytes": (1 << 31) - 1,
             "logger": logging.getLogger("librdkafka"),
@@ -191,6 +209,10 @@ def consume_replay(
             rows: list[bytes] = []
             next_offsets: dict[str, int] = {}
             new_run = False
+            if messages:
+                stats.last_message_at = time.perf_counter()
+                if stats.first_message_at is None:
+                    stats.first_message_at = stats.last_message_at
             for msg in messages:
                 error = msg.error()
                 if error is not None:
@@ -201,9 +223,11 @@ def consume_replay(
                     raise BrokerError(f"consuming {topic!r} failed: {redact(str(error), settings)}")
                 stats.messages += 1
                 next_offsets[str(msg.partition())] = msg.offset() + 1
-                kind = _kind(msg)
+                value = msg.value()
+                # Rows start with their replay index; only other messages need their headers read.
+                kind = KIND_ROW if value is not None and value.startswith(ROW_PREFIX) else _kind(msg)
                 if kind == KIND_ROW:
-                    rows.append(msg.value())
+                    rows.append(value)
                 elif kind == KIND_START:
                     doc = json.loads(msg.value())
                     if doc.get("run_id") != start.get("run_id"):
@@ -235,7 +259,7 @@ def consume_replay(
                 last_message = now
             batch_frame = None
             if rows and start:
-                decoded = decode_rows(rows, start["columns"])
+                decoded = decode_rows(rows, _wanted_columns(start["columns"], levels))
                 stats.undecodable += decoded.undecodable
                 stats.undecodable_examples += decoded.errors[: max(0, 3 - len(stats.undecodable_examples))]
                 batch_frame = _drop_duplicates(decoded.frame, seen, stats)
@@ -250,9 +274,10 @@ def consume_replay(
                 if checkpoint:
                     checkpoint.save(batch_frame, meta)
                 if next_offsets:
+                    # Asynchronous: the checkpoint, written first, is what a restart trusts.
                     consumer.commit(
                         offsets=[TopicPartition(topic, int(p), o) for p, o in next_offsets.items()],
-                        asynchronous=False,
+                        asynchronous=True,
                     )
             if stop_after_rows is not None and stats.rows_received >= stop_after_rows:
                 stats.stop_reason = "stopped_early"
@@ -271,11 +296,20 @@ def consume_replay(
     except KeyboardInterrupt:
         stats.stop_reason = "interrupted"
     finally:
+        if meta["offsets"]:
+            try:
+                final = [TopicPartition(topic, int(p), int(o)) for p, o in meta["offsets"].items()]
+                consumer.commit(offsets=final, asynchronous=False)
+            except KafkaException as exc:
+                log.warning(
+                    "could not commit final offsets (%s); the checkpoint still holds them",
+                    redact(str(exc), settings),
+                )
         consumer.close()
     stats.expected_rows = end_rows if end_rows is not None else (int(start["rows"]) if start else None)
     if start:
         _find_gaps(seen, stats)
-    columns = start.get("columns", ["ts_event", "publisher_id", "ask_px_00", "ask_sz_00"])
+    columns = _wanted_columns(start.get("columns", list(REQUIRED_COLUMNS)), levels)
     frame = frame_from_batches(batches, columns)
     if len(frame):
         frame = frame.sort_values(REPLAY_INDEX, kind="stable").reset_index(drop=True)
@@ -309,6 +343,12 @@ def stream_market_data(result: StreamResult, topic: str, window: WindowSpec | No
         price_format=str(start.get("price_format", "decimal")),
         symbols=symbols,
     )
+
+
+def _wanted_columns(columns: list[str], levels: int | None) -> list[str]:
+    if levels is None:
+        return list(columns)
+    return [c for c in columns if not re.search(r"_(\d\d)$", c) or int(c[-2:]) < levels]
 
 
 def _kind(msg: Any) -> bytes | None:

@@ -37,6 +37,7 @@ KIND_ROW = b"row"
 KIND_START = b"start"
 KIND_END = b"end"
 REPLAY_INDEX = "n"  # position of the row in its replay, 0-based
+ROW_PREFIX = b'{"n":'  # every row message starts with its replay index (see encode_rows)
 # Settings whose values must never reach a log, an error or the report.
 _SECRET_KEY = re.compile(r"(password|secret|token|key\.pem|keystore|private|credentials|jaas)", re.IGNORECASE)
 # Environment variables mapped to librdkafka settings, for secrets kept out of shell history.
