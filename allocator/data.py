@@ -190,15 +190,15 @@ def _load_csv(
     _check_columns(path, header)
     wanted, types, use_levels = _column_plan(header, levels)
     price_columns = [c for c in wanted if types[c] == pa.float64()]
-    reader = _open_csv(path, wanted, types, block_size)
+    reader = _open_csv(path, header, wanted, types, block_size)
     state = _Accumulator(path, window, symbol, price_format, price_columns)
-    for line_offset, batch in _batches(path, reader, wanted, types):
+    for line_offset, batch in _batches(path, reader, header, types):
         state.add(batch, line_offset)
     return state.finish(use_levels)
 
 
 def _open_csv(
-    path: Path, wanted: list[str], types: dict[str, pa.DataType], block_size: int
+    path: Path, header: list[str], wanted: list[str], types: dict[str, pa.DataType], block_size: int
 ) -> pacsv.CSVStreamingReader:
     try:
         return pacsv.open_csv(
@@ -209,11 +209,11 @@ def _open_csv(
             ),
         )
     except (OSError, pa.ArrowException) as exc:
-        raise _csv_error(path, exc, wanted, types) from None
+        raise _csv_error(path, exc, header, types) from None
 
 
 def _batches(
-    path: Path, reader: pacsv.CSVStreamingReader, wanted: list[str], types: dict[str, pa.DataType]
+    path: Path, reader: pacsv.CSVStreamingReader, header: list[str], types: dict[str, pa.DataType]
 ) -> Iterator[tuple[int, pa.RecordBatch]]:
     """Record batches with the 1-based file line number of their first row (the header is line 1)."""
     line = 2
@@ -223,12 +223,12 @@ def _batches(
         except StopIteration:
             return
         except (OSError, pa.ArrowException) as exc:
-            raise _csv_error(path, exc, wanted, types) from None
+            raise _csv_error(path, exc, header, types) from None
         yield line, batch
         line += batch.num_rows
 
 
-def _csv_error(path: Path, exc: Exception, wanted: list[str], types: dict[str, pa.DataType]) -> UserError:
+def _csv_error(path: Path, exc: Exception, header: list[str], types: dict[str, pa.DataType]) -> UserError:
     """Turn a pyarrow failure into one line naming the file, line and column."""
     text = _short(exc)
     lowered = text.lower()
@@ -238,16 +238,20 @@ def _csv_error(path: Path, exc: Exception, wanted: list[str], types: dict[str, p
         )
     match = _CSV_COLUMN_ERROR.search(text)
     if match:
-        column = wanted[int(match.group(1))] if int(match.group(1)) < len(wanted) else f"#{match.group(1)}"
-        located = _locate_bad_value(path, column, types.get(column))
+        index = int(match.group(1))  # pyarrow counts the file's columns, not the parsed subset
+        column = header[index] if index < len(header) else f"#{index + 1}"
+        dtype = types.get(column)
+        located = _locate_bad_value(path, column, dtype) or f"column {column}"
         if "utf8" in lowered or "utf-8" in lowered:
-            return UserError(
-                f"{path}: {located or 'column ' + column}: bytes that are not UTF-8 text; re-export as UTF-8"
-            )
-        return UserError(f"{path}: {located or 'column ' + column}: {match.group(2)}")
+            return UserError(f"{path}: {located}: bytes that are not UTF-8 text; re-export the file as UTF-8")
+        kind = "a whole number" if dtype == pa.int64() else "a number" if dtype == pa.float64() else "valid"
+        return UserError(f"{path}: {located} is not {kind}; fix or drop that row")
     if "expected" in lowered and "columns" in lowered:
+        line = _locate_ragged_line(path, len(header))
+        where = f"line {line}" if line else "a row"
         return UserError(
-            f"{path}: a row has the wrong number of fields ({text}); the file may be cut or mixed"
+            f"{path}: {where} has a different number of fields than the header's {len(header)}; "
+            "the file may be cut or mixed"
         )
     return UserError(f"{path}: cannot parse the CSV ({text})")
 
@@ -273,6 +277,22 @@ def _locate_bad_value(path: Path, column: str, dtype: pa.DataType | None) -> str
     except (OSError, pa.ArrowException):
         return ""
     return ""
+
+
+def _locate_ragged_line(path: Path, fields: int) -> int | None:
+    """Slow path: the first line whose comma count differs from the header's (quoted fields aside)."""
+    try:
+        with pa.input_stream(str(path), compression="detect") as stream:
+            pending, number = b"", 0
+            while chunk := stream.read(1 << 20):
+                *complete, pending = (pending + chunk).split(b"\n")
+                for line in complete:
+                    number += 1
+                    if line.strip() and line.count(b",") + 1 != fields and b'"' not in line:
+                        return number
+    except (OSError, pa.ArrowException):
+        return None
+    return None
 
 
 def _value_ok(value: bytes, dtype: pa.DataType | None) -> bool:

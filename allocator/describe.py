@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from allocator.data import MarketData
+from allocator.pipeline import duplicate_rows
 from allocator.snapshots import build_snapshots
 from allocator.window import format_ns
 
@@ -35,6 +36,8 @@ def describe_replay(data: MarketData) -> dict[str, Any]:
         "venues": [int(p) for p in snaps.publisher_ids],
         "rows_per_venue": {str(int(k)): int(v) for k, v in per_venue.items()},
         "skipped_untradable": snaps.untradable_quotes,
+        "crossed_quotes": snaps.crossed_quotes,
+        "duplicate_rows": duplicate_rows(frame),
         "levels": data.levels,
         "price_format": data.price_format,
         "symbols": data.symbols,

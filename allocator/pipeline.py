@@ -93,7 +93,15 @@ def data_section(data: MarketData, snaps: Snapshots) -> dict[str, Any]:
         "first_ts_event": format_ns(int(ts.min())) if len(ts) else None,
         "last_ts_event": format_ns(int(ts.max())) if len(ts) else None,
         "untradable_quotes": snaps.untradable_quotes,
+        "crossed_quotes": snaps.crossed_quotes,
+        "duplicate_rows": duplicate_rows(data.frame),
     }
+
+
+def duplicate_rows(frame: pd.DataFrame) -> int:
+    """Rows identical to an earlier row in every loaded column. Harmless under the snapshot rule (the
+    first message at a tick wins and an identical later one changes nothing), so they are counted only."""
+    return int(frame.duplicated().sum()) if len(frame) else 0
 
 
 def run(data: MarketData, fees: FeeTable, config: RunConfig) -> RunResult:

@@ -38,6 +38,9 @@ class Snapshots:
     bid_px: np.ndarray  # float64 [T, V], NaN where unknown
     bid_sz: np.ndarray  # int64 [T, V], 0 where unknown
     untradable_quotes: int  # venue messages (first at their tick) whose ask price or size was unusable
+    crossed_quotes: int = (
+        0  # venue messages (first at their tick) whose own bid ≥ ask: counted, ask still used
+    )
 
     @property
     def ticks(self) -> int:
@@ -126,6 +129,7 @@ def build_snapshots(frame: pd.DataFrame) -> Snapshots:
     bid_ok = np.isfinite(bid_px) & (bid_px > 0)
     if "bid_sz_00" in frame.columns:  # a file with bid prices but no bid sizes still tells the spread
         bid_ok &= bid_sz > 0
+    crossed_quotes = int(np.count_nonzero(fresh & tradable & bid_ok & (bid_px >= ask_px)))
     bid_px = np.where(bid_ok, bid_px, np.nan)
     bid_sz = np.where(bid_ok, bid_sz, 0)
     return Snapshots(
@@ -138,4 +142,5 @@ def build_snapshots(frame: pd.DataFrame) -> Snapshots:
         bid_px=bid_px,
         bid_sz=bid_sz,
         untradable_quotes=untradable_quotes,
+        crossed_quotes=crossed_quotes,
     )
