@@ -134,6 +134,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED_CONSUMER
     if stream is not None and not stream.complete:
         log.warning("the stream was incomplete (%s): the report covers only what arrived", _why(stream))
+        for gap in stream.venue_gaps[:10]:
+            log.warning(
+                "  gap at publisher_id %s: sequence after %s, before %s",
+                gap["publisher_id"],
+                gap["after_sequence"],
+                gap["before_sequence"],
+            )
         return EXIT_INCOMPLETE if args.strict else 0
     return 0
 
@@ -191,6 +198,8 @@ def _consume(args: argparse.Namespace, config: RunConfig) -> tuple[MarketData, S
             "undecodable_examples": stats.undecodable_examples,
             "missing_rows": stats.missing_rows,
             "missing_ranges": stats.missing_ranges,
+            "missing_by_venue": stats.missing_by_venue,
+            "venue_gaps": stats.venue_gaps,
             "resumed_from_checkpoint": stats.resumed_from_checkpoint,
             "ingest_msgs_per_second": round(stats.ingest_rate, 1),
         },

@@ -35,6 +35,7 @@ from allocator.stream import (
     KIND_END,
     KIND_ROW,
     KIND_START,
+    PREVIOUS_SEQUENCE,
     REPLAY_INDEX,
     ROW_PREFIX,
     decode_rows,
@@ -64,6 +65,8 @@ class StreamStats:
     missing_rows: int = 0
     missing_ranges: list[tuple[int, int]] = field(default_factory=list)
     resumed_from_checkpoint: bool = False
+    missing_by_venue: dict[str, int] = field(default_factory=dict)
+    venue_gaps: list[dict[str, int | None]] = field(default_factory=list)
     first_message_at: float | None = None  # perf_counter of the first and last message, for ingest rates
     last_message_at: float | None = None
 
@@ -313,7 +316,9 @@ def consume_replay(
     frame = frame_from_batches(batches, columns)
     if len(frame):
         frame = frame.sort_values(REPLAY_INDEX, kind="stable").reset_index(drop=True)
-    return StreamResult(frame=frame.drop(columns=[REPLAY_INDEX]), start=start, stats=stats)
+    if start and stats.missing_rows:
+        _attribute_gaps(frame, start, stats)
+    return StreamResult(frame=frame.drop(columns=[REPLAY_INDEX, PREVIOUS_SEQUENCE]), start=start, stats=stats)
 
 
 def stream_market_data(result: StreamResult, topic: str, window: WindowSpec | None) -> MarketData:
@@ -374,6 +379,38 @@ def _drop_duplicates(frame: pd.DataFrame, seen: np.ndarray, stats: StreamStats) 
     seen[index[keep]] = True
     stats.rows_received += int(keep.sum())
     return frame.loc[keep]
+
+
+def _attribute_gaps(frame: pd.DataFrame, start: dict[str, Any], stats: StreamStats) -> None:
+    """Name the venues and Databento sequence ranges of missing rows.
+
+    Each row carries its venue's previous sequence (`p`); a received row whose predecessor never
+    arrived marks a gap after the last sequence received from that venue before it.
+    """
+    expected = {str(k): int(v) for k, v in start.get("venue_rows", {}).items()}
+    received = frame.groupby("publisher_id", observed=True).size()
+    stats.missing_by_venue = {
+        pid: count - int(received.get(int(pid), 0))
+        for pid, count in expected.items()
+        if count > received.get(int(pid), 0)
+    }
+    if "sequence" not in frame.columns:
+        return
+    for pid, rows in frame.groupby("publisher_id", observed=True):
+        sequences = np.sort(rows["sequence"].to_numpy())
+        prev = rows[PREVIOUS_SEQUENCE].to_numpy()
+        own = rows["sequence"].to_numpy()
+        lost = (prev >= 0) & ~np.isin(prev, sequences)
+        for before, predecessor in zip(own[lost], prev[lost], strict=True):
+            earlier = sequences[sequences < predecessor]
+            stats.venue_gaps.append(
+                {
+                    "publisher_id": int(pid),
+                    "after_sequence": int(earlier[-1]) if len(earlier) else None,
+                    "before_sequence": int(before),
+                }
+            )
+    stats.venue_gaps = stats.venue_gaps[:50]
 
 
 def _find_gaps(seen: np.ndarray, stats: StreamStats) -> None:

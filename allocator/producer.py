@@ -31,6 +31,7 @@ from allocator.stream import (
     SCHEMA_VERSION,
     control_message,
     encode_rows,
+    previous_sequence,
     redact,
 )
 from allocator.window import NS_PER_SECOND
@@ -144,6 +145,9 @@ def replay(
         "levels": data.levels,
         "price_format": data.price_format,
         "schema": SCHEMA_VERSION,
+        "venue_rows": {
+            str(int(k)): int(v) for k, v in frame.groupby("publisher_id", observed=True).size().items()
+        },
     }
     sender.send(control_message(KIND_START, **start_doc), KIND_START, int(ts[0] // 1_000_000))
     started = clock()
@@ -222,9 +226,14 @@ def _paced_loop(
 ) -> None:
     """Encode a chunk column-wise, then hand each row to librdkafka at its scheduled instant."""
     stats = sender.stats
+    prev_seq = previous_sequence(frame)
     last_progress = started
     for chunk_start in range(0, len(frame), ENCODE_CHUNK):
-        values = encode_rows(frame.iloc[chunk_start : chunk_start + ENCODE_CHUNK], first_index=chunk_start)
+        values = encode_rows(
+            frame.iloc[chunk_start : chunk_start + ENCODE_CHUNK],
+            first_index=chunk_start,
+            prev_sequence=prev_seq[chunk_start : chunk_start + ENCODE_CHUNK],
+        )
         chunk_ts = ts[chunk_start : chunk_start + ENCODE_CHUNK]
         due = (chunk_ts - ts[0]) / NS_PER_SECOND / speed if speed > 0 else None
         ms = chunk_ts // 1_000_000

@@ -38,6 +38,9 @@ KIND_START = b"start"
 KIND_END = b"end"
 REPLAY_INDEX = "n"  # position of the row in its replay, 0-based
 ROW_PREFIX = b'{"n":'  # every row message starts with its replay index (see encode_rows)
+PREVIOUS_SEQUENCE = (
+    "p"  # the Databento sequence of the venue's previous row in the replay (null for its first)
+)
 # Settings whose values must never reach a log, an error or the report.
 _SECRET_KEY = re.compile(r"(password|secret|token|key\.pem|keystore|private|credentials|jaas)", re.IGNORECASE)
 # Environment variables mapped to librdkafka settings, for secrets kept out of shell history.
@@ -59,7 +62,21 @@ def column_type(name: str) -> pa.DataType:
     return pa.int64()
 
 
-def encode_rows(frame: pd.DataFrame, first_index: int = 0) -> list[bytes]:
+def previous_sequence(frame: pd.DataFrame) -> np.ndarray:
+    """Per row, the sequence of the same venue's previous row (-1 for a venue's first row).
+
+    Sent with each row so the consumer can name the venue and sequence range of any gap, even though a
+    single-symbol extract's sequence numbers are not contiguous.
+    """
+    if "sequence" not in frame.columns or frame.empty:
+        return np.full(len(frame), -1, dtype=np.int64)
+    shifted = frame.groupby("publisher_id", sort=False, observed=True)["sequence"].shift(1)
+    return shifted.fillna(-1).to_numpy(dtype=np.int64)
+
+
+def encode_rows(
+    frame: pd.DataFrame, first_index: int = 0, prev_sequence: np.ndarray | None = None
+) -> list[bytes]:
     """One compact JSON document per row, built column-wise by Arrow (shortest round-trip floats).
 
     NaN prices become null; strings are JSON-escaped. No per-row Python work besides the final split.
@@ -68,9 +85,10 @@ def encode_rows(frame: pd.DataFrame, first_index: int = 0) -> list[bytes]:
         return []
     pieces: list[pa.Array | str] = []
     index = pa.array(np.arange(first_index, first_index + len(frame), dtype=np.int64))
-    for position, (name, values) in enumerate(
-        [(REPLAY_INDEX, index), *((c, frame[c]) for c in frame.columns)]
-    ):
+    fields: list[tuple[str, pa.Array | pd.Series]] = [(REPLAY_INDEX, index)]
+    if prev_sequence is not None:
+        fields.append((PREVIOUS_SEQUENCE, pa.array(prev_sequence, mask=prev_sequence < 0)))
+    for position, (name, values) in enumerate([*fields, *((c, frame[c]) for c in frame.columns)]):
         pieces.append(("{" if position == 0 else ",") + json.dumps(name) + ":")
         pieces.append(_json_values(name, values))
     pieces.append("}")
@@ -115,7 +133,9 @@ def decode_rows(values: Sequence[bytes], columns: Sequence[str]) -> DecodedBatch
     """Parse a batch of row messages into a frame with the loader's dtypes; bad messages are counted."""
     if not values:
         return DecodedBatch(_empty_frame(columns))
-    schema = pa.schema([(REPLAY_INDEX, pa.int64())] + [(c, column_type(c)) for c in columns])
+    schema = pa.schema(
+        [(REPLAY_INDEX, pa.int64()), (PREVIOUS_SEQUENCE, pa.int64())] + [(c, column_type(c)) for c in columns]
+    )
     options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     try:
         table = pajson.read_json(io.BytesIO(b"\n".join(values)), parse_options=options)
@@ -138,7 +158,10 @@ def decode_rows(values: Sequence[bytes], columns: Sequence[str]) -> DecodedBatch
 
 
 def _to_frame(table: pa.Table, columns: Sequence[str]) -> pd.DataFrame:
-    data: dict[str, Any] = {REPLAY_INDEX: table.column(REPLAY_INDEX).to_numpy()}
+    data: dict[str, Any] = {
+        REPLAY_INDEX: table.column(REPLAY_INDEX).to_numpy(),
+        PREVIOUS_SEQUENCE: table.column(PREVIOUS_SEQUENCE).fill_null(-1).to_numpy(),
+    }
     for name in columns:
         col = table.column(name)
         if name in STRING_COLUMNS:
@@ -151,7 +174,8 @@ def _to_frame(table: pa.Table, columns: Sequence[str]) -> pd.DataFrame:
 
 
 def _empty_frame(columns: Sequence[str]) -> pd.DataFrame:
-    return pd.DataFrame({REPLAY_INDEX: np.empty(0, np.int64)} | {c: np.empty(0, np.int64) for c in columns})
+    stream_fields = {REPLAY_INDEX: np.empty(0, np.int64), PREVIOUS_SEQUENCE: np.empty(0, np.int64)}
+    return pd.DataFrame(stream_fields | {c: np.empty(0, np.int64) for c in columns})
 
 
 def frame_from_batches(batches: list[pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:

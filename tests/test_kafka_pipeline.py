@@ -161,11 +161,12 @@ def test_undecodable_messages_are_skipped_and_counted(broker, offline_report):
 def test_missing_rows_make_the_report_incomplete(broker):
     from allocator.data import load
     from allocator.producer import event_frame
-    from allocator.stream import KIND_END, KIND_START, control_message, encode_rows
+    from allocator.stream import KIND_END, KIND_START, control_message, encode_rows, previous_sequence
 
     data = load(REPO / "data" / "l1_day.csv.gz", levels=1)
     frame = event_frame(data.frame).iloc[:500]
-    rows = encode_rows(frame)
+    rows = encode_rows(frame, prev_sequence=previous_sequence(frame))
+    venue_rows = {str(k): int(v) for k, v in frame.groupby("publisher_id", observed=True).size().items()}
     start = control_message(
         KIND_START,
         run_id="r1",
@@ -175,6 +176,7 @@ def test_missing_rows_make_the_report_incomplete(broker):
         window_start_ns=data.window.start_ns,
         window_end_ns=data.window.end_ns,
         levels=1,
+        venue_rows=venue_rows,
     )
     topic = new_topic()
     producer = Producer({"bootstrap.servers": broker.bootstrap})
@@ -193,6 +195,24 @@ def test_missing_rows_make_the_report_incomplete(broker):
     stream = report["run"]["stream"]
     assert stream["missing_rows"] == 50 and stream["missing_ranges"] == [[100, 149]]
     assert stream["duplicates_dropped"] == 1 and stream["rows_received"] == 450
+    # Each venue with rows among the lost 100..149 has one gap: after its last row before them,
+    # before its first row after them.
+    lost = frame.iloc[100:150]
+    expected = []
+    for pid in sorted(lost["publisher_id"].unique()):
+        mine = frame[frame["publisher_id"] == pid]
+        before = mine.loc[:99, "sequence"]
+        after = mine.loc[150:, "sequence"]
+        expected.append(
+            {
+                "publisher_id": int(pid),
+                "after_sequence": int(before.iloc[-1]) if len(before) else None,
+                "before_sequence": int(after.iloc[0]),
+            }
+        )
+    assert sorted(stream["venue_gaps"], key=lambda g: g["publisher_id"]) == expected
+    assert sum(stream["missing_by_venue"].values()) == 50
+    assert "gap at publisher_id" in result.stderr
     assert "incomplete" in result.stderr
 
 
