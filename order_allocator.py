@@ -220,4 +220,4 @@ def _why(stats: StreamStats) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main("order_allocator.py", main))
+    sys.exit(run_main("order_allocator.py", main, interrupted_code=EXIT_INTERRUPTED_CONSUMER))

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from allocator.errors import EXIT_BAD_INPUT, UserError
+from allocator.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED_PRODUCER, UserError
 from allocator.stream import (
     BOOTSTRAP_ENV,
     DEFAULT_BOOTSTRAP,
@@ -112,7 +112,10 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def run_main(
-    prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None
+    prog: str,
+    main: Callable[[Sequence[str] | None], int],
+    argv: Sequence[str] | None = None,
+    interrupted_code: int = EXIT_INTERRUPTED_PRODUCER,
 ) -> int:
     """Run a CLI main: user errors become one line on stderr and their exit code, never a traceback."""
     try:
@@ -120,5 +123,8 @@ def run_main(
     except UserError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return interrupted_code
     except BrokenPipeError:
         return EXIT_BAD_INPUT

@@ -15,6 +15,8 @@ import json
 import logging
 import os
 import re
+import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -201,11 +203,21 @@ def consume_replay(
         }
         | settings
     )
+    interrupted = _InterruptFlag()
     try:
-        consumer.subscribe([topic], on_assign=on_assign)
+        if checkpoint is None:
+            consumer.subscribe([topic], on_assign=on_assign)
+        else:
+            # A resumable run takes its partitions directly, at the checkpoint's offsets, and commits them
+            # to the group without joining it: no rebalance to wait for, and no dead predecessor can
+            # hold the group (noida-db keeps a SIGKILLed member as leader forever).
+            _assign_when_ready(consumer, topic, on_assign, idle_timeout, interrupted)
         last_message = time.monotonic()
         ended_at: float | None = None
         while True:
+            if interrupted.is_set():
+                stats.stop_reason = "interrupted"
+                break
             wait = POLL_SECONDS if ended_at is None else END_GRACE_SECONDS
             messages = consumer.consume(num_messages=BATCH, timeout=wait)
             now = time.monotonic()
@@ -299,6 +311,7 @@ def consume_replay(
     except KeyboardInterrupt:
         stats.stop_reason = "interrupted"
     finally:
+        interrupted.restore()
         if meta["offsets"]:
             try:
                 final = [TopicPartition(topic, int(p), int(o)) for p, o in meta["offsets"].items()]
@@ -348,6 +361,41 @@ def stream_market_data(result: StreamResult, topic: str, window: WindowSpec | No
         price_format=str(start.get("price_format", "decimal")),
         symbols=symbols,
     )
+
+
+def _assign_when_ready(consumer: Consumer, topic: str, on_assign, timeout: float, interrupted) -> None:
+    """Wait (up to `timeout`) for the topic to exist, then assign all its partitions."""
+    deadline = time.monotonic() + timeout
+    while not interrupted.is_set():
+        metadata = consumer.list_topics(topic, timeout=2)
+        info = metadata.topics.get(topic)
+        if info is not None and info.error is None and info.partitions:
+            on_assign(consumer, [TopicPartition(topic, p) for p in sorted(info.partitions)])
+            return
+        if time.monotonic() > deadline:
+            return  # the main loop then stops on its idle timeout and says no replay arrived
+        time.sleep(0.5)
+
+
+class _InterruptFlag:
+    """Ctrl-C during consumption ends the loop cleanly (the batch in hand is finished and committed)."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, _signum: int, _frame: Any) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def _wanted_columns(columns: list[str], levels: int | None) -> list[str]:

@@ -8,6 +8,8 @@ stream is complete and can check that every row arrived.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -110,8 +112,16 @@ def producer_settings(settings: dict[str, str]) -> dict[str, Any]:
         "batch.num.messages": 10_000,
         "queue.buffering.max.messages": 500_000,
         "message.timeout.ms": 60_000,
+        "allow.auto.create.topics": False,  # a restarted broker must not recreate the topic its own way
         "logger": logging.getLogger("librdkafka"),
     } | settings
+
+
+MAX_PRODUCER_SESSIONS = 5  # fresh idempotent sessions after fatal errors before giving up
+
+
+class _FatalProducerError(Exception):
+    """librdkafka declared the idempotent producer unusable (e.g. the broker lost acknowledged data)."""
 
 
 def replay(
@@ -123,18 +133,17 @@ def replay(
     flush_timeout: float = 30.0,
     clock=time.perf_counter,
 ) -> ReplayStats:
-    """Publish every row of `data` (in event order) with pacing; return what was delivered."""
+    """Publish every row of `data` (in event order) with pacing; return what was delivered.
+
+    If the idempotent producer becomes fatally broken (a broker restart can do that), a new producer
+    session re-sends everything not yet acknowledged; the consumer drops the rows it sees twice by
+    their replay index, so the result is unchanged.
+    """
     frame = event_frame(data.frame)
     ts = frame["ts_event"].to_numpy(dtype=np.int64)
     symbol = str(frame["symbol"].iloc[0]) if "symbol" in frame.columns and len(frame) else ""
     stats = ReplayStats(run_id=uuid.uuid4().hex, rows=len(frame))
-    sender = _Sender(
-        Producer(producer_settings(settings) | {"error_cb": _log_error(settings)}),
-        topic,
-        symbol.encode() or b"all",
-        settings,
-        stats,
-    )
+    sender = _Sender(producer_settings(settings), topic, symbol.encode() or b"all", settings, stats)
     start_doc = {
         "run_id": stats.run_id,
         "rows": stats.rows,
@@ -149,10 +158,21 @@ def replay(
             str(int(k)): int(v) for k, v in frame.groupby("publisher_id", observed=True).size().items()
         },
     }
-    sender.send(control_message(KIND_START, **start_doc), KIND_START, int(ts[0] // 1_000_000))
+    start_message = control_message(KIND_START, **start_doc)
+    first_ms, last_ms = int(ts[0] // 1_000_000), int(ts[-1] // 1_000_000)
     started = clock()
+    resume = 0
     try:
-        _paced_loop(frame, ts, speed, sender, started, clock)
+        while True:
+            try:
+                sender.send(start_message, KIND_START, first_ms, _START)
+                _paced_loop(frame, ts, speed, sender, started, clock, resume)
+                end_message = control_message(KIND_END, run_id=stats.run_id, rows=stats.rows)
+                sender.send(end_message, KIND_END, last_ms, _END)
+                left = sender.flush(flush_timeout)
+                break
+            except _FatalProducerError:
+                resume = sender.new_session()
     except KeyboardInterrupt:
         left = sender.producer.flush(10)
         raise UserError(
@@ -160,10 +180,6 @@ def replay(
             + (f", {left} message(s) still unconfirmed" if left else ""),
             exit_code=EXIT_INTERRUPTED_PRODUCER,
         ) from None
-    sender.send(
-        control_message(KIND_END, run_id=stats.run_id, rows=stats.sent), KIND_END, int(ts[-1] // 1_000_000)
-    )
-    left = sender.producer.flush(flush_timeout)
     stats.elapsed_s = clock() - started
     _progress(stats, stats.elapsed_s, speed)
     if left:
@@ -171,7 +187,7 @@ def replay(
             f"{left} message(s) still undelivered after waiting {flush_timeout:g} s "
             f"({stats.delivered} of {stats.rows} rows confirmed); is the broker still up?"
         )
-    if stats.failed or not sender.framing_delivered == 2:
+    if stats.failed or sender.framing != {_START, _END}:
         raise BrokerError(
             f"{stats.failed} message(s) failed delivery to {topic!r} (first: {stats.first_error or 'control message'});"
             f" {stats.delivered} of {stats.rows} rows delivered"
@@ -179,34 +195,53 @@ def replay(
     return stats
 
 
+_START, _END = -1, -2  # delivery-report tags of the control messages
+
+
+def _is_fatal(exc: BaseException) -> bool:
+    error = exc if isinstance(exc, KafkaError) else (exc.args[0] if exc.args else None)
+    return isinstance(error, KafkaError) and (error.fatal() or error.code() == KafkaError._FATAL)
+
+
 class _Sender:
-    """produce() with delivery accounting; retries locally when librdkafka's queue is full."""
+    """produce() with delivery accounting per row, and fresh producer sessions after fatal errors."""
 
     def __init__(
-        self, producer: Producer, topic: str, key: bytes, settings: dict[str, str], stats: ReplayStats
+        self, config: dict[str, Any], topic: str, key: bytes, settings: dict[str, str], stats: ReplayStats
     ):
-        self.producer, self.topic, self.key, self.settings, self.stats = producer, topic, key, settings, stats
-        self.framing_delivered = 0
+        self.config, self.topic, self.key, self.settings, self.stats = config, topic, key, settings, stats
+        self.confirmed = np.zeros(stats.rows, dtype=bool)
+        self.framing: set[int] = set()
+        self.generation = 0
+        self.fatal = False
+        self.producer = self._new_producer()
 
-    def _failed(self, err: KafkaError) -> None:
-        self.stats.failed += 1
-        self.stats.first_error = self.stats.first_error or redact(str(err), self.settings)
+    def _new_producer(self) -> Producer:
+        return Producer(self.config | {"error_cb": self._on_error})
 
-    def _row_delivered(self, err: KafkaError | None, _msg: Any) -> None:
+    def _on_error(self, err: KafkaError) -> None:
+        log.warning("kafka: %s", redact(str(err), self.settings))
+        if err.fatal():
+            self.fatal = True
+
+    def _delivered(self, generation: int, index: int, err: KafkaError | None, _msg: Any) -> None:
         if err is None:
-            self.stats.delivered += 1
-        else:
-            self._failed(err)
+            if index < 0:
+                self.framing.add(index)
+            elif not self.confirmed[index]:
+                self.confirmed[index] = True
+                self.stats.delivered += 1
+        elif generation == self.generation and not self.fatal and not err.fatal():
+            self.stats.failed += 1
+            self.stats.first_error = self.stats.first_error or redact(str(err), self.settings)
+        # Failures of an abandoned session are expected: those rows are sent again by the next one.
 
-    def _control_delivered(self, err: KafkaError | None, _msg: Any) -> None:
-        if err is None:
-            self.framing_delivered += 1
-        else:
-            self._failed(err)
-
-    def send(self, value: bytes, kind: bytes, timestamp_ms: int) -> None:
+    def send(self, value: bytes, kind: bytes, timestamp_ms: int, index: int) -> None:
         headers = [(HEADER_SCHEMA, SCHEMA_VERSION.encode()), (HEADER_KIND, kind)]
+        report = functools.partial(self._delivered, self.generation, index)
         while True:
+            if self.fatal:
+                raise _FatalProducerError
             try:
                 self.producer.produce(
                     self.topic,
@@ -214,48 +249,113 @@ class _Sender:
                     key=self.key,
                     headers=headers,
                     timestamp=timestamp_ms,
-                    on_delivery=self._row_delivered if kind == KIND_ROW else self._control_delivered,
+                    on_delivery=report,
                 )
                 return
             except BufferError:  # local queue full: let deliveries drain, then retry
-                self.producer.poll(0.05)
+                self.poll(0.05)
+            except KafkaException as exc:
+                if _is_fatal(exc):
+                    self.fatal = True
+                    continue
+                raise BrokerError(
+                    f"producing to {self.topic!r} failed: {redact(str(exc), self.settings)}"
+                ) from None
+
+    def flush(self, timeout: float) -> int:
+        """flush(), turning a fatal error raised while flushing into a new session for the caller."""
+        try:
+            left = self.producer.flush(timeout)
+        except SystemError:  # confluent-kafka returns NULL from flush() when the producer turns fatal
+            raise _FatalProducerError from None
+        except KafkaException as exc:
+            if self.fatal or _is_fatal(exc):
+                raise _FatalProducerError from None
+            raise BrokerError(
+                f"flushing to {self.topic!r} failed: {redact(str(exc), self.settings)}"
+            ) from None
+        if self.fatal:
+            raise _FatalProducerError
+        return left
+
+    def poll(self, timeout: float) -> None:
+        try:
+            self.producer.poll(timeout)
+        except SystemError:  # as in flush(): a fatal error surfacing without a Python exception
+            raise _FatalProducerError from None
+        except KafkaException as exc:
+            if not (self.fatal or _is_fatal(exc)):
+                raise
+            raise _FatalProducerError from None
+        if self.fatal:
+            raise _FatalProducerError
+
+    def new_session(self) -> int:
+        """Replace a fatally failed producer; return the row to re-send from (always 0).
+
+        librdkafka declares the idempotent producer fatal when the broker lost messages it had already
+        acknowledged, so acknowledgements cannot be trusted either: everything is sent again and the
+        consumer drops what it already has by replay index.
+        """
+        if self.generation + 1 >= MAX_PRODUCER_SESSIONS:
+            raise BrokerError(
+                f"the producer failed fatally {MAX_PRODUCER_SESSIONS} times ({self.stats.delivered} of "
+                f"{self.stats.rows} rows delivered); check the broker's health"
+            )
+        self.generation += 1
+        with contextlib.suppress(KafkaException):
+            self.producer.purge()
+        self.fatal = False
+        self.producer = self._new_producer()
+        # Everything is sent again, so what the abandoned session reported (including the failures
+        # librdkafka reports just before it declares the producer fatal) no longer counts.
+        self.confirmed[:] = False
+        self.stats.delivered = self.stats.failed = 0
+        self.stats.first_error = ""
+        self.framing.clear()
+        log.warning(
+            "the producer failed fatally (the broker may have lost data); session %d re-sends every row",
+            self.generation,
+        )
+        return 0
 
 
 def _paced_loop(
-    frame: pd.DataFrame, ts: np.ndarray, speed: float, sender: _Sender, started: float, clock
+    frame: pd.DataFrame, ts: np.ndarray, speed: float, sender: _Sender, started: float, clock, resume: int = 0
 ) -> None:
     """Encode a chunk column-wise, then hand each row to librdkafka at its scheduled instant."""
     stats = sender.stats
     prev_seq = previous_sequence(frame)
     last_progress = started
-    for chunk_start in range(0, len(frame), ENCODE_CHUNK):
+    for chunk_start in range(resume, len(frame), ENCODE_CHUNK):
+        chunk_end = min(chunk_start + ENCODE_CHUNK, len(frame))
         values = encode_rows(
-            frame.iloc[chunk_start : chunk_start + ENCODE_CHUNK],
+            frame.iloc[chunk_start:chunk_end],
             first_index=chunk_start,
-            prev_sequence=prev_seq[chunk_start : chunk_start + ENCODE_CHUNK],
+            prev_sequence=prev_seq[chunk_start:chunk_end],
         )
-        chunk_ts = ts[chunk_start : chunk_start + ENCODE_CHUNK]
+        chunk_ts = ts[chunk_start:chunk_end]
         due = (chunk_ts - ts[0]) / NS_PER_SECOND / speed if speed > 0 else None
         ms = chunk_ts // 1_000_000
         for i, value in enumerate(values):
             if due is not None:
                 wait = due[i] - (clock() - started)
                 if wait > 0:
-                    _sleep_polling(sender.producer, wait)
+                    _sleep_polling(sender, wait)
                 else:
                     stats.max_lateness_s = max(stats.max_lateness_s, -wait)
                     stats.lateness_samples.append(-wait)
-            sender.send(value, KIND_ROW, int(ms[i]))
-            stats.sent += 1
-            if stats.sent % 1000 == 0:
-                sender.producer.poll(0)
+            sender.send(value, KIND_ROW, int(ms[i]), chunk_start + i)
+            stats.sent = max(stats.sent, chunk_start + i + 1)
+            if (chunk_start + i) % 1000 == 0:
+                sender.poll(0)
                 now = clock()
                 if now - last_progress >= PROGRESS_SECONDS:
                     last_progress = now
                     _progress(stats, now - started, speed)
 
 
-def _sleep_polling(producer: Producer, seconds: float) -> None:
+def _sleep_polling(producer: _Sender, seconds: float) -> None:
     """Wait while serving delivery reports; the final stretch is a plain sleep for precision."""
     deadline = time.perf_counter() + seconds
     while (left := deadline - time.perf_counter()) > 0.002:
@@ -270,13 +370,6 @@ def _progress(stats: ReplayStats, elapsed: float, speed: float) -> None:
     log.info(
         "sent %d/%d rows (%.0f msg/s, %d confirmed%s)", stats.sent, stats.rows, rate, stats.delivered, pacing
     )
-
-
-def _log_error(settings: dict[str, str]):
-    def on_error(err: KafkaError) -> None:
-        log.warning("kafka: %s", redact(str(err), settings))
-
-    return on_error
 
 
 def speed_value(text: str) -> float:

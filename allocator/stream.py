@@ -220,8 +220,12 @@ def is_secret(key: str) -> bool:
 
 
 def redact_assignment(item: str) -> str:
+    """`-X` text safe to show: a secret's value is hidden even when the `=` is missing."""
     key, sep, _value = item.partition("=")
-    return f"{key}=***" if sep and is_secret(key) else item
+    if sep:
+        return f"{key}=***" if is_secret(key) else item
+    match = _SECRET_KEY.search(item)
+    return item[: match.end()] + "***" if match else item
 
 
 def redact(text: str, settings: dict[str, str]) -> str:
