@@ -11,6 +11,7 @@ large file is never held whole in memory.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -476,7 +477,11 @@ def _load_dbn(path: Path, window: WindowSpec, *, levels: int | None, symbol: str
         ) from None
     try:
         store = databento.DBNStore.from_file(path)
-        chunks = store.to_df(price_type="float", pretty_ts=False, map_symbols=True, count=1_000_000)
+        with (
+            warnings.catch_warnings()
+        ):  # the package's own pandas deprecation noise is not the user's concern
+            warnings.simplefilter("ignore")
+            chunks = store.to_df(price_type="float", pretty_ts=False, map_symbols=True, count=1_000_000)
     except Exception as exc:  # the package raises several types for bad files
         raise UserError(f"{path}: cannot read the DBN file ({_short(exc)})") from None
     if isinstance(chunks, pd.DataFrame):
@@ -484,7 +489,7 @@ def _load_dbn(path: Path, window: WindowSpec, *, levels: int | None, symbol: str
     header: list[str] | None = None
     state: _Accumulator | None = None
     use_levels = 0
-    for chunk in chunks:
+    for chunk in _quiet(chunks):
         chunk = chunk.reset_index()
         if header is None:
             header = list(chunk.columns)
@@ -498,6 +503,18 @@ def _load_dbn(path: Path, window: WindowSpec, *, levels: int | None, symbol: str
     if state is None:
         raise UserError(f"{path} holds no records")
     return state.finish(use_levels)
+
+
+def _quiet(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Iterate the package's chunks without its own pandas deprecation warnings reaching the user."""
+    iterator = iter(chunks)
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            chunk = next(iterator, None)
+        if chunk is None:
+            return
+        yield chunk
 
 
 def _dbn_to_text_timestamps(chunk: pd.DataFrame) -> pd.DataFrame:

@@ -152,3 +152,64 @@ def make_market(
         window_start_ns=start if start is not None else at("13:36:32"),
         window_end_ns=end if end is not None else at("13:45:15"),
     )
+
+
+def write_dbn(df: pd.DataFrame, path: Path) -> Path:
+    """Encode rows as a DBN MBP-1 file with the official `databento_dbn` package (fixed-point prices)."""
+    import databento_dbn as dbn
+
+    def fixed(value: float) -> int:
+        return 9223372036854775807 if np.isnan(value) else round(value * 1e9)
+
+    ts = df["ts_event"].to_numpy()
+    meta = dbn.Metadata(
+        dataset="XNAS.ITCH",
+        schema=dbn.Schema.MBP_1,
+        start=int(ts.min()),
+        end=int(ts.max()) + 1,
+        stype_in=dbn.SType.RAW_SYMBOL,
+        stype_out=dbn.SType.INSTRUMENT_ID,
+        symbols=["AAPL"],
+        partial=[],
+        not_found=[],
+        mappings=[],
+        limit=None,
+        ts_out=False,
+        version=2,
+    )
+    actions = {
+        "A": dbn.Action.ADD,
+        "C": dbn.Action.CANCEL,
+        "M": dbn.Action.MODIFY,
+        "T": dbn.Action.TRADE,
+        "F": dbn.Action.FILL,
+    }
+    sides = {"A": dbn.Side.ASK, "B": dbn.Side.BID, "N": dbn.Side.NONE}
+    blob = bytearray(meta.encode())
+    for row in df.to_dict("records"):
+        level = dbn.BidAskPair(
+            bid_px=fixed(row["bid_px_00"]),
+            ask_px=fixed(row["ask_px_00"]),
+            bid_sz=int(row["bid_sz_00"]),
+            ask_sz=int(row["ask_sz_00"]),
+            bid_ct=int(row["bid_ct_00"]),
+            ask_ct=int(row["ask_ct_00"]),
+        )
+        record = dbn.MBP1Msg(
+            publisher_id=int(row["publisher_id"]),
+            instrument_id=int(row["instrument_id"]),
+            ts_event=int(row["ts_event"]),
+            ts_recv=int(row["ts_recv"]),
+            price=fixed(row["price"]),
+            size=int(row["size"]),
+            action=actions[row["action"]],
+            side=sides[row["side"]],
+            flags=int(row["flags"]),
+            depth=int(row["depth"]),
+            ts_in_delta=int(row["ts_in_delta"]),
+            sequence=int(row["sequence"]),
+            levels=level,
+        )
+        blob += bytes(record)
+    Path(path).write_bytes(bytes(blob))
+    return Path(path)

@@ -72,6 +72,15 @@ def test_every_format_gives_the_same_snapshots(
         np.testing.assert_array_equal(want, have)
 
 
+def test_dbn_gives_the_same_snapshots(tmp_path, market_rows):
+    from tests.helpers import write_dbn
+
+    reference = write(tmp_path / "reference.csv", to_csv_text(market_rows))
+    dbn = write_dbn(market_rows, tmp_path / "rows.mbp-1.dbn")
+    for want, have in zip(snapshot_arrays(reference), snapshot_arrays(dbn), strict=True):
+        np.testing.assert_array_equal(want, have)
+
+
 def test_snapshot_rule_on_crafted_rows(tmp_path, market_rows):
     path = write(tmp_path / "rows.csv", to_csv_text(market_rows))
     snaps = build_snapshots(load(path).frame)
