@@ -6,17 +6,21 @@ PORT ?= 9092
 
 .PHONY: demo test lint broker bench data clean
 
+# Setup steps stay off stdout (1>&2), so `make demo > report.json` holds only the JSON report.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "creating $(VENV) with $(PYTHON)" 1>&2
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip 1>&2
 
 $(VENV)/.runtime: requirements.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	touch $@
+	@echo "installing requirements.txt into $(VENV)" 1>&2
+	@$(BIN)/python -m pip install --quiet -r requirements.txt 1>&2
+	@touch $@
 
 $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	touch $@ $(VENV)/.runtime
+	@echo "installing requirements-dev.txt into $(VENV)" 1>&2
+	@$(BIN)/python -m pip install --quiet -r requirements-dev.txt 1>&2
+	@touch $@ $(VENV)/.runtime
 
 ## demo: venv, install, embedded broker, replay at full speed, allocator, JSON on stdout, broker stopped
 demo: $(VENV)/.runtime
