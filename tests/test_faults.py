@@ -14,64 +14,15 @@ from pathlib import Path
 import pytest
 
 from allocator.broker import EmbeddedBroker, free_port
+from tests.kafka_helpers import ORDER, REPO, WINDOW, consume, finish, popen
+from tests.kafka_helpers import offline_report as offline
 
 pytestmark = pytest.mark.kafka
-
-REPO = Path(__file__).resolve().parents[1]
-WINDOW = ["--start", "13:36:32", "--end", "13:37:31"]
-ORDER = ["--order-size", "3000"]
-
-
-def popen(name: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(REPO / name), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out, err
-
-
-def offline() -> dict:
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "order_allocator.py"),
-            "--csv",
-            str(REPO / "data" / "l1_day.csv.gz"),
-            *WINDOW,
-            *ORDER,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    report = json.loads(result.stdout)
-    report.pop("run")
-    return report
 
 
 @pytest.fixture(scope="module")
 def offline_report() -> dict:
     return offline()
-
-
-def consume(bootstrap: str, topic: str, *extra: str) -> tuple[int, dict | None, str]:
-    code, out, err = finish(
-        popen(
-            "order_allocator.py",
-            "--bootstrap-servers",
-            bootstrap,
-            "--topic",
-            topic,
-            "--idle-timeout",
-            "15",
-            *ORDER,
-            *extra,
-        )
-    )
-    return code, (json.loads(out) if out.strip() else None), err
 
 
 @pytest.mark.parametrize("kind", ["tansu", "noida"])
@@ -201,8 +152,9 @@ def test_ctrl_c_on_the_consumer_prints_a_partial_report(broker):
     assert "Traceback" not in err
 
 
-def test_persistent_broker_restarted_mid_replay_gives_the_same_report(offline_report):
-    with EmbeddedBroker(kind="noida") as broker:
+def _restart_mid_replay(kind: str, down) -> tuple[int, tuple[int, dict | None, str], str]:
+    """Replay at 15x, take the broker down 2.5 s in with `down(broker)`, start it again, then consume."""
+    with EmbeddedBroker(kind=kind) as broker:
         topic = f"restart-{uuid.uuid4().hex[:8]}"
         producer = popen(
             "kafka_producer.py",
@@ -215,36 +167,26 @@ def test_persistent_broker_restarted_mid_replay_gives_the_same_report(offline_re
             *WINDOW,
         )
         time.sleep(2.5)
-        broker.stop()  # SIGTERM: noida-db shuts down cleanly and keeps its log on disk
+        down(broker)
         time.sleep(1)
         broker.start()
         code, _out, err = finish(producer)
-        assert code == 0, err
-        code, report, err = consume(broker.bootstrap, topic)
+        return code, consume(broker.bootstrap, topic, "--idle-timeout", "5", "--strict"), err
+
+
+def test_persistent_broker_restarted_mid_replay_gives_the_same_report(offline_report):
+    # SIGTERM: noida-db shuts down cleanly and keeps its log on disk.
+    produced, (code, report, err), producer_err = _restart_mid_replay("noida", EmbeddedBroker.stop)
+    assert produced == 0, producer_err
     assert code == 0, err
     run = report.pop("run")
     assert report == offline_report
     assert run["stream"]["missing_rows"] == 0
 
 
-def test_memory_broker_restarted_mid_replay_is_detected_not_hidden(offline_report):
-    with EmbeddedBroker(kind="tansu") as broker:
-        topic = f"lost-{uuid.uuid4().hex[:8]}"
-        producer = popen(
-            "kafka_producer.py",
-            "--bootstrap-servers",
-            broker.bootstrap,
-            "--topic",
-            topic,
-            "--speed",
-            "15",
-            *WINDOW,
-        )
-        time.sleep(2.5)
-        broker.kill()  # everything stored so far is gone
-        broker.start()
-        finish(producer)
-        code, report, err = consume(broker.bootstrap, topic, "--idle-timeout", "5", "--strict")
+def test_memory_broker_restarted_mid_replay_is_detected_not_hidden():
+    # SIGKILL on the memory-only broker: everything stored so far is gone.
+    _produced, (code, report, err), _ = _restart_mid_replay("tansu", EmbeddedBroker.kill)
     assert code != 0
     if report is not None:  # the end of the replay survived: the loss is in the counts
         assert report["status"] == "incomplete"

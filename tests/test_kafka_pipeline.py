@@ -4,69 +4,24 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
 
 from allocator.consumer import consume_replay, state_directory
 from allocator.stream import HEADER_KIND, HEADER_SCHEMA, KIND_ROW, SCHEMA_VERSION
+from tests.kafka_helpers import DATASET, WINDOW, allocate_from, produce, script
+from tests.kafka_helpers import offline_report as offline
 
 pytestmark = pytest.mark.kafka
-
-REPO = Path(__file__).resolve().parents[1]
-# A one-minute slice of the recorded dataset keeps each replay to ~13k rows.
-WINDOW = ["--start", "13:36:32", "--end", "13:37:31"]
-ORDER = ["--order-size", "3000"]
-
-
-def script(name: str, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, str(REPO / name), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"{name} exited {result.returncode}: {result.stderr[-2000:]}")
-    return result
-
-
-def produce(broker, topic: str, *extra: str) -> dict:
-    out = script(
-        "kafka_producer.py", "--bootstrap-servers", broker.bootstrap, "--topic", topic, *WINDOW, *extra
-    )
-    return json.loads(out.stdout)
-
-
-def allocate_from(broker, topic: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
-    return script(
-        "order_allocator.py",
-        "--bootstrap-servers",
-        broker.bootstrap,
-        "--topic",
-        topic,
-        "--idle-timeout",
-        "15",
-        *ORDER,
-        *extra,
-        check=check,
-    )
 
 
 @pytest.fixture(scope="module")
 def offline_report() -> dict:
-    report = json.loads(
-        script("order_allocator.py", "--csv", str(REPO / "data" / "l1_day.csv.gz"), *WINDOW, *ORDER).stdout
-    )
-    report.pop("run")
-    return report
+    return offline()
 
 
 def new_topic() -> str:
@@ -75,9 +30,9 @@ def new_topic() -> str:
 
 def test_kafka_report_is_identical_to_offline(broker, offline_report):
     topic = new_topic()
-    summary = produce(broker, topic, "--speed", "0")
+    summary = produce(broker.bootstrap, topic, "--speed", "0")
     assert summary["rows_sent"] == summary["rows_delivered"] == summary["rows"] > 10_000
-    report = json.loads(allocate_from(broker, topic).stdout)
+    report = json.loads(allocate_from(broker.bootstrap, topic).stdout)
     run = report.pop("run")
     assert report == offline_report
     stream = run["stream"]
@@ -90,11 +45,11 @@ def test_kafka_report_is_identical_to_offline(broker, offline_report):
 def test_consumer_started_first_waits_then_completes(broker, offline_report):
     topic = new_topic()
     holder: dict = {}
-    thread = threading.Thread(target=lambda: holder.update(result=allocate_from(broker, topic)))
+    thread = threading.Thread(target=lambda: holder.update(result=allocate_from(broker.bootstrap, topic)))
     thread.start()
     time.sleep(4)  # the consumer has joined and is waiting for a topic that does not exist yet
     assert thread.is_alive()
-    produce(broker, topic, "--speed", "0")
+    produce(broker.bootstrap, topic, "--speed", "0")
     thread.join(timeout=120)
     report = json.loads(holder["result"].stdout)
     report.pop("run")
@@ -104,7 +59,7 @@ def test_consumer_started_first_waits_then_completes(broker, offline_report):
 def test_pacing_at_speed_20(broker):
     topic = new_topic()
     started = time.perf_counter()
-    summary = produce(broker, topic, "--speed", "20", "--end", "13:36:51")  # 19 s of data → ~0.95 s
+    summary = produce(broker.bootstrap, topic, "--speed", "20", "--end", "13:36:51")  # 19 s of data → ~0.95 s
     wall = time.perf_counter() - started
     assert 0.9 <= summary["elapsed_seconds"] <= 3.0, summary
     assert summary["p99_lateness_ms"] < 250, summary
@@ -148,10 +103,10 @@ def _inject(broker, topic: str, values: list[bytes]) -> None:
 
 def test_undecodable_messages_are_skipped_and_counted(broker, offline_report):
     topic = new_topic()
-    produce(broker, topic, "--speed", "0")
+    produce(broker.bootstrap, topic, "--speed", "0")
     # Garbage appended after the end-of-stream message: a consumer reading it must not crash.
     _inject(broker, topic, [b"{not json", b'{"ts_event": "soon"}', b"\xff\xfe"])
-    result = allocate_from(broker, topic)
+    result = allocate_from(broker.bootstrap, topic)
     report = json.loads(result.stdout)
     run = report.pop("run")
     assert report == offline_report
@@ -163,7 +118,7 @@ def test_missing_rows_make_the_report_incomplete(broker):
     from allocator.producer import event_frame
     from allocator.stream import KIND_END, KIND_START, control_message, encode_rows, previous_sequence
 
-    data = load(REPO / "data" / "l1_day.csv.gz", levels=1)
+    data = load(DATASET, levels=1)
     frame = event_frame(data.frame).iloc[:500]
     rows = encode_rows(frame, prev_sequence=previous_sequence(frame))
     venue_rows = {str(k): int(v) for k, v in frame.groupby("publisher_id", observed=True).size().items()}
@@ -188,7 +143,7 @@ def test_missing_rows_make_the_report_incomplete(broker):
     ]:
         producer.produce(topic, value=value, key=b"AAPL", headers=[(HEADER_KIND, kind)])
     assert producer.flush(10) == 0
-    result = allocate_from(broker, topic, "--idle-timeout", "5", "--strict", check=False)
+    result = allocate_from(broker.bootstrap, topic, "--idle-timeout", "5", "--strict", check=False)
     assert result.returncode == 4
     report = json.loads(result.stdout)
     assert report["status"] == "incomplete"
@@ -218,7 +173,7 @@ def test_missing_rows_make_the_report_incomplete(broker):
 
 def test_restart_in_the_same_group_resumes_from_the_checkpoint(broker, offline_report, tmp_path):
     topic = new_topic()
-    produce(broker, topic, "--speed", "0")
+    produce(broker.bootstrap, topic, "--speed", "0")
     group = f"g-{uuid.uuid4().hex[:8]}"
     settings = {"bootstrap.servers": broker.bootstrap}
     # First consumer: stops after ~4,000 rows, having checkpointed and committed what it processed.
@@ -228,7 +183,7 @@ def test_restart_in_the_same_group_resumes_from_the_checkpoint(broker, offline_r
     assert partial.stats.stop_reason == "stopped_early"
     first_part = partial.stats.rows_received
     assert 4000 <= first_part < offline_report["data"]["rows_in_window"]
-    result = allocate_from(broker, topic, "--group", group, "--state-dir", str(tmp_path))
+    result = allocate_from(broker.bootstrap, topic, "--group", group, "--state-dir", str(tmp_path))
     report = json.loads(result.stdout)
     run = report.pop("run")
     assert report == offline_report

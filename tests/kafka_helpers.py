@@ -1,0 +1,78 @@
+"""Running the two scripts against a broker, shared by the Kafka integration and fault tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATASET = REPO / "data" / "l1_day.csv.gz"
+# A one-minute slice of the recorded dataset keeps each replay to ~13k rows.
+WINDOW = ["--start", "13:36:32", "--end", "13:37:31"]
+ORDER = ["--order-size", "3000"]
+
+
+def script(name: str, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+    """Run kafka_producer.py or order_allocator.py to completion."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{name} exited {result.returncode}: {result.stderr[-2000:]}")
+    return result
+
+
+def popen(name: str, *args: str) -> subprocess.Popen:
+    """Start a script in the background (for signals and concurrency)."""
+    return subprocess.Popen(
+        [sys.executable, str(REPO / name), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def offline_report() -> dict:
+    """The offline report for WINDOW and ORDER, without its run metadata: what Kafka runs must equal."""
+    report = json.loads(script("order_allocator.py", "--csv", str(DATASET), *WINDOW, *ORDER).stdout)
+    report.pop("run")
+    return report
+
+
+def produce(bootstrap: str, topic: str, *extra: str) -> dict:
+    """Replay WINDOW into `topic`; returns the producer's JSON summary."""
+    return json.loads(
+        script(
+            "kafka_producer.py", "--bootstrap-servers", bootstrap, "--topic", topic, *WINDOW, *extra
+        ).stdout
+    )
+
+
+def allocate_from(bootstrap: str, topic: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Consume `topic` with order_allocator.py (15 s idle timeout unless overridden)."""
+    return script(
+        "order_allocator.py",
+        "--bootstrap-servers",
+        bootstrap,
+        "--topic",
+        topic,
+        "--idle-timeout",
+        "15",
+        *ORDER,
+        *extra,
+        check=check,
+    )
+
+
+def consume(bootstrap: str, topic: str, *extra: str) -> tuple[int, dict | None, str]:
+    """allocate_from without failing on a non-zero exit: (exit code, report or None, stderr)."""
+    result = allocate_from(bootstrap, topic, *extra, check=False)
+    return result.returncode, (json.loads(result.stdout) if result.stdout.strip() else None), result.stderr
