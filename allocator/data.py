@@ -10,6 +10,7 @@ large file is never held whole in memory.
 
 from __future__ import annotations
 
+import csv
 import re
 import warnings
 from collections.abc import Iterator
@@ -137,7 +138,8 @@ def read_header(path: Path) -> list[str]:
         text = first.decode("utf-8").strip().lstrip("\ufeff")
     except UnicodeDecodeError:
         raise UserError(f"{path}: the header line is not UTF-8 text; is this a CSV file?") from None
-    return [name.strip() for name in text.split(",")]
+    # The csv module, not str.split: a header may quote its names ("ts_event",...) like any CSV field.
+    return [name.strip() for name in next(csv.reader([text]))]
 
 
 def _check_columns(path: Path, header: list[str]) -> None:
@@ -430,6 +432,13 @@ class _Accumulator:
 def parse_timestamps(arr: pa.Array, path: Path | str, column: str, first_line: int = 2) -> np.ndarray:
     """ISO-8601 strings (any precision up to ns, `Z`/offset or naive UTC) or integer ns → int64 ns."""
     arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    # Fast paths for a uniform column (the usual case); the classified path below handles the rest.
+    if arr.null_count == 0:
+        for target in (pa.timestamp("ns", tz="UTC"), pa.int64()):
+            try:
+                return pc.cast(arr, target).cast(pa.int64()).to_numpy()
+            except pa.ArrowException:
+                continue
     is_int = pc.fill_null(pc.utf8_is_digit(arr), False)
     is_iso = pc.fill_null(pc.match_substring_regex(arr, _ISO_RE), False)
     bad = pc.invert(pc.or_(is_int, is_iso))

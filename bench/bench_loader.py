@@ -62,9 +62,11 @@ def measure(code: str) -> tuple[float, float]:
     )
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", code + probe], check=True, cwd=REPO, capture_output=True, text=True
+        [sys.executable, "-c", code + probe], check=False, cwd=REPO, capture_output=True, text=True
     )
     seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark child failed: {done.stderr.strip()[-800:]}")
     return seconds, int(done.stderr.strip().splitlines()[-1]) / 1024
 
 

@@ -139,6 +139,15 @@ def test_one_venue_snapshots_are_first_row_per_ts_event():
     np.testing.assert_array_equal(snaps.ask_sz[:, 0], expected["ask_sz_00"].to_numpy())
 
 
+def test_quoted_header_and_fields_are_read(tmp_path, market_rows):
+    text = to_csv_text(market_rows)
+    header, rest = text.split("\n", 1)
+    quoted = ",".join(f'"{name}"' for name in header.split(",")) + "\n" + rest.replace(",AAPL", ',"AAPL"')
+    plain = snapshot_arrays(write(tmp_path / "plain.csv", text))
+    for want, have in zip(plain, snapshot_arrays(write(tmp_path / "quoted.csv", quoted)), strict=True):
+        np.testing.assert_array_equal(want, have)
+
+
 def test_window_edges_at_nanosecond_precision(tmp_path):
     stamps = [
         "13:36:31.999999999",
