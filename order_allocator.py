@@ -201,6 +201,7 @@ def _consume(args: argparse.Namespace, config: RunConfig) -> tuple[MarketData, S
             "missing_by_venue": stats.missing_by_venue,
             "venue_gaps": stats.venue_gaps,
             "resumed_from_checkpoint": stats.resumed_from_checkpoint,
+            "replays_seen": stats.replays_seen,
             "ingest_msgs_per_second": round(stats.ingest_rate, 1),
         },
     }

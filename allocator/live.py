@@ -35,6 +35,7 @@ class LiveRouter:
         self.known: dict[int, tuple[float, int]] = {}
         self.ticks = 0
         self.waited = 0
+        self.fills: list[tuple[int, int, float, int]] = []  # (ts_event, publisher_id, price, shares)
         self.last_wait_report = time.monotonic()
 
     def on_rows(self, frame: pd.DataFrame) -> None:
@@ -96,5 +97,6 @@ class LiveRouter:
             done = min(q, venue.ask_size)
             if done:
                 parts.append(f"{self.fees.lookup(venue.publisher_id).name} {done}@{venue.ask:g}")
+                self.fills.append((self.tick_ts, venue.publisher_id, venue.ask, done))
                 self.remaining -= done
         log.info("%s fill: %s; remaining %d of %d", when, ", ".join(parts), self.remaining, self.order_size)

@@ -190,3 +190,21 @@ def test_restart_in_the_same_group_resumes_from_the_checkpoint(broker, offline_r
     assert run["stream"]["resumed_from_checkpoint"] is True
     assert run["stream"]["duplicates_dropped"] == 0  # nothing was read twice
     assert run["stream"]["messages"] < offline_report["data"]["rows_in_window"]  # it did not start over
+
+
+def test_a_replay_started_twice_is_deduplicated(broker, offline_report):
+    """Two producers replaying the same window into one topic at once: every row arrives twice."""
+    from tests.kafka_helpers import finish, popen
+
+    topic = new_topic()
+    args = ["--bootstrap-servers", broker.bootstrap, "--topic", topic, *WINDOW, "--speed", "0"]
+    first, second = popen("kafka_producer.py", *args), popen("kafka_producer.py", *args)
+    assert finish(first)[0] == 0
+    assert finish(second)[0] == 0
+    result = allocate_from(broker.bootstrap, topic, "--live")
+    report = json.loads(result.stdout)
+    run = report.pop("run")
+    assert report == offline_report
+    assert run["stream"]["missing_rows"] == 0
+    assert run["stream"]["replays_seen"] >= 1
+    assert " fill: " in result.stderr  # --live printed the router's decisions as they happened
