@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from pandas.api.types import union_categoricals
 
 from allocator.errors import UserError
 from allocator.schema import (
@@ -357,15 +358,15 @@ class _Accumulator:
         keep = self.window.contains(ts)
         if not keep.any():
             return
-        frame = pd.DataFrame(columns)
-        if not keep.all():
-            frame = frame.loc[keep]
-        if "symbol" in frame.columns:
-            present = {str(s) for s in pd.unique(frame["symbol"].astype(object).dropna())}
+        if "symbol" in columns:
+            symbol_values = pd.Categorical(columns["symbol"])
+            present = {str(v) for v in pd.Series(symbol_values[keep]).dropna().unique()}
             self.symbols_in_window |= present
             if self.symbol is not None:
-                frame = frame.loc[frame["symbol"].astype(object) == self.symbol]
-        self.kept.append(frame)
+                keep &= np.asarray(symbol_values == self.symbol)
+        if not keep.all():
+            columns = {name: values[keep] for name, values in columns.items()}
+        self.kept.append(columns)
 
     def _prices(self, arr: pa.Array, name: str, first_line: int) -> np.ndarray:
         values = arr.to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
@@ -388,6 +389,21 @@ class _Accumulator:
             )
         return values
 
+    def _concatenate(self) -> dict[str, np.ndarray | pd.Categorical]:
+        """Join the kept blocks one column at a time, freeing each column's blocks as it goes, so the
+        peak is the result plus one column rather than twice the result."""
+        names = list(self.kept[0])
+        out: dict[str, np.ndarray | pd.Categorical] = {}
+        for name in names:
+            parts = [part.pop(name) for part in self.kept]
+            if name in STRING_COLUMNS:
+                out[name] = union_categoricals([pd.Categorical(p) for p in parts], sort_categories=True)
+            else:
+                out[name] = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            del parts
+        self.kept = []
+        return out
+
     def finish(self, levels: int) -> MarketData:
         if self.rows_total == 0 or self.window is None:
             raise UserError(f"{self.path} has a header but no data rows")
@@ -396,26 +412,16 @@ class _Accumulator:
                 f"{self.path}: no rows in the window {self.window.describe()}; the file covers "
                 f"{format_ns(self.first_ts)} – {format_ns(self.last_ts)} (pass --start/--end inside that range)"
             )
-        frame = (
-            pd.concat(self.kept, ignore_index=True)
-            if len(self.kept) > 1
-            else self.kept[0].reset_index(drop=True)
-        )
         symbols = sorted(self.symbols_in_window)
-        if "symbol" in frame.columns:
-            if self.symbol is None and len(symbols) > 1:
-                raise UserError(
-                    f"{self.path} holds several symbols in the window ({', '.join(symbols)}); choose one with --symbol"
-                )
-            if self.symbol is not None and frame.empty:
-                raise UserError(
-                    f"{self.path}: symbol {self.symbol!r} has no rows in the window; "
-                    f"symbols there: {', '.join(symbols)}"
-                )
-            frame["symbol"] = frame["symbol"].astype(object).astype("category")
-        for name in STRING_COLUMNS:
-            if name in frame.columns and name != "symbol":
-                frame[name] = frame[name].astype(object).astype("category")
+        if self.symbol is None and len(symbols) > 1:
+            raise UserError(
+                f"{self.path} holds several symbols in the window ({', '.join(symbols)}); choose one with --symbol"
+            )
+        if self.symbol is not None and not any(len(part["ts_event"]) for part in self.kept):
+            raise UserError(
+                f"{self.path}: symbol {self.symbol!r} has no rows in the window; symbols there: {', '.join(symbols)}"
+            )
+        frame = pd.DataFrame(self._concatenate(), copy=False)
         return MarketData(
             frame=frame,
             source=str(self.path),
