@@ -12,7 +12,8 @@ import bench
 
 def main(names: list[str]) -> int:
     modules = sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_"))
-    chosen = [m for m in modules if not names or any(n in m for n in names)]
+    exact = [m for m in modules if m in names or m.removeprefix("bench_") in names]
+    chosen = exact or [m for m in modules if not names or any(n in m for n in names)]
     if not chosen:
         print(f"no benchmark matches {names}; available: {', '.join(modules)}", file=sys.stderr)
         return 2
