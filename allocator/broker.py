@@ -36,14 +36,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
 
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
 from allocator.errors import EXIT_BROKER, EXIT_OK, BrokerError
 
 BrokerKind = Literal["tansu", "noida"]
 KINDS: tuple[BrokerKind, ...] = ("tansu", "noida")
-DEFAULT_TOPIC_CONFIG: dict[str, str] = {"retention.ms": "-1"}
 
 # Tansu falls back to these environment variables for every flag we do not pass, so a stray value in
 # the user's shell (e.g. a postgres STORAGE_ENGINE or an OTLP endpoint) must not leak into the child.
@@ -377,45 +376,16 @@ def create_topic(
     config: dict[str, str] | None = None,
     timeout: float = 10.0,
 ) -> bool:
-    """Create `topic` (idempotent) and wait until it shows up in metadata.
+    """Create `topic` on an embedded broker, insisting on exactly `partitions` partitions.
 
-    `config` defaults to ``{"retention.ms": "-1"}``: noida enforces retention against the message
-    timestamps, so replaying historical market data into a default-retention topic loses it.
-    Returns True if the topic was created, False if it already existed with `partitions` partitions;
-    raises BrokerError if it exists with another partition count. Both brokers accept
-    ``retention.ms=-1``; Tansu stores it but never enforces retention anyway.
+    The one topic-creation rule lives in `allocator.producer.ensure_topic`; this is its strict form
+    for tests and tools that own the broker.
     """
-    conf = dict(DEFAULT_TOPIC_CONFIG if config is None else config)
-    admin = _admin(bootstrap)
-    new = NewTopic(topic, num_partitions=partitions, replication_factor=1, config=conf)
-    created = True
-    try:
-        admin.create_topics([new], request_timeout=timeout)[topic].result(timeout=timeout)
-    except KafkaException as exc:
-        err = exc.args[0]
-        if err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-            created = False
-        else:
-            raise BrokerError(f"cannot create topic {topic!r} on {bootstrap}: {err.str()}") from None
-    # Metadata may lag the CreateTopics response; producers would otherwise see UNKNOWN_TOPIC.
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            md = admin.list_topics(topic=topic, timeout=min(2.0, timeout))
-            meta = md.topics.get(topic)
-            if meta is not None and meta.error is None and meta.partitions:
-                if len(meta.partitions) != partitions:
-                    # e.g. Tansu auto-created it with 4 partitions: per-partition ordering is gone.
-                    raise BrokerError(
-                        f"topic {topic!r} on {bootstrap} has {len(meta.partitions)} partitions, "
-                        f"expected {partitions}; delete it (or restart the broker) and retry"
-                    )
-                return created
-        except KafkaException:
-            pass
-        if time.monotonic() > deadline:
-            raise BrokerError(f"topic {topic!r} not visible on {bootstrap} after {timeout:.0f}s")
-        time.sleep(0.1)
+    from allocator.producer import ensure_topic
+
+    return ensure_topic(
+        {"bootstrap.servers": bootstrap}, topic, partitions, config, timeout, exact_partitions=True
+    )
 
 
 # -- CLI ------------------------------------------------------------------------------------------

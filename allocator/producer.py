@@ -86,21 +86,47 @@ def check_reachable(settings: dict[str, str], timeout: float) -> None:
     )
 
 
-def ensure_topic(settings: dict[str, str], topic: str, partitions: int = 1, timeout: float = 10.0) -> bool:
-    """Create the topic with unlimited retention if it is missing; True when it was created."""
-    admin = AdminClient(settings)
-    metadata = admin.list_topics(timeout=timeout)
-    if topic in metadata.topics and metadata.topics[topic].error is None:
-        return False
-    future = admin.create_topics([NewTopic(topic, num_partitions=partitions, config=TOPIC_CONFIG)])[topic]
+def ensure_topic(
+    settings: dict[str, str],
+    topic: str,
+    partitions: int = 1,
+    config: dict[str, str] | None = None,
+    timeout: float = 10.0,
+    exact_partitions: bool = False,
+) -> bool:
+    """Create `topic` (unlimited retention by default) if it is missing and wait until it is visible.
+
+    Returns True when it was created. Retention matters: noida-db, like Kafka, expires messages by
+    their timestamps, so historical market data in a default-retention topic disappears within
+    seconds. `exact_partitions` refuses an existing topic with another partition count (a restarted
+    Tansu auto-creates topics with 4 partitions, which would break per-partition ordering).
+    """
+    admin = AdminClient(settings | {"logger": logging.getLogger("librdkafka")})
+    new = NewTopic(
+        topic, num_partitions=partitions, replication_factor=1, config=dict(config or TOPIC_CONFIG)
+    )
+    created = True
     try:
-        future.result(timeout=timeout)
+        admin.create_topics([new], request_timeout=timeout)[topic].result(timeout=timeout)
     except KafkaException as exc:
         error = exc.args[0]
-        if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-            return False
-        raise BrokerError(f"cannot create topic {topic!r}: {redact(str(error), settings)}") from None
-    return True
+        if not (isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS):
+            raise BrokerError(f"cannot create topic {topic!r}: {redact(str(error), settings)}") from None
+        created = False
+    deadline = time.monotonic() + timeout
+    while True:  # metadata can lag the CreateTopics answer; producers would see UNKNOWN_TOPIC
+        with contextlib.suppress(KafkaException):
+            meta = admin.list_topics(topic=topic, timeout=min(2.0, timeout)).topics.get(topic)
+            if meta is not None and meta.error is None and meta.partitions:
+                if exact_partitions and len(meta.partitions) != partitions:
+                    raise BrokerError(
+                        f"topic {topic!r} has {len(meta.partitions)} partitions, expected {partitions}; "
+                        "delete it (or restart the broker) and retry"
+                    )
+                return created
+        if time.monotonic() > deadline:
+            raise BrokerError(f"topic {topic!r} is not visible after {timeout:g} s; is the broker healthy?")
+        time.sleep(0.1)
 
 
 def producer_settings(settings: dict[str, str]) -> dict[str, Any]:
@@ -174,7 +200,10 @@ def replay(
             except _FatalProducerError:
                 resume = sender.new_session()
     except KeyboardInterrupt:
-        left = sender.producer.flush(10)
+        try:
+            left = sender.flush(10)
+        except (_FatalProducerError, BrokerError):
+            left = len(sender.producer)
         raise UserError(
             f"interrupted: {stats.sent} of {stats.rows} rows sent, {stats.delivered} delivered"
             + (f", {left} message(s) still unconfirmed" if left else ""),
@@ -263,20 +292,17 @@ class _Sender:
                 ) from None
 
     def flush(self, timeout: float) -> int:
-        """flush(), turning a fatal error raised while flushing into a new session for the caller."""
-        try:
-            left = self.producer.flush(timeout)
-        except SystemError:  # confluent-kafka returns NULL from flush() when the producer turns fatal
-            raise _FatalProducerError from None
-        except KafkaException as exc:
-            if self.fatal or _is_fatal(exc):
-                raise _FatalProducerError from None
-            raise BrokerError(
-                f"flushing to {self.topic!r} failed: {redact(str(exc), self.settings)}"
-            ) from None
-        if self.fatal:
-            raise _FatalProducerError
-        return left
+        """Wait for outstanding deliveries; return how many are left after `timeout`.
+
+        A poll loop rather than Producer.flush(): when the idempotent producer turns fatal during
+        flush(), confluent-kafka 2.16 raises an error object that no `except` clause can catch
+        (observed on noida-db restarts), while poll() lets error_cb mark the session fatal first.
+        """
+        deadline = time.monotonic() + timeout
+        while len(self.producer) and time.monotonic() < deadline:
+            self.poll(0.1)
+        self.poll(0)
+        return len(self.producer)
 
     def poll(self, timeout: float) -> None:
         try:

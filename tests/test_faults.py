@@ -115,9 +115,15 @@ def test_ctrl_c_on_the_producer_flushes_and_says_how_much(broker):
         "1",
         *WINDOW,
     )
-    time.sleep(5)
+    seen = []
+    while not any("replaying" in line for line in seen):  # streaming has begun (start-up time varies)
+        line = producer.stderr.readline()
+        assert line, "the producer exited before streaming"
+        seen.append(line)
+    time.sleep(2)
     producer.send_signal(signal.SIGINT)
     code, out, err = finish(producer)
+    err = "".join(seen) + err
     assert code == 130
     assert out == ""
     last = err.strip().splitlines()[-1]
@@ -139,9 +145,12 @@ def test_ctrl_c_on_the_consumer_prints_a_partial_report(broker):
         *WINDOW,
     )
     consumer = popen("order_allocator.py", "--bootstrap-servers", broker.bootstrap, "--topic", topic, *ORDER)
-    time.sleep(10)
+    seen = [consumer.stderr.readline()]  # "consuming …": it is up (start-up time varies under load)
+    assert "consuming" in seen[0]
+    time.sleep(8)  # joined the group and took part of the 30 s replay
     consumer.send_signal(signal.SIGINT)
     code, out, err = finish(consumer)
+    err = "".join(seen) + err
     producer.send_signal(signal.SIGINT)
     finish(producer)
     assert code == 131, err
