@@ -244,8 +244,10 @@ def consume_replay(
                 if kind == KIND_ROW:
                     rows.append(value)
                 elif kind == KIND_START:
-                    doc = json.loads(msg.value())
-                    if doc.get("run_id") != start.get("run_id"):
+                    doc = _control(value, ("run_id", "rows", "columns", "window_start_ns", "window_end_ns"))
+                    if doc is None:
+                        stats.undecodable += 1
+                    elif doc.get("run_id") != start.get("run_id"):
                         if start:
                             log.info(
                                 "a newer replay (run %s) follows on the topic: starting over", doc["run_id"]
@@ -264,8 +266,10 @@ def consume_replay(
                         if checkpoint:
                             checkpoint.reset()
                 elif kind == KIND_END:
-                    doc = json.loads(msg.value())
-                    if doc.get("run_id") == start.get("run_id"):
+                    doc = _control(value, ("run_id", "rows"))
+                    if doc is None:
+                        stats.undecodable += 1
+                    elif doc.get("run_id") == start.get("run_id"):
                         end_rows = int(doc["rows"])
                         meta["end_rows"] = end_rows
                 else:
@@ -402,6 +406,16 @@ def _wanted_columns(columns: list[str], levels: int | None) -> list[str]:
     if levels is None:
         return list(columns)
     return [c for c in columns if not re.search(r"_(\d\d)$", c) or int(c[-2:]) < levels]
+
+
+def _control(value: bytes | None, required: tuple[str, ...]) -> dict[str, Any] | None:
+    """A start/end control document, or None when it is not one (then it is counted, never fatal)."""
+    try:
+        doc = json.loads(value or b"")
+        rows_ok = isinstance(doc.get("rows"), int) and doc["rows"] >= 0
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return None
+    return doc if rows_ok and all(key in doc for key in required) else None
 
 
 def _kind(msg: Any) -> bytes | None:

@@ -106,11 +106,16 @@ def test_undecodable_messages_are_skipped_and_counted(broker, offline_report):
     produce(broker.bootstrap, topic, "--speed", "0")
     # Garbage appended after the end-of-stream message: a consumer reading it must not crash.
     _inject(broker, topic, [b"{not json", b'{"ts_event": "soon"}', b"\xff\xfe"])
+    # Control messages that are not valid documents are counted too, never fatal.
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for kind, value in ((b"start", b"{broken"), (b"end", b'{"rows": "many"}'), (b"start", b"[1, 2]")):
+        producer.produce(topic, value=value, key=b"AAPL", headers=[(HEADER_KIND, kind)])
+    assert producer.flush(10) == 0
     result = allocate_from(broker.bootstrap, topic)
     report = json.loads(result.stdout)
     run = report.pop("run")
     assert report == offline_report
-    assert run["stream"]["undecodable_skipped"] == 3
+    assert run["stream"]["undecodable_skipped"] == 6
 
 
 def test_missing_rows_make_the_report_incomplete(broker):
