@@ -167,5 +167,5 @@ def write_fills(result: RunResult, path: str | Path) -> int:
     try:
         frame.to_csv(path, index=False, float_format="%.10g")
     except OSError as exc:
-        raise UserError(f"--fills {path}: cannot write the ledger ({exc.strerror})") from None
+        raise UserError(f"--fills {path}: cannot write the ledger ({exc.strerror or exc})") from None
     return len(frame)
