@@ -15,13 +15,10 @@ the reference where one is computed, so a fast wrong answer cannot produce a fig
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
-
 import numpy as np
 
 from allocator.allocation import Venue, allocate, allocate_exhaustive
+from bench.timing import median_seconds
 
 ASK = 222.83
 TICK = 0.01
@@ -45,17 +42,6 @@ def venues(count: int, order_size: int, sizes: tuple[int, int], regime: str, see
         Venue(ask=float(a), ask_size=int(s), fee=f, publisher_id=i)
         for i, (a, s, f) in enumerate(zip(asks, size, fees, strict=True))
     ]
-
-
-def median_seconds(call: Callable[[], object], repeats: int) -> float:
-    """Median wall time of `repeats` calls, after one untimed warm-up call."""
-    call()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def speedup(order_size: int, quotes: list[Venue]) -> float:

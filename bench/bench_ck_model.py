@@ -9,26 +9,12 @@ so a fast wrong answer cannot produce a figure.
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
-
 import numpy as np
 
 from allocator.ck_model import Params, closed_form_single_venue, project, solve_sa
+from bench.timing import median_seconds
 
 S = 5_000.0
-
-
-def median_seconds(call: Callable[[], object], repeats: int) -> float:
-    """Median wall time of `repeats` calls, after one untimed warm-up call."""
-    call()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def market(venues: int, seed: int) -> tuple[Params, np.ndarray]:

@@ -35,6 +35,21 @@ def popen(name: str, *args: str) -> subprocess.Popen:
     )
 
 
+def start_producer(bootstrap: str, topic: str, speed: str, *extra: str) -> subprocess.Popen:
+    """kafka_producer.py replaying WINDOW into `topic` at `speed`, in the background."""
+    return popen(
+        "kafka_producer.py",
+        "--bootstrap-servers",
+        bootstrap,
+        "--topic",
+        topic,
+        "--speed",
+        speed,
+        *WINDOW,
+        *extra,
+    )
+
+
 def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out, err

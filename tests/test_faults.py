@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from allocator.broker import EmbeddedBroker, free_port
-from tests.kafka_helpers import ORDER, REPO, WINDOW, consume, finish, popen
+from tests.kafka_helpers import ORDER, REPO, WINDOW, consume, finish, popen, start_producer
 from tests.kafka_helpers import offline_report as offline
 
 pytestmark = pytest.mark.kafka
@@ -81,16 +81,7 @@ def test_consumer_killed_mid_stream_resumes_in_its_group(broker, offline_report,
         *ORDER,
         *state,
     )
-    producer = popen(
-        "kafka_producer.py",
-        "--bootstrap-servers",
-        broker.bootstrap,
-        "--topic",
-        topic,
-        "--speed",
-        "10",
-        *WINDOW,
-    )
+    producer = start_producer(broker.bootstrap, topic, "10")
     _wait_for_checkpoint(tmp_path)
     consumer.send_signal(signal.SIGKILL)
     consumer.wait()
@@ -105,16 +96,7 @@ def test_consumer_killed_mid_stream_resumes_in_its_group(broker, offline_report,
 
 def test_ctrl_c_on_the_producer_flushes_and_says_how_much(broker):
     topic = f"int-{uuid.uuid4().hex[:8]}"
-    producer = popen(
-        "kafka_producer.py",
-        "--bootstrap-servers",
-        broker.bootstrap,
-        "--topic",
-        topic,
-        "--speed",
-        "1",
-        *WINDOW,
-    )
+    producer = start_producer(broker.bootstrap, topic, "1")
     seen = []
     while not any("replaying" in line for line in seen):  # streaming has begun (start-up time varies)
         line = producer.stderr.readline()
@@ -134,16 +116,7 @@ def test_ctrl_c_on_the_producer_flushes_and_says_how_much(broker):
 
 def test_ctrl_c_on_the_consumer_prints_a_partial_report(broker):
     topic = f"int-{uuid.uuid4().hex[:8]}"
-    producer = popen(
-        "kafka_producer.py",
-        "--bootstrap-servers",
-        broker.bootstrap,
-        "--topic",
-        topic,
-        "--speed",
-        "2",
-        *WINDOW,
-    )
+    producer = start_producer(broker.bootstrap, topic, "2")
     consumer = popen("order_allocator.py", "--bootstrap-servers", broker.bootstrap, "--topic", topic, *ORDER)
     seen = [consumer.stderr.readline()]  # "consuming …": it is up (start-up time varies under load)
     assert "consuming" in seen[0]
@@ -165,16 +138,7 @@ def _restart_mid_replay(kind: str, down) -> tuple[int, tuple[int, dict | None, s
     """Replay at 15x, take the broker down 2.5 s in with `down(broker)`, start it again, then consume."""
     with EmbeddedBroker(kind=kind) as broker:
         topic = f"restart-{uuid.uuid4().hex[:8]}"
-        producer = popen(
-            "kafka_producer.py",
-            "--bootstrap-servers",
-            broker.bootstrap,
-            "--topic",
-            topic,
-            "--speed",
-            "15",
-            *WINDOW,
-        )
+        producer = start_producer(broker.bootstrap, topic, "15")
         time.sleep(2.5)
         down(broker)
         time.sleep(1)
