@@ -20,11 +20,12 @@ from allocator.cli import (
     print_json,
     run_main,
     setup_logging,
+    speed_value,
     window_from,
 )
 from allocator.data import load
 from allocator.describe import describe_replay
-from allocator.producer import check_reachable, ensure_topic, replay, speed_value
+from allocator.producer import check_reachable, ensure_topic, replay
 
 log = logging.getLogger("kafka_producer")
 

@@ -19,6 +19,7 @@ from allocator.cli import (
     csv_path,
     explicit_window,
     kafka_settings_from,
+    parse_grid,
     print_json,
     run_main,
     setup_logging,
@@ -30,7 +31,7 @@ from allocator.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED_CONSUMER, UserErr
 from allocator.live import LiveRouter
 from allocator.pipeline import MODES, RunConfig, run, write_fills
 from allocator.producer import check_reachable
-from allocator.search import DEFAULT_LAMBDA_OVER, DEFAULT_LAMBDA_UNDER, DEFAULT_THETA_QUEUE, parse_grid
+from allocator.search import DEFAULT_LAMBDA_OVER, DEFAULT_LAMBDA_UNDER, DEFAULT_THETA_QUEUE
 from allocator.venues import load_fee_table
 
 log = logging.getLogger("order_allocator")

@@ -61,6 +61,33 @@ def explicit_window(args: argparse.Namespace) -> WindowSpec | None:
     return window_from(args) if args.start or args.end else None
 
 
+def non_negative_number(text: str, flag: str, hint: str) -> float:
+    """The one rule for numeric flags here: a finite number ≥ 0, or a one-line error naming the flag."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"{flag} {text!r} is not a number ({hint})") from None
+    if not 0 <= value < float("inf"):
+        raise UserError(f"{flag} {text}: must be a number ≥ 0 ({hint})")
+    return value
+
+
+def speed_value(text: str) -> float:
+    """--speed: 1 = real time, 0 = no pacing."""
+    return non_negative_number(
+        text, "--speed", "1 = real time, 10 = ten times faster, 0 = as fast as possible"
+    )
+
+
+def parse_grid(text: str | None, default: Sequence[float], flag: str) -> tuple[float, ...]:
+    """A comma-separated list of penalties (each ≥ 0); one value fixes the parameter."""
+    if text is None:
+        return tuple(default)
+    return tuple(
+        non_negative_number(part.strip(), flag, f"use e.g. {flag} 0.2,0.5,1.0") for part in text.split(",")
+    )
+
+
 def add_kafka_flags(parser: argparse.ArgumentParser) -> None:
     """Broker address, topic and librdkafka pass-through, shared by producer and consumer."""
     group = parser.add_argument_group("kafka")

@@ -312,8 +312,6 @@ def consume_replay(
                 break
     except KafkaException as exc:
         raise BrokerError(f"consuming {topic!r} failed: {redact(str(exc), settings)}") from None
-    except KeyboardInterrupt:
-        stats.stop_reason = "interrupted"
     finally:
         interrupted.restore()
         if meta["offsets"]:

@@ -79,11 +79,6 @@ class MarketData:
     def rows_in_window(self) -> int:
         return len(self.frame)
 
-    @property
-    def levels_available(self) -> int:
-        """How many book levels the frame carries (1 for L1 data, 10 for MBP-10)."""
-        return self.levels
-
 
 def load(
     path: str | Path,

@@ -22,12 +22,7 @@ def describe_replay(data: MarketData) -> dict[str, Any]:
         "source": data.source,
         "rows": data.rows_total,
         "rows_in_window": len(frame),
-        "window": {
-            "start": format_ns(data.window.start_ns),
-            "end_inclusive": format_ns(data.window.end_ns - 1),
-        }
-        if data.window.start_ns > np.iinfo(np.int64).min
-        else None,
+        "window": data.window.report(),
         "file_first_ts_event": format_ns(data.file_first_ts) if data.file_first_ts is not None else None,
         "file_last_ts_event": format_ns(data.file_last_ts) if data.file_last_ts is not None else None,
         "first_ts_event": format_ns(int(ts.min())),

@@ -30,11 +30,6 @@ class Market:
     window_start_ns: int
     window_end_ns: int
 
-    @property
-    def all_in_ask(self) -> np.ndarray:
-        """Ask plus taker fee per tick and venue (NaN where not tradable)."""
-        return self.snapshots.ask_px + self.taker_fee[None, :]
-
 
 @dataclass
 class Execution:

@@ -81,12 +81,7 @@ def data_section(data: MarketData, snaps: Snapshots) -> dict[str, Any]:
     """What was replayed — identical whether the rows came from the file or from Kafka."""
     ts = data.frame["ts_event"].to_numpy()
     return {
-        "window": {
-            "start": format_ns(data.window.start_ns),
-            "end_inclusive": format_ns(data.window.end_ns - 1),
-        }
-        if data.window.start_ns > np.iinfo(np.int64).min
-        else None,
+        "window": data.window.report(),
         "rows_in_window": len(ts),
         "ticks": snaps.ticks,
         "venues": [int(p) for p in snaps.publisher_ids],

@@ -398,18 +398,6 @@ def _progress(stats: ReplayStats, elapsed: float, speed: float) -> None:
     )
 
 
-def speed_value(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise UserError(
-            f"--speed {text!r} is not a number (1 = real time, 10 = ten times faster, 0 = no pacing)"
-        ) from None
-    if value < 0 or value != value:
-        raise UserError(f"--speed {text}: must be ≥ 0 (0 = as fast as possible)")
-    return value
-
-
 def event_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows in the order they are streamed (stable by ts_event): what the consumer will rebuild."""
     return frame.iloc[event_order(frame["ts_event"].to_numpy(dtype=np.int64))].reset_index(drop=True)

@@ -49,25 +49,6 @@ class SearchResult:
         return self.points[self.best_index]
 
 
-def parse_grid(text: str | None, default: Sequence[float], flag: str) -> tuple[float, ...]:
-    """A comma-separated list of non-negative numbers; one value fixes the parameter."""
-    if text is None:
-        return tuple(default)
-    values = []
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            value = float(part)
-        except ValueError:
-            raise UserError(
-                f"{flag} {text!r}: {part!r} is not a number (use e.g. {flag} 0.2,0.5,1.0)"
-            ) from None
-        if value < 0 or value != value:
-            raise UserError(f"{flag} {text!r}: penalties must be non-negative numbers")
-        values.append(value)
-    return tuple(values)
-
-
 def grid(
     lambda_over: Sequence[float], lambda_under: Sequence[float], theta_queue: Sequence[float]
 ) -> list[Params]:

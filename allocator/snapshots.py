@@ -8,7 +8,7 @@ message at its most recent earlier tick. So a snapshot is the consolidated top o
 and on one-venue data it is exactly the trial's snapshot sequence.
 
 Everything is index arithmetic on arrays: `row[t, v]` is the position (in event order) of the message
-representing venue v at tick t, or -1 before the venue's first message. Any column can then be
+representing venue v at tick t, or -1 before the venue's first message, so any column can be
 gathered per tick and venue without building per-tick objects.
 """
 
@@ -53,15 +53,6 @@ class Snapshots:
     @property
     def tradable(self) -> np.ndarray:
         return self.ask_sz > 0
-
-    def gather(self, column: np.ndarray, fill: float | int = np.nan) -> np.ndarray:
-        """Any per-row column (in file order) as a [T, V] array following the snapshot rule."""
-        values = np.asarray(column)
-        out = values[np.clip(self.source_row, 0, None)]
-        if (self.source_row < 0).any():
-            out = out.astype(np.result_type(out.dtype, np.asarray(fill).dtype), copy=False)
-            out[self.source_row < 0] = fill
-        return out
 
 
 def build_snapshots(frame: pd.DataFrame) -> Snapshots:

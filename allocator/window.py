@@ -38,9 +38,11 @@ class Window:
         """Boolean mask of the timestamps inside the window."""
         return (ts_ns >= self.start_ns) & (ts_ns < self.end_ns)
 
-    @property
-    def seconds(self) -> float:
-        return (self.end_ns - self.start_ns) / NS_PER_SECOND
+    def report(self) -> dict[str, str] | None:
+        """The window as the JSON outputs show it; None when unbounded (--start/--end all)."""
+        if self.start_ns <= np.iinfo(np.int64).min:
+            return None
+        return {"start": format_ns(self.start_ns), "end_inclusive": format_ns(self.end_ns - 1)}
 
     def describe(self) -> str:
         """Human-readable bounds, with the inclusive end the user asked for."""

@@ -75,7 +75,6 @@ def run() -> list[tuple[str, float, str]]:
             if kind == "tansu":
                 topic = f"pace-{uuid.uuid4().hex[:8]}"
                 ensure_topic(settings, topic)
-                window_s = thirty.window.seconds
                 wall_start = time.perf_counter()
                 paced = replay(thirty, settings, topic, speed=1.0)
                 wall = time.perf_counter() - wall_start
@@ -88,5 +87,4 @@ def run() -> list[tuple[str, float, str]]:
                     ("[tansu] pacing 1x: max lateness", paced.max_lateness_s * 1000, "ms"),
                     ("[tansu] pacing 1x: rows", paced.rows, "rows"),
                 ]
-                del window_s
     return figures

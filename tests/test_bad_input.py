@@ -122,3 +122,34 @@ def test_no_traceback_from_the_real_scripts():
             assert result.returncode == 2
             assert "Traceback" not in result.stderr
             assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--lambda-over", "0.1,x"],
+            "--lambda-over 'x' is not a number (use e.g. --lambda-over 0.2,0.5,1.0)",
+        ),
+        (["--theta-queue", "-1"], "--theta-queue -1: must be a number ≥ 0"),
+        (["--lambda-under", "nan"], "--lambda-under nan: must be a number ≥ 0"),
+    ],
+)
+def test_bad_numeric_flags_name_the_flag(capsys, args, message):
+    code = run_main("order_allocator.py", order_allocator.main, ["--csv", str(CORPUS / "base.csv"), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1
+    assert err[0].startswith(f"order_allocator.py: error: {message}")
+
+
+def test_bad_speed_names_the_flag():
+    from allocator.cli import speed_value
+    from allocator.errors import UserError
+
+    for value, message in (
+        ("-1", "--speed -1: must be a number ≥ 0"),
+        ("fast", "--speed 'fast' is not a number"),
+    ):
+        with pytest.raises(UserError, match=message):
+            speed_value(value)
