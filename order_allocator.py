@@ -13,12 +13,19 @@ import sys
 import time
 from collections.abc import Sequence
 
+from allocator.ck_router import (
+    DEFAULT_HORIZON_SECONDS,
+    DEFAULT_SA_ITERATIONS,
+    DEFAULT_WARMUP_SECONDS,
+    SimSettings,
+)
 from allocator.cli import (
     add_data_flags,
     add_kafka_flags,
     csv_path,
     explicit_window,
     kafka_settings_from,
+    non_negative_number,
     parse_grid,
     print_json,
     run_main,
@@ -30,9 +37,13 @@ from allocator.data import MarketData, load
 from allocator.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED_CONSUMER, UserError
 from allocator.live import LiveRouter
 from allocator.pipeline import MODES, RunConfig, run, write_fills
+from allocator.plot import plot_executions
 from allocator.producer import check_reachable
 from allocator.search import DEFAULT_LAMBDA_OVER, DEFAULT_LAMBDA_UNDER, DEFAULT_THETA_QUEUE
+from allocator.side import SIDES
+from allocator.simulator import NS_PER_MS, QUEUE_MODELS, Latency, QueueModel
 from allocator.venues import load_fee_table
+from allocator.window import NS_PER_SECOND
 
 log = logging.getLogger("order_allocator")
 
@@ -44,13 +55,22 @@ def _values(values: Sequence[float]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="order_allocator.py",
-        description="Allocate a parent buy order across venues per snapshot and report costs vs baselines.",
+        description="Route a parent order across venues and report its cost against best-ask, TWAP and VWAP.",
     )
     add_data_flags(parser, csv_help="read this file instead of consuming Kafka (offline run)")
     order = parser.add_argument_group("order and model")
     order.add_argument("--order-size", type=int, default=5000, help="shares to buy (default 5000)")
     order.add_argument("--step", type=int, default=100, help="allocation granularity in shares (default 100)")
-    order.add_argument("--mode", choices=MODES, default="faithful", help="execution model (default faithful)")
+    order.add_argument(
+        "--mode",
+        choices=MODES,
+        default="faithful",
+        help="faithful = the specification's router on snapshots; cont-kukanov = market + limit orders in the "
+        "execution simulator (queues, depletion, depth, latency); default faithful",
+    )
+    order.add_argument(
+        "--side", choices=SIDES, default="buy", help="buy (take asks, post bids) or sell; default buy"
+    )
     order.add_argument(
         "--lambda-over",
         help=f"comma-separated grid of overfill penalties (default {_values(DEFAULT_LAMBDA_OVER)})",
@@ -65,6 +85,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     order.add_argument(
         "--jobs", type=int, help="worker processes for the grid (default: all cores when it pays)"
+    )
+    realistic = parser.add_argument_group("realistic model (--mode cont-kukanov)")
+    realistic.add_argument(
+        "--horizon",
+        default=f"{DEFAULT_HORIZON_SECONDS:g}",
+        help=f"seconds between re-solves of the market/limit split (default {DEFAULT_HORIZON_SECONDS:g})",
+    )
+    realistic.add_argument(
+        "--warmup",
+        default=f"{DEFAULT_WARMUP_SECONDS:g}",
+        help="seconds the router only observes queue outflows before its first decision "
+        f"(default {DEFAULT_WARMUP_SECONDS:g})",
+    )
+    realistic.add_argument(
+        "--latency-ms", default="1", help="order-entry latency in milliseconds, every strategy (default 1)"
+    )
+    realistic.add_argument(
+        "--jitter-ms", default="0", help="extra uniform random latency in [0, this] milliseconds (default 0)"
+    )
+    realistic.add_argument(
+        "--queue-model",
+        choices=QUEUE_MODELS,
+        default="conservative",
+        help="conservative: only trades move a resting order forward; probabilistic: cancellations do too, "
+        "in proportion (ahead^p : behind^p); default conservative",
+    )
+    realistic.add_argument(
+        "--queue-power", default="2", help="p of the probabilistic queue model (default 2)"
+    )
+    realistic.add_argument(
+        "--sa-iterations",
+        type=int,
+        default=DEFAULT_SA_ITERATIONS,
+        help=f"stochastic-approximation steps per decision (default {DEFAULT_SA_ITERATIONS})",
+    )
+    realistic.add_argument(
+        "--seed", type=int, default=0, help="seed for SA sampling and latency jitter (default 0)"
     )
     add_kafka_flags(parser)
     stream = parser.add_argument_group("stream (Kafka mode, when --csv is not given)")
@@ -88,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--fills", metavar="FILE.csv", help="write every child fill (router and baselines) to this CSV"
     )
+    out.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="draw cumulative shares and cost over time for the router and each baseline (matplotlib)",
+    )
     out.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
     return parser
 
@@ -101,6 +163,31 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         theta_queue=parse_grid(args.theta_queue, DEFAULT_THETA_QUEUE, "--theta-queue"),
         mode=args.mode,
         jobs=args.jobs,
+        side=args.side,
+        sim=sim_settings_from(args),
+    )
+
+
+def sim_settings_from(args: argparse.Namespace) -> SimSettings:
+    """The realistic model's flags, each checked with a one-line error naming it."""
+    horizon = non_negative_number(args.horizon, "--horizon", "seconds, e.g. --horizon 30")
+    if horizon <= 0:
+        raise UserError(f"--horizon {args.horizon}: must be more than 0 seconds")
+    warmup = non_negative_number(args.warmup, "--warmup", "seconds, e.g. --warmup 10")
+    latency = non_negative_number(args.latency_ms, "--latency-ms", "milliseconds, e.g. --latency-ms 1")
+    jitter = non_negative_number(args.jitter_ms, "--jitter-ms", "milliseconds, e.g. --jitter-ms 0.5")
+    power = non_negative_number(args.queue_power, "--queue-power", "e.g. --queue-power 2")
+    if power <= 0:
+        raise UserError(f"--queue-power {args.queue_power}: must be more than 0")
+    if args.sa_iterations < 1:
+        raise UserError(f"--sa-iterations {args.sa_iterations}: must be at least 1")
+    return SimSettings(
+        horizon_ns=round(horizon * NS_PER_SECOND),
+        warmup_ns=round(warmup * NS_PER_SECOND),
+        latency=Latency(entry_ns=round(latency * NS_PER_MS), jitter_ns=round(jitter * NS_PER_MS)),
+        queue_model=QueueModel(kind=args.queue_model, power=power),
+        sa_iterations=args.sa_iterations,
+        seed=args.seed,
     )
 
 
@@ -108,16 +195,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     config = config_from(args)
+    if args.live and (config.realistic or config.side != "buy"):
+        raise UserError(
+            "--live prints the faithful buy router's decisions; use it with --mode faithful --side buy"
+        )
     fees = load_fee_table(args.venues, fee=args.fee, rebate=args.rebate)
+    levels = None if config.realistic else 1  # the realistic mode walks the depth; faithful needs the top
     started = time.perf_counter()
     stream: StreamStats | None = None
     if args.csv:
         path = csv_path(args)
-        data = load(path, window_from(args), levels=1, symbol=args.symbol, price_format=args.price_format)
+        data = load(
+            path, window_from(args), levels=levels, symbol=args.symbol, price_format=args.price_format
+        )
         log.info("loaded %d rows in %s from %s", data.rows_in_window, data.window.describe(), path)
         run_meta: dict = {"source": f"csv:{path}", "rows_in_file": data.rows_total}
     else:
-        data, stream, run_meta = _consume(args, config)
+        data, stream, run_meta = _consume(args, config, levels)
     result = run(data, fees, config)
     report = result.report
     report["status"] = "complete" if stream is None or stream.complete else "incomplete"
@@ -130,6 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.fills:
         rows = write_fills(result, args.fills)
         log.info("wrote %d fills to %s", rows, args.fills)
+    if args.plot:
+        plot_executions(result, args.plot)
+        log.info("wrote the plot to %s", args.plot)
     print_json(report)
     if stream is not None and stream.stop_reason == "interrupted":
         return EXIT_INTERRUPTED_CONSUMER
@@ -146,7 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _consume(args: argparse.Namespace, config: RunConfig) -> tuple[MarketData, StreamStats, dict]:
+def _consume(
+    args: argparse.Namespace, config: RunConfig, levels: int | None
+) -> tuple[MarketData, StreamStats, dict]:
     """Kafka mode: read one replay from the topic and turn it into the loader's MarketData."""
     settings = kafka_settings_from(args)
     check_reachable(settings, args.connect_timeout)
@@ -165,7 +264,7 @@ def _consume(args: argparse.Namespace, config: RunConfig) -> tuple[MarketData, S
         idle_timeout=args.idle_timeout,
         state_dir=state,
         on_rows=live.on_rows if live else None,
-        levels=1,
+        levels=levels,
     )
     stats = result.stats
     if not result.start:

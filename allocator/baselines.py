@@ -10,7 +10,8 @@
   size (largest-remainder rounding, ties to the lower publisher_id), capped at each venue's size.
 
 Like the faithful router, these take displayed liquidity at every snapshot as if it were fresh (the
-specification's market model); the realistic mode replaces that with depletion.
+specification's market model). `--mode cont-kukanov` runs the same three rules through the execution
+simulator instead (allocator.sim_baselines): depletion, latency, depth, and a clean-up at the close.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ from allocator.window import NS_PER_SECOND
 TWAP_BUCKET_SECONDS = 60
 
 
-def best_venue_per_tick(market: Market) -> np.ndarray:
-    """Index of the venue with the lowest ask per tick (ties: lower ask+fee, then lower id); -1 if none."""
-    snaps = market.snapshots
-    ask = np.where(snaps.tradable, snaps.ask_px, np.inf)
-    all_in = ask + market.taker_fee[None, :]
-    best = np.full(snaps.ticks, -1, dtype=np.int64)
-    if snaps.venues == 0:
+def best_venue(ask: np.ndarray, taker_fee: np.ndarray) -> np.ndarray:
+    """The best-ask rule on a [T, V] array of asks (inf where a venue offers nothing): per row, the venue
+    with the lowest ask (ties: lower ask+fee, then lower publisher_id); -1 where no venue offers."""
+    ask = np.atleast_2d(ask)
+    best = np.full(ask.shape[0], -1, dtype=np.int64)
+    if ask.shape[1] == 0:
         return best
+    all_in = ask + taker_fee[None, :]
     # publisher_ids are sorted, so the column index already orders ties by lower id.
     best_ask = ask.min(axis=1, keepdims=True)
     candidates = np.where(ask == best_ask, all_in, np.inf)
@@ -38,6 +39,12 @@ def best_venue_per_tick(market: Market) -> np.ndarray:
     has_quote = np.isfinite(best_ask[:, 0])
     best[has_quote] = choice[has_quote]
     return best
+
+
+def best_venue_per_tick(market: Market) -> np.ndarray:
+    """`best_venue` at every snapshot tick."""
+    snaps = market.snapshots
+    return best_venue(np.where(snaps.tradable, snaps.ask_px, np.inf), market.taker_fee)
 
 
 def _take_until(available: np.ndarray, need: int) -> np.ndarray:

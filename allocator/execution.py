@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from allocator.allocation import Venue, allocate
+from allocator.side import Side
 from allocator.snapshots import Snapshots
 
 
@@ -44,7 +45,13 @@ class Execution:
     fee: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))  # $/share paid (taker fee)
     rebate: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))  # $ earned per fill
     ticks_waited: int = 0
-    overfill: int = 0
+    side: Side = "buy"  # prices above are in cost space (allocator.side): −price for a sell
+    # Filled in by the realistic simulator; the faithful mode leaves them empty (= all taker, at tick times).
+    ts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # ns of each fill
+    kind: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="<U7"))  # taker / maker / cleanup
+    queue_ahead: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))  # maker fills only
+    order_id: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    decisions: list[dict] = field(default_factory=list)  # the router's per-horizon choices, when it has any
 
     @property
     def shares_filled(self) -> int:
@@ -55,8 +62,23 @@ class Execution:
         return max(self.order_size - self.shares_filled, 0)
 
     @property
+    def overfill(self) -> int:
+        return max(self.shares_filled - self.order_size, 0)
+
+    def shares_of(self, kind: str) -> int:
+        """Shares filled as `kind` (taker, maker or cleanup); faithful executions are all taker."""
+        if len(self.kind) != len(self.shares):
+            return self.shares_filled if kind == "taker" else 0
+        return int(self.shares[self.kind == kind].sum())
+
+    @property
+    def rebates_earned(self) -> float:
+        return float(np.sum(self.rebate))
+
+    @property
     def total_cash(self) -> float:
-        """Σ shares·(price + fee) − rebates earned: the money that actually changes hands."""
+        """Σ shares·(price + fee) − rebates earned, in cost space: money paid for a buy, minus the proceeds
+        for a sell (the report shows proceeds)."""
         return float(np.sum(self.shares * (self.price + self.fee)) - np.sum(self.rebate))
 
     @property
@@ -65,7 +87,7 @@ class Execution:
 
     @property
     def avg_fill_px(self) -> float | None:
-        """total_cash / shares_filled (fee-inclusive), None when nothing filled."""
+        """total_cash / shares_filled (fee-inclusive, cost space), None when nothing filled."""
         filled = self.shares_filled
         return self.total_cash / filled if filled else None
 
@@ -76,7 +98,14 @@ class Execution:
 
     def signature(self) -> tuple:
         """A hashable summary of the fills, so the grid can count distinct outcomes."""
-        return (self.tick.tobytes(), self.venue.tobytes(), self.shares.tobytes(), self.price.tobytes())
+        return (
+            self.tick.tobytes(),
+            self.ts.tobytes(),
+            self.venue.tobytes(),
+            self.shares.tobytes(),
+            self.price.tobytes(),
+            self.kind.tobytes(),
+        )
 
 
 def make_execution(
@@ -103,6 +132,7 @@ def make_execution(
         shares=shares,
         fee=market.taker_fee[venues],
         rebate=np.zeros(len(shares)),
+        side=market.snapshots.side,
         **extra,
     )
 

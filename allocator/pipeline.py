@@ -15,10 +15,12 @@ import numpy as np
 import pandas as pd
 
 from allocator.baselines import BASELINES
+from allocator.book import build_book
+from allocator.ck_router import SimMarket, SimSettings, build_sim_market, run_ck_router
 from allocator.data import MarketData
 from allocator.errors import UserError
 from allocator.execution import Execution, Market, run_faithful_router
-from allocator.report import build_report
+from allocator.report import build_report, decision_summary, execution_profile, fill_times, parameter_effects
 from allocator.search import (
     DEFAULT_LAMBDA_OVER,
     DEFAULT_LAMBDA_UNDER,
@@ -27,11 +29,13 @@ from allocator.search import (
     grid,
     search,
 )
+from allocator.side import SIDES, Side, side_letter, side_sign
+from allocator.sim_baselines import SIMULATED_BASELINES
 from allocator.snapshots import Snapshots, build_snapshots
 from allocator.venues import FeeTable
 from allocator.window import format_ns
 
-MODES = ("faithful",)
+MODES = ("faithful", "cont-kukanov")
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class RunConfig:
     theta_queue: tuple[float, ...] = DEFAULT_THETA_QUEUE
     mode: str = "faithful"
     jobs: int | None = None
+    side: Side = "buy"
+    sim: SimSettings = field(default_factory=SimSettings)  # used by --mode cont-kukanov only
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -54,6 +60,12 @@ class RunConfig:
             raise UserError(f"--step {self.step}: must be a positive number of shares")
         if self.mode not in MODES:
             raise UserError(f"--mode {self.mode!r} is not one of {', '.join(MODES)}")
+        if self.side not in SIDES:
+            raise UserError(f"--side {self.side!r} is not one of {', '.join(SIDES)}")
+
+    @property
+    def realistic(self) -> bool:
+        return self.mode == "cont-kukanov"
 
 
 @dataclass
@@ -65,9 +77,9 @@ class RunResult:
     venue_names: list[str]
 
 
-def build_market(data: MarketData, fees: FeeTable) -> tuple[Market, list[str]]:
+def build_market(data: MarketData, fees: FeeTable, side: Side = "buy") -> tuple[Market, list[str]]:
     """Snapshots plus the fee arrays aligned with their venues."""
-    snaps = build_snapshots(data.frame)
+    snaps = build_snapshots(data.frame, side)
     taker, rebate = fees.arrays(snaps.publisher_ids)
     start = data.window.start_ns
     end = data.window.end_ns
@@ -99,19 +111,36 @@ def duplicate_rows(frame: pd.DataFrame) -> int:
     return int(frame.duplicated().sum()) if len(frame) else 0
 
 
+def build_sim_market_for(data: MarketData, market: Market, settings: SimSettings) -> SimMarket:
+    """The realistic mode's view of the data: every venue's message stream for the order's side."""
+    frame = data.frame
+    book = build_book(frame, market.snapshots.publisher_ids, market.snapshots.side)
+    ts = frame["ts_event"].to_numpy(dtype=np.int64)
+    recv = frame["ts_recv"].to_numpy(dtype=np.int64) if "ts_recv" in frame.columns else ts
+    return build_sim_market(market, book, ts, recv, settings)
+
+
 def run(data: MarketData, fees: FeeTable, config: RunConfig) -> RunResult:
-    market, names = build_market(data, fees)
+    market, names = build_market(data, fees, config.side)
     snaps = market.snapshots
     if snaps.ticks == 0:
         raise UserError(f"{data.source}: no rows to route in {data.window.describe()}")
-    strategy = functools.partial(run_faithful_router, market, config.order_size, step=config.step)
+    sim_market = None
+    if config.realistic:
+        sim_market = build_sim_market_for(data, market, config.sim)
+        strategy = functools.partial(run_ck_router, sim_market, config.order_size)
+    else:
+        strategy = functools.partial(run_faithful_router, market, config.order_size, step=config.step)
 
     def point(lambda_over: float, lambda_under: float, theta_queue: float) -> Execution:
         return strategy(lambda_over=lambda_over, lambda_under=lambda_under, theta_queue=theta_queue)
 
     points = grid(config.lambda_over, config.lambda_under, config.theta_queue)
     result = search(point, points, jobs=config.jobs)
-    baselines = {name: fn(market, config.order_size) for name, fn in BASELINES.items()}
+    if sim_market is not None:
+        baselines = {name: fn(sim_market, config.order_size) for name, fn in SIMULATED_BASELINES.items()}
+    else:
+        baselines = {name: fn(market, config.order_size) for name, fn in BASELINES.items()}
     report = build_report(
         result,
         baselines,
@@ -128,29 +157,73 @@ def run(data: MarketData, fees: FeeTable, config: RunConfig) -> RunResult:
         mode=config.mode,
         step=config.step,
     )
+    if sim_market is not None:
+        report["execution"] = execution_section(sim_market, result, baselines, names)
     return RunResult(report, market, result, baselines, names)
 
 
+def arrival_mid(market: Market) -> float | None:
+    """Cost-space mid of the consolidated best prices at the first tick: the arrival price benchmark."""
+    snaps = market.snapshots
+    if snaps.ticks == 0:
+        return None
+    take, post = snaps.ask_px[0], snaps.bid_px[0]
+    if not (np.isfinite(take).any() and np.isfinite(post).any()):
+        return None
+    return float((np.nanmin(take) + np.nanmax(post)) / 2)
+
+
+def execution_section(
+    sim_market: SimMarket, result: SearchResult, baselines: dict[str, Execution], names: list[str]
+) -> dict[str, Any]:
+    """What only the realistic mode knows: the model's settings, each strategy's liquidity mix and shortfall
+    against the arrival mid, the router's decisions at the best grid point, and how the grid moved them."""
+    market = sim_market.market
+    snaps = market.snapshots
+    mid = arrival_mid(market)
+    router = result.best.execution
+    strategies = {"optimized": router} | baselines
+    return {
+        "model": sim_market.settings.report() | {"book_levels": sim_market.book.levels},
+        "side": snaps.side,
+        "arrival_ts": format_ns(int(snaps.ts_event[0])),
+        "arrival_mid": None if mid is None else round(side_sign(snaps.side) * mid, 6),
+        "strategies": {
+            name: execution_profile(ex, mid, snaps.publisher_ids, names) for name, ex in strategies.items()
+        },
+        "router_decisions": decision_summary(router.decisions, snaps.publisher_ids, snaps.side),
+        "parameter_effects": parameter_effects(result),
+    }
+
+
 def fills_frame(result: RunResult) -> pd.DataFrame:
-    """The child-fill ledger of the router and every baseline, one row per fill."""
+    """The child-fill ledger of the router and every baseline, one row per fill, in market prices.
+
+    `liquidity` is taker, maker or cleanup; `queue_ahead` is the displayed size ahead of a resting order when
+    it was posted (empty for takers); `order_id` groups the fills of one child order (realistic mode)."""
     snaps = result.market.snapshots
     parts = []
     for ex in [result.search.best.execution, *result.baselines.values()]:
+        sign = side_sign(ex.side)
+        simulated = len(ex.kind) == len(ex.shares)
+        cash = ex.shares * (ex.price + ex.fee) - ex.rebate
         parts.append(
             pd.DataFrame(
                 {
                     "strategy": ex.name,
                     "tick": ex.tick,
-                    "ts_event": [format_ns(t) for t in snaps.ts_event[ex.tick]],
+                    "ts_event": [format_ns(t) for t in fill_times(ex, snaps.ts_event)],
                     "publisher_id": snaps.publisher_ids[ex.venue],
                     "venue": [result.venue_names[v] for v in ex.venue],
-                    "side": "B",
-                    "liquidity": "taker",
-                    "price": ex.price,
+                    "side": side_letter(ex.side),
+                    "liquidity": ex.kind if simulated else "taker",
+                    "order_id": ex.order_id if simulated else pd.NA,
+                    "price": sign * ex.price,
                     "shares": ex.shares,
                     "fee_per_share": ex.fee,
                     "rebate": ex.rebate,
-                    "cash": ex.shares * (ex.price + ex.fee) - ex.rebate,
+                    "queue_ahead": ex.queue_ahead if simulated else np.nan,
+                    "cash": sign * cash,
                 }
             )
         )

@@ -7,6 +7,10 @@ publisher_id per ts_event"); a venue that sent nothing keeps its latest known st
 message at its most recent earlier tick. So a snapshot is the consolidated top of book across venues,
 and on one-venue data it is exactly the trial's snapshot sequence.
 
+For a sell the same rule applies to the other side of the book: `ask_*` then describe the bids we would
+hit and `bid_*` the asks we would join, in cost space (prices negated, allocator.side), so every strategy
+routes a sell with the buy code.
+
 Everything is index arithmetic on arrays: `row[t, v]` is the position (in event order) of the message
 representing venue v at tick t, or -1 before the venue's first message, so any column can be
 gathered per tick and venue without building per-tick objects.
@@ -18,6 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from allocator.errors import UserError
+from allocator.side import Side, side_sign
 
 
 def event_order(ts_event: np.ndarray) -> np.ndarray:
@@ -41,6 +48,7 @@ class Snapshots:
     crossed_quotes: int = (
         0  # venue messages (first at their tick) whose own bid ≥ ask: counted, ask still used
     )
+    side: Side = "buy"  # "sell": ask_* hold −bid (what we hit), bid_* hold −ask (where we would post)
 
     @property
     def ticks(self) -> int:
@@ -55,8 +63,9 @@ class Snapshots:
         return self.ask_sz > 0
 
 
-def build_snapshots(frame: pd.DataFrame) -> Snapshots:
+def build_snapshots(frame: pd.DataFrame, side: Side = "buy") -> Snapshots:
     """Apply the snapshot rule to a loaded frame (columns ts_event, publisher_id, ask/bid level 00)."""
+    sign = side_sign(side)
     ts = frame["ts_event"].to_numpy(dtype=np.int64)
     pid = frame["publisher_id"].to_numpy(dtype=np.int64)
     order = event_order(ts)
@@ -74,6 +83,7 @@ def build_snapshots(frame: pd.DataFrame) -> Snapshots:
             empty2,
             empty2.astype(np.int64),
             0,
+            side=side,
         )
     new_tick = np.empty(n, dtype=bool)
     new_tick[0] = True
@@ -113,25 +123,29 @@ def build_snapshots(frame: pd.DataFrame) -> Snapshots:
     ask_sz = per_tick("ask_sz_00", 0, np.int64)
     bid_px = per_tick("bid_px_00", np.nan, np.float64)
     bid_sz = per_tick("bid_sz_00", 0, np.int64)
-    tradable = np.isfinite(ask_px) & (ask_px > 0) & (ask_sz > 0) & (source_row >= 0)
-    untradable_quotes = int(np.count_nonzero(fresh & ~tradable))
-    ask_px = np.where(tradable, ask_px, np.nan)
-    ask_sz = np.where(tradable, ask_sz, 0)
+    ask_ok = np.isfinite(ask_px) & (ask_px > 0) & (ask_sz > 0) & (source_row >= 0)
     bid_ok = np.isfinite(bid_px) & (bid_px > 0)
     if "bid_sz_00" in frame.columns:  # a file with bid prices but no bid sizes still tells the spread
         bid_ok &= bid_sz > 0
-    crossed_quotes = int(np.count_nonzero(fresh & tradable & bid_ok & (bid_px >= ask_px)))
-    bid_px = np.where(bid_ok, bid_px, np.nan)
-    bid_sz = np.where(bid_ok, bid_sz, 0)
+    crossed_quotes = int(np.count_nonzero(fresh & ask_ok & bid_ok & (bid_px >= ask_px)))
+    if side == "sell" and "bid_sz_00" not in frame.columns:
+        raise UserError("selling needs bid prices and sizes (bid_px_00, bid_sz_00) in the data")
+    # The side we take from must be usable to trade; the side we post on only informs.
+    take_ok, post_ok = (ask_ok, bid_ok) if sign > 0 else (bid_ok & (source_row >= 0), ask_ok)
+    take_px, take_sz, post_px, post_sz = (
+        (ask_px, ask_sz, bid_px, bid_sz) if sign > 0 else (bid_px, bid_sz, ask_px, ask_sz)
+    )
+    untradable_quotes = int(np.count_nonzero(fresh & ~take_ok))
     return Snapshots(
         ts_event=tick_ts,
         publisher_ids=venues,
         source_row=source_row,
         fresh=fresh,
-        ask_px=ask_px,
-        ask_sz=ask_sz,
-        bid_px=bid_px,
-        bid_sz=bid_sz,
+        ask_px=np.where(take_ok, sign * take_px, np.nan),
+        ask_sz=np.where(take_ok, take_sz, 0),
+        bid_px=np.where(post_ok, sign * post_px, np.nan),
+        bid_sz=np.where(post_ok, post_sz, 0),
         untradable_quotes=untradable_quotes,
         crossed_quotes=crossed_quotes,
+        side=side,
     )

@@ -1,0 +1,339 @@
+"""`--mode cont-kukanov`: the paper's market/limit split, re-solved every horizon, executed by the simulator.
+
+Every `horizon` seconds (after a `warmup` spent observing) the router:
+1. reads only what it could have seen (rows with ts_seen ≤ now, and the fills reported to it);
+2. takes as limit venues those whose best posting price equals the best across venues (the bid for a buy;
+   a venue quoting a worse bid is not in the model) and as its market venue the cheapest ask + fee;
+3. sets h = half the consolidated spread, f = that venue's taker fee, r_k = each venue's maker rebate,
+   Q_k = its displayed size at the best posting price, and samples the queue outflow ξ over one horizon
+   from sliding windows of the past (strictly before now: no look-ahead; when less than one horizon has
+   been observed the one window there is scaled to the horizon);
+4. solves min E v(M, L) for the remaining S with Robbins–Monro SA (allocator.ck_model.solve_sa), rounds to
+   whole shares keeping M + ΣL ≥ S, sweeps M across venues' depth and rests L_k at venue k;
+5. cancels everything still resting when the horizon ends, or as soon as a fill report shows the parent
+   complete (fills that happen while that cancel travels are real over-fills, charged λ_over).
+At the end of the window whatever is missing is bought by a marketable clean-up sweep (`cleanup` fills),
+exactly as for the baselines, so all strategies compare at equal shares.
+
+ξ is measured consistently with the queue model: under the conservative model only trades against our side
+advance a queue, so ξ counts traded volume; under the probabilistic model ξ also counts cancellations at the
+best posting level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from allocator.book import Book, VenueStream
+from allocator.ck_model import Params, solve_sa
+from allocator.execution import Execution, Market
+from allocator.simulator import Latency, Ledger, QueueModel, Simulator
+from allocator.window import NS_PER_SECOND
+
+DEFAULT_HORIZON_SECONDS = 30.0
+DEFAULT_WARMUP_SECONDS = 10.0
+DEFAULT_SA_ITERATIONS = 1000
+HISTORY_SECONDS = 120.0  # how far back outflow windows are taken
+SAMPLE_STEP_SECONDS = 1.0  # spacing of the sliding outflow windows
+
+
+@dataclass(frozen=True)
+class SimSettings:
+    """Everything about the realistic model that is not a grid parameter."""
+
+    horizon_ns: int = int(DEFAULT_HORIZON_SECONDS * NS_PER_SECOND)
+    warmup_ns: int = int(DEFAULT_WARMUP_SECONDS * NS_PER_SECOND)
+    latency: Latency = field(default_factory=Latency)
+    queue_model: QueueModel = field(default_factory=QueueModel)
+    sa_iterations: int = DEFAULT_SA_ITERATIONS
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.horizon_ns <= 0:
+            raise ValueError("the horizon must be positive")
+        if self.warmup_ns < 0 or self.sa_iterations < 1:
+            raise ValueError("warmup must be ≥ 0 and SA iterations ≥ 1")
+
+    def report(self) -> dict:
+        return {
+            "horizon_seconds": self.horizon_ns / NS_PER_SECOND,
+            "warmup_seconds": self.warmup_ns / NS_PER_SECOND,
+            "latency_ms": self.latency.entry_ns / 1e6,
+            "jitter_ms": self.latency.jitter_ns / 1e6,
+            "queue_model": self.queue_model.kind,
+            "queue_power": self.queue_model.power if self.queue_model.kind == "probabilistic" else None,
+            "sa_iterations": self.sa_iterations,
+            "seed": self.seed,
+        }
+
+
+@dataclass(frozen=True)
+class SimMarket:
+    """The faithful Market (snapshots and fees) plus the full message streams and the model settings."""
+
+    market: Market
+    book: Book
+    settings: SimSettings
+    tick_seen: np.ndarray  # int64 [T]: when each snapshot tick could be known (its rows' latest ts_seen)
+    outflow: list[np.ndarray]  # per venue, cumulative queue outflow at the best posting level, per row
+
+    def simulator(self, seed_offset: int = 0) -> Simulator:
+        return Simulator(
+            self.book,
+            self.market.taker_fee,
+            self.market.maker_rebate,
+            self.settings.latency,
+            self.settings.queue_model,
+            seed=self.settings.seed + seed_offset,
+        )
+
+    @property
+    def cleanup_time(self) -> int:
+        """When strategies send their clean-up: one round trip after the window closes, so every fill of
+        an order cancelled at the close has been reported."""
+        return self.market.window_end_ns + 2 * self.settings.latency.entry_ns
+
+
+def cumulative_outflow(stream: VenueStream, queue_model: QueueModel) -> np.ndarray:
+    """Cumulative shares that left the best posting level by row: traded volume, plus (probabilistic model)
+    decreases of the level that the row's trade does not explain."""
+    out = stream.hit_sz.astype(np.float64)
+    if queue_model.kind == "probabilistic" and stream.rows > 1:
+        same = stream.post_px[1:] == stream.post_px[:-1]
+        drop = np.where(same, stream.post_sz[:-1] - stream.post_sz[1:], 0).astype(np.float64)
+        out[1:] += np.maximum(drop - stream.hit_sz[1:], 0.0)
+    return np.cumsum(out)
+
+
+def outflow_samples(
+    sim_market: SimMarket, venues: list[int], t: int, horizon_ns: int, first_seen: int
+) -> np.ndarray:
+    """ξ samples of shape (n, K): outflow at each venue over sliding windows of one horizon ending ≤ t,
+    using only rows seen by t. Windows start no earlier than `first_seen` (the start of observation)."""
+    span = t - first_seen
+    if span <= 0:
+        return np.zeros((1, len(venues)))
+    step = int(SAMPLE_STEP_SECONDS * NS_PER_SECOND)
+    if span < horizon_ns:
+        ends = np.array([t], dtype=np.int64)
+        length, scale = span, horizon_ns / span
+    else:
+        usable = min(span, int(HISTORY_SECONDS * NS_PER_SECOND)) - horizon_ns
+        ends = t - np.arange(0, usable // step + 1, dtype=np.int64) * step
+        length, scale = horizon_ns, 1.0
+    samples = np.empty((len(ends), len(venues)))
+    for k, v in enumerate(venues):
+        stream, cum = sim_market.book.streams[v], sim_market.outflow[v]
+        at_end = _cum_at(stream, cum, ends)
+        at_start = _cum_at(stream, cum, ends - length)
+        samples[:, k] = (at_end - at_start) * scale
+    return samples
+
+
+def _cum_at(stream: VenueStream, cum: np.ndarray, times: np.ndarray) -> np.ndarray:
+    rows = np.searchsorted(stream.ts_seen, times, side="right") - 1
+    return np.where(rows >= 0, cum[np.clip(rows, 0, None)], 0.0)
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What the router sees at a decision: per venue best take / post prices and sizes (cost space)."""
+
+    take_px: np.ndarray
+    take_sz: np.ndarray
+    post_px: np.ndarray
+    post_sz: np.ndarray
+
+
+def seen_quote(sim: Simulator, t: int) -> Quote:
+    n = len(sim.book.streams)
+    take_px, post_px = np.full(n, np.nan), np.full(n, np.nan)
+    take_sz, post_sz = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    for v, stream in enumerate(sim.book.streams):
+        row = stream.row_seen(t)
+        if row < 0:
+            continue
+        prices, sizes = sim.seen_take_levels(v, t)
+        live = np.flatnonzero((sizes > 0) & np.isfinite(prices))
+        if live.size:
+            take_px[v], take_sz[v] = prices[live[0]], sizes[live[0]]
+        post_px[v], post_sz[v] = stream.post_px[row], stream.post_sz[row]
+    return Quote(take_px, take_sz, post_px, post_sz)
+
+
+def round_split(x: np.ndarray, remaining: int) -> tuple[int, np.ndarray]:
+    """Whole shares from the SA solution, keeping the model's constraint M + ΣL ≥ S and 0 ≤ L_k ≤ S − M."""
+    market = int(np.clip(np.rint(x[0]), 0, remaining))
+    limits = np.clip(np.rint(x[1:]), 0, remaining - market).astype(np.int64)
+    short = remaining - market - int(limits.sum())
+    if short > 0:
+        market += short
+        limits = np.minimum(limits, remaining - market)
+    return market, limits
+
+
+def run_ck_router(
+    sim_market: SimMarket,
+    order_size: int,
+    lambda_over: float,
+    lambda_under: float,
+    theta_queue: float,
+    name: str = "optimized",
+) -> Execution:
+    """The Cont–Kukanov router over the window (see the module docstring)."""
+    market, settings = sim_market.market, sim_market.settings
+    sim = sim_market.simulator()
+    entry = settings.latency.entry_ns
+    start, end = market.window_start_ns, market.window_end_ns
+    decisions: list[dict] = []
+    t = start + settings.warmup_ns
+    step_seed = settings.seed
+    while t < end:
+        t_next = min(t + settings.horizon_ns, end)
+        known = _reported(sim.ledger, t, entry)
+        remaining = order_size - known
+        if remaining <= 0:
+            break
+        decision = _decide(sim_market, sim, t, remaining, lambda_over, lambda_under, theta_queue, step_seed)
+        step_seed += 1
+        if decision is not None:
+            decisions.append(decision)
+            _execute(sim, decision, t, t_next, remaining)
+        t = t_next
+    _cleanup(sim_market, sim, order_size)
+    return to_execution(sim.ledger, name, order_size, market, decisions)
+
+
+def _reported(ledger: Ledger, t: int, entry_ns: int) -> int:
+    """Shares whose fill reports reached us by time t (a report takes one latency)."""
+    return sum(q for ts, q in zip(ledger.ts, ledger.shares, strict=True) if ts + entry_ns <= t)
+
+
+def _decide(
+    sim_market: SimMarket,
+    sim: Simulator,
+    t: int,
+    remaining: int,
+    lambda_over: float,
+    lambda_under: float,
+    theta_queue: float,
+    seed: int,
+) -> dict | None:
+    market, settings = sim_market.market, sim_market.settings
+    quote = seen_quote(sim, t)
+    if not np.isfinite(quote.take_px).any():
+        return None  # nothing to trade against yet; the next horizon tries again
+    all_in = np.where(np.isfinite(quote.take_px), quote.take_px + market.taker_fee, np.inf)
+    best_take = float(np.nanmin(quote.take_px))
+    market_venue = int(np.argmin(all_in))
+    postable = np.isfinite(quote.post_px) & (quote.post_sz > 0) & (quote.post_px < best_take)
+    limit_venues: list[int] = []
+    h = 0.0
+    if postable.any():
+        best_post = float(np.max(quote.post_px[postable]))
+        limit_venues = [int(v) for v in np.flatnonzero(postable & (quote.post_px == best_post))]
+        h = (best_take - best_post) / 2
+    record: dict = {"t": t, "remaining": remaining, "market_venue": market_venue, "half_spread": h}
+    if not limit_venues:
+        record.update(market=remaining, limits={}, post_px=None)
+        return record
+    params = Params(
+        h=h,
+        f=float(market.taker_fee[market_venue]),
+        r=market.maker_rebate[limit_venues],
+        Q=quote.post_sz[limit_venues].astype(float),
+        theta=theta_queue,
+        lambda_u=lambda_under,
+        lambda_o=lambda_over,
+    )
+    samples = outflow_samples(sim_market, limit_venues, t, settings.horizon_ns, market.window_start_ns)
+    x, _info = solve_sa(float(remaining), params, samples, n_iter=settings.sa_iterations, rng=seed)
+    mkt, limits = round_split(x, remaining)
+    record.update(
+        market=mkt,
+        limits={v: int(q) for v, q in zip(limit_venues, limits, strict=True) if q > 0},
+        queue_ahead={v: int(q) for v, q in zip(limit_venues, quote.post_sz[limit_venues], strict=True)},
+        post_px=best_post,
+        outflow_median={v: float(np.median(samples[:, k])) for k, v in enumerate(limit_venues)},
+        outflow_samples=len(samples),
+    )
+    return record
+
+
+def _execute(sim: Simulator, decision: dict, t: int, t_next: int, remaining: int) -> None:
+    first = len(sim.ledger)
+    sim.sweep(t, decision["market"])
+    for v, q in decision["limits"].items():
+        sim.rest(v, decision["post_px"], q, t, t_next)
+    # Parent complete: once fills reported to us cover `remaining`, we cancel the rest; fills that happen
+    # before the cancel lands (report + cancel = two latencies) still count, as over-fills.
+    entry = sim.latency.entry_ns
+    order = sorted(range(first, len(sim.ledger)), key=lambda i: (sim.ledger.ts[i], i))
+    done_at = None
+    total = 0
+    keep = [True] * len(sim.ledger)
+    for i in order:
+        if done_at is not None and sim.ledger.ts[i] > done_at + 2 * entry and sim.ledger.kind[i] == "maker":
+            keep[i] = False
+            continue
+        total += sim.ledger.shares[i]
+        if done_at is None and total >= remaining:
+            done_at = sim.ledger.ts[i]
+    if not all(keep):
+        sim.ledger.drop(keep)
+
+
+def _cleanup(sim_market: SimMarket, sim: Simulator, order_size: int) -> None:
+    """Buy whatever is missing at the close, marketable across venues' depth, priced like any taker order."""
+    missing = order_size - sim.ledger.filled()
+    if missing > 0:
+        sim.sweep(sim_market.cleanup_time, missing, kind="cleanup")
+
+
+def to_execution(
+    ledger: Ledger, name: str, order_size: int, market: Market, decisions: list[dict]
+) -> Execution:
+    """Ledger → Execution in time order, with `tick` the snapshot in force at each fill (for the ledger CSV)."""
+    ts = np.asarray(ledger.ts, dtype=np.int64)
+    order = np.argsort(ts, kind="stable")
+    ts = ts[order]
+    tick = np.clip(np.searchsorted(market.snapshots.ts_event, ts, side="right") - 1, 0, None)
+    return Execution(
+        name=name,
+        order_size=order_size,
+        tick=tick.astype(np.int64),
+        venue=np.asarray(ledger.venue, dtype=np.int64)[order],
+        price=np.asarray(ledger.price, dtype=np.float64)[order],
+        shares=np.asarray(ledger.shares, dtype=np.int64)[order],
+        fee=np.asarray(ledger.fee, dtype=np.float64)[order],
+        rebate=np.asarray(ledger.rebate, dtype=np.float64)[order],
+        side=market.snapshots.side,
+        ts=ts,
+        kind=np.asarray(ledger.kind, dtype="<U7")[order],
+        queue_ahead=np.asarray(ledger.queue_ahead, dtype=np.float64)[order],
+        order_id=np.asarray(ledger.order_id, dtype=np.int64)[order],
+        decisions=decisions,
+    )
+
+
+def tick_seen_times(frame_ts_event: np.ndarray, frame_ts_seen: np.ndarray, tick_ts: np.ndarray) -> np.ndarray:
+    """When each snapshot tick becomes known: the latest ts_seen among rows up to and including it."""
+    seen = np.full(len(tick_ts), np.iinfo(np.int64).min, dtype=np.int64)
+    tick_of = np.searchsorted(tick_ts, frame_ts_event)
+    np.maximum.at(seen, tick_of, frame_ts_seen)
+    return np.maximum.accumulate(np.maximum(seen, tick_ts))
+
+
+def build_sim_market(
+    market: Market, book: Book, frame_ts_event, frame_ts_recv, settings: SimSettings
+) -> SimMarket:
+    seen = np.maximum(frame_ts_recv, frame_ts_event)
+    return SimMarket(
+        market=market,
+        book=book,
+        settings=settings,
+        tick_seen=tick_seen_times(frame_ts_event, seen, market.snapshots.ts_event),
+        outflow=[cumulative_outflow(s, settings.queue_model) for s in book.streams],
+    )
