@@ -37,6 +37,7 @@ DEFAULT_WARMUP_SECONDS = 10.0
 DEFAULT_SA_ITERATIONS = 1000
 HISTORY_SECONDS = 120.0  # how far back outflow windows are taken
 SAMPLE_STEP_SECONDS = 1.0  # spacing of the sliding outflow windows
+PRICE_DECIMALS = 9
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class SimMarket:
     settings: SimSettings
     tick_seen: np.ndarray  # int64 [T]: when each snapshot tick could be known (its rows' latest ts_seen)
     outflow: list[np.ndarray]  # per venue, cumulative queue outflow at the best posting level, per row
+    arrival_mid: float | None  # cost-space consolidated mid at the first tick: the benchmark price
 
     def simulator(self, seed_offset: int = 0) -> Simulator:
         return Simulator(
@@ -203,7 +205,7 @@ def run_ck_router(
             _execute(sim, decision, t, t_next, remaining)
         t = t_next
     _cleanup(sim_market, sim, order_size)
-    return to_execution(sim.ledger, name, order_size, market, decisions)
+    return to_execution(sim.ledger, name, order_size, sim_market, decisions)
 
 
 def _reported(ledger: Ledger, t: int, entry_ns: int) -> int:
@@ -234,7 +236,9 @@ def _decide(
     if postable.any():
         best_post = float(np.max(quote.post_px[postable]))
         limit_venues = [int(v) for v in np.flatnonzero(postable & (quote.post_px == best_post))]
-        h = (best_take - best_post) / 2
+        # Prices live on Databento's 1e-9 grid, so the half-spread does too; rounding removes the float noise
+        # of the subtraction (which differs between a market and its mirror image and would steer SA).
+        h = round((best_take - best_post) / 2, PRICE_DECIMALS)
     record: dict = {"t": t, "remaining": remaining, "market_venue": market_venue, "half_spread": h}
     if not limit_venues:
         record.update(market=remaining, limits={}, post_px=None)
@@ -293,9 +297,11 @@ def _cleanup(sim_market: SimMarket, sim: Simulator, order_size: int) -> None:
 
 
 def to_execution(
-    ledger: Ledger, name: str, order_size: int, market: Market, decisions: list[dict]
+    ledger: Ledger, name: str, order_size: int, sim_market: SimMarket, decisions: list[dict]
 ) -> Execution:
-    """Ledger → Execution in time order, with `tick` the snapshot in force at each fill (for the ledger CSV)."""
+    """Ledger → Execution in time order, with `tick` the snapshot in force at each fill (for the ledger CSV)
+    and the arrival mid as the price at which extra or missing shares are valued."""
+    market = sim_market.market
     ts = np.asarray(ledger.ts, dtype=np.int64)
     order = np.argsort(ts, kind="stable")
     ts = ts[order]
@@ -315,6 +321,7 @@ def to_execution(
         queue_ahead=np.asarray(ledger.queue_ahead, dtype=np.float64)[order],
         order_id=np.asarray(ledger.order_id, dtype=np.int64)[order],
         decisions=decisions,
+        mark_px=sim_market.arrival_mid,
     )
 
 
@@ -336,4 +343,16 @@ def build_sim_market(
         settings=settings,
         tick_seen=tick_seen_times(frame_ts_event, seen, market.snapshots.ts_event),
         outflow=[cumulative_outflow(s, settings.queue_model) for s in book.streams],
+        arrival_mid=arrival_mid(market),
     )
+
+
+def arrival_mid(market: Market) -> float | None:
+    """Cost-space mid of the consolidated best prices at the first tick: the arrival price benchmark."""
+    snaps = market.snapshots
+    if snaps.ticks == 0:
+        return None
+    take, post = snaps.ask_px[0], snaps.bid_px[0]
+    if not (np.isfinite(take).any() and np.isfinite(post).any()):
+        return None
+    return round(float((np.nanmin(take) + np.nanmax(post)) / 2), PRICE_DECIMALS)

@@ -52,6 +52,9 @@ class Execution:
     queue_ahead: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))  # maker fills only
     order_id: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     decisions: list[dict] = field(default_factory=list)  # the router's per-horizon choices, when it has any
+    # Realistic mode: shares bought beyond (or missing from) the order are valued at this cost-space price,
+    # the arrival mid, in total_cost (see there). None = the specification's cost (the faithful mode).
+    mark_px: float | None = None
 
     @property
     def shares_filled(self) -> int:
@@ -92,9 +95,17 @@ class Execution:
         return self.total_cash / filled if filled else None
 
     def total_cost(self, lambda_over: float, lambda_under: float, theta_queue: float) -> float:
-        """total_cash plus the spec's penalty terms on what was never filled (or overfilled)."""
+        """total_cash plus the spec's penalty terms on what was never filled (or overfilled).
+
+        With `mark_px` set (the realistic mode), missing shares are added and extra shares removed at that
+        price first, so the cost is that of exactly order_size shares: otherwise an over-filled buy would
+        pay ~$220 a share extra and an over-filled sell would *earn* it, and the grid would judge the
+        inventory instead of the execution. It equals order_size·arrival_mid + shortfall + penalties."""
         under, over = self.unfilled, self.overfill
-        return self.total_cash + theta_queue * (under + over) + lambda_under * under + lambda_over * over
+        cash = self.total_cash
+        if self.mark_px is not None:
+            cash += (under - over) * self.mark_px
+        return cash + theta_queue * (under + over) + lambda_under * under + lambda_over * over
 
     def signature(self) -> tuple:
         """A hashable summary of the fills, so the grid can count distinct outcomes."""

@@ -162,17 +162,6 @@ def run(data: MarketData, fees: FeeTable, config: RunConfig) -> RunResult:
     return RunResult(report, market, result, baselines, names)
 
 
-def arrival_mid(market: Market) -> float | None:
-    """Cost-space mid of the consolidated best prices at the first tick: the arrival price benchmark."""
-    snaps = market.snapshots
-    if snaps.ticks == 0:
-        return None
-    take, post = snaps.ask_px[0], snaps.bid_px[0]
-    if not (np.isfinite(take).any() and np.isfinite(post).any()):
-        return None
-    return float((np.nanmin(take) + np.nanmax(post)) / 2)
-
-
 def execution_section(
     sim_market: SimMarket, result: SearchResult, baselines: dict[str, Execution], names: list[str]
 ) -> dict[str, Any]:
@@ -180,7 +169,7 @@ def execution_section(
     against the arrival mid, the router's decisions at the best grid point, and how the grid moved them."""
     market = sim_market.market
     snaps = market.snapshots
-    mid = arrival_mid(market)
+    mid = sim_market.arrival_mid
     router = result.best.execution
     strategies = {"optimized": router} | baselines
     return {

@@ -67,7 +67,7 @@ def _run_rule(
     missing = order_size - sim.ledger.filled()
     if missing > 0:
         sim.sweep(sim_market.cleanup_time, missing, kind="cleanup")
-    return to_execution(sim.ledger, name, order_size, market, [])
+    return to_execution(sim.ledger, name, order_size, sim_market, [])
 
 
 def _cheapest(prices: np.ndarray, fee: np.ndarray) -> int:
