@@ -55,9 +55,9 @@ def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]
     return proc.returncode, out, err
 
 
-def offline_report() -> dict:
+def offline_report(*extra: str) -> dict:
     """The offline report for WINDOW and ORDER, without its run metadata: what Kafka runs must equal."""
-    report = json.loads(script("order_allocator.py", "--csv", str(DATASET), *WINDOW, *ORDER).stdout)
+    report = json.loads(script("order_allocator.py", "--csv", str(DATASET), *WINDOW, *ORDER, *extra).stdout)
     report.pop("run")
     return report
 

@@ -42,6 +42,23 @@ def test_kafka_report_is_identical_to_offline(broker, offline_report):
     assert run["run_id"] == summary["run_id"]
 
 
+REALISTIC = ["--mode", "cont-kukanov", "--horizon", "10", "--warmup", "5", "--lambda-under", "0.2,1.0"]
+
+
+@pytest.mark.parametrize("side", ["buy", "sell"])
+def test_cont_kukanov_kafka_report_is_identical_to_offline(broker, side):
+    # The realistic mode reads every message and all ten levels, so this proves the stream carries the
+    # whole book (trades, sides, ts_recv), not just the top of it.
+    expected = offline(*REALISTIC, "--side", side)
+    topic = new_topic()
+    produce(broker.bootstrap, topic, "--speed", "0")
+    report = json.loads(allocate_from(broker.bootstrap, topic, *REALISTIC, "--side", side).stdout)
+    report.pop("run")
+    assert report == expected
+    assert report["execution"]["model"]["book_levels"] == 10
+    assert report["execution"]["strategies"]["optimized"]["maker_shares"] > 0
+
+
 def test_consumer_started_first_waits_then_completes(broker, offline_report):
     topic = new_topic()
     holder: dict = {}
