@@ -8,8 +8,9 @@ Every `horizon` seconds (after a `warmup` spent observing) the router:
    Q_k = its displayed size at the best posting price, and samples the queue outflow ξ over one horizon
    from sliding windows of the past (strictly before now: no look-ahead; when less than one horizon has
    been observed the one window there is scaled to the horizon);
-4. solves min E v(M, L) for the remaining S with Robbins–Monro SA (allocator.ck_model.solve_sa), rounds to
-   whole shares keeping M + ΣL ≥ S, sweeps M across venues' depth and rests L_k at venue k;
+4. solves min E v(M, L) for the remaining S with Robbins–Monro SA (allocator.ck_model.solve_sa, the
+   adaptive 1/√n step, whose accuracy against the exact optimum is measured there), rounds to whole shares
+   keeping M + ΣL ≥ S, sweeps M across venues' depth and rests L_k at venue k;
 5. cancels everything still resting when the horizon ends, or as soon as a fill report shows the parent
    complete (fills that happen while that cancel travels are real over-fills, charged λ_over).
 At the end of the window whatever is missing is bought by a marketable clean-up sweep (`cleanup` fills),
@@ -34,7 +35,9 @@ from allocator.window import NS_PER_SECOND
 
 DEFAULT_HORIZON_SECONDS = 30.0
 DEFAULT_WARMUP_SECONDS = 10.0
-DEFAULT_SA_ITERATIONS = 1000
+DEFAULT_SA_ITERATIONS = 4000
+SA_STEP = "adaptive"  # see allocator.ck_model.solve_sa: measured against the exact optimum
+SA_GAMMA0 = 0.3
 HISTORY_SECONDS = 120.0  # how far back outflow windows are taken
 SAMPLE_STEP_SECONDS = 1.0  # spacing of the sliding outflow windows
 PRICE_DECIMALS = 9
@@ -66,6 +69,7 @@ class SimSettings:
             "queue_model": self.queue_model.kind,
             "queue_power": self.queue_model.power if self.queue_model.kind == "probabilistic" else None,
             "sa_iterations": self.sa_iterations,
+            "sa_step": f"{SA_STEP} (gamma0 {SA_GAMMA0:g})",
             "seed": self.seed,
         }
 
@@ -213,6 +217,76 @@ def _reported(ledger: Ledger, t: int, entry_ns: int) -> int:
     return sum(q for ts, q in zip(ledger.ts, ledger.shares, strict=True) if ts + entry_ns <= t)
 
 
+@dataclass(frozen=True)
+class Observation:
+    """What the router knows at a decision: the quote it sees and, for the venues it may post at, the
+    model's market inputs (everything in Params except the grid's penalties) and the outflow samples."""
+
+    t: int
+    quote: Quote
+    market_venue: int  # cheapest ask + fee: where M goes first, and whose fee is f
+    limit_venues: list[int]  # venues quoting the best posting price (below the best ask)
+    post_px: float | None
+    half_spread: float
+    samples: np.ndarray  # (n, K) outflow samples, all seen before t
+
+
+def observe(sim_market: SimMarket, sim: Simulator, t: int) -> Observation | None:
+    """The decision inputs at time t, from rows seen by t only; None when no venue offers anything."""
+    market, settings = sim_market.market, sim_market.settings
+    quote = seen_quote(sim, t)
+    if not np.isfinite(quote.take_px).any():
+        return None
+    all_in = np.where(np.isfinite(quote.take_px), quote.take_px + market.taker_fee, np.inf)
+    best_take = float(np.nanmin(quote.take_px))
+    postable = np.isfinite(quote.post_px) & (quote.post_sz > 0) & (quote.post_px < best_take)
+    limit_venues: list[int] = []
+    h, best_post = 0.0, None
+    if postable.any():
+        best_post = float(np.max(quote.post_px[postable]))
+        limit_venues = [int(v) for v in np.flatnonzero(postable & (quote.post_px == best_post))]
+        # Prices live on Databento's 1e-9 grid, so the half-spread does too; rounding removes the float noise
+        # of the subtraction (which differs between a market and its mirror image and would steer SA).
+        h = round((best_take - best_post) / 2, PRICE_DECIMALS)
+    samples = (
+        outflow_samples(sim_market, limit_venues, t, settings.horizon_ns, market.window_start_ns)
+        if limit_venues
+        else np.zeros((1, 0))
+    )
+    return Observation(t, quote, int(np.argmin(all_in)), limit_venues, best_post, h, samples)
+
+
+def model_params(
+    obs: Observation, market: Market, lambda_over: float, lambda_under: float, theta_queue: float
+) -> Params:
+    """Params of the Cont–Kukanov problem for an observation and one grid point."""
+    return Params(
+        h=obs.half_spread,
+        f=float(market.taker_fee[obs.market_venue]),
+        r=market.maker_rebate[obs.limit_venues],
+        Q=obs.quote.post_sz[obs.limit_venues].astype(float),
+        theta=theta_queue,
+        lambda_u=lambda_under,
+        lambda_o=lambda_over,
+    )
+
+
+def solve(
+    remaining: int, params: Params, samples: np.ndarray, settings: SimSettings, seed: int
+) -> np.ndarray:
+    """The router's SA solve (allocator.ck_model.solve_sa with the measured step rule)."""
+    x, _info = solve_sa(
+        float(remaining),
+        params,
+        samples,
+        n_iter=settings.sa_iterations,
+        step=SA_STEP,
+        gamma0=SA_GAMMA0,
+        rng=seed,
+    )
+    return x
+
+
 def _decide(
     sim_market: SimMarket,
     sim: Simulator,
@@ -223,45 +297,28 @@ def _decide(
     theta_queue: float,
     seed: int,
 ) -> dict | None:
-    market, settings = sim_market.market, sim_market.settings
-    quote = seen_quote(sim, t)
-    if not np.isfinite(quote.take_px).any():
+    obs = observe(sim_market, sim, t)
+    if obs is None:
         return None  # nothing to trade against yet; the next horizon tries again
-    all_in = np.where(np.isfinite(quote.take_px), quote.take_px + market.taker_fee, np.inf)
-    best_take = float(np.nanmin(quote.take_px))
-    market_venue = int(np.argmin(all_in))
-    postable = np.isfinite(quote.post_px) & (quote.post_sz > 0) & (quote.post_px < best_take)
-    limit_venues: list[int] = []
-    h = 0.0
-    if postable.any():
-        best_post = float(np.max(quote.post_px[postable]))
-        limit_venues = [int(v) for v in np.flatnonzero(postable & (quote.post_px == best_post))]
-        # Prices live on Databento's 1e-9 grid, so the half-spread does too; rounding removes the float noise
-        # of the subtraction (which differs between a market and its mirror image and would steer SA).
-        h = round((best_take - best_post) / 2, PRICE_DECIMALS)
-    record: dict = {"t": t, "remaining": remaining, "market_venue": market_venue, "half_spread": h}
-    if not limit_venues:
+    record: dict = {
+        "t": t,
+        "remaining": remaining,
+        "market_venue": obs.market_venue,
+        "half_spread": obs.half_spread,
+    }
+    if not obs.limit_venues:
         record.update(market=remaining, limits={}, post_px=None)
         return record
-    params = Params(
-        h=h,
-        f=float(market.taker_fee[market_venue]),
-        r=market.maker_rebate[limit_venues],
-        Q=quote.post_sz[limit_venues].astype(float),
-        theta=theta_queue,
-        lambda_u=lambda_under,
-        lambda_o=lambda_over,
-    )
-    samples = outflow_samples(sim_market, limit_venues, t, settings.horizon_ns, market.window_start_ns)
-    x, _info = solve_sa(float(remaining), params, samples, n_iter=settings.sa_iterations, rng=seed)
-    mkt, limits = round_split(x, remaining)
+    params = model_params(obs, sim_market.market, lambda_over, lambda_under, theta_queue)
+    mkt, limits = round_split(solve(remaining, params, obs.samples, sim_market.settings, seed), remaining)
+    venues = obs.limit_venues
     record.update(
         market=mkt,
-        limits={v: int(q) for v, q in zip(limit_venues, limits, strict=True) if q > 0},
-        queue_ahead={v: int(q) for v, q in zip(limit_venues, quote.post_sz[limit_venues], strict=True)},
-        post_px=best_post,
-        outflow_median={v: float(np.median(samples[:, k])) for k, v in enumerate(limit_venues)},
-        outflow_samples=len(samples),
+        limits={v: int(q) for v, q in zip(venues, limits, strict=True) if q > 0},
+        queue_ahead={v: int(q) for v, q in zip(venues, obs.quote.post_sz[venues], strict=True)},
+        post_px=obs.post_px,
+        outflow_median={v: float(np.median(obs.samples[:, k])) for k, v in enumerate(venues)},
+        outflow_samples=len(obs.samples),
     )
     return record
 
