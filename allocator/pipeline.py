@@ -7,6 +7,7 @@ consumer with a frame decoded from the stream. Same frame in, same report out.
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from allocator.venues import FeeTable
 from allocator.window import format_ns
 
 MODES = ("faithful", "cont-kukanov")
+log = logging.getLogger("order_allocator")
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,13 @@ def build_sim_market_for(data: MarketData, market: Market, settings: SimSettings
     """The realistic mode's view of the data: every venue's message stream for the order's side."""
     frame = data.frame
     book = build_book(frame, market.snapshots.publisher_ids, market.snapshots.side)
+    if not any(stream.hit_sz.any() for stream in book.streams):
+        log.warning(
+            "%s: no trade rows against the %s side (action T with price and size): resting orders cannot "
+            "fill in the cont-kukanov mode, so whatever the router posts ends in the clean-up",
+            data.source,
+            "bid" if market.snapshots.side == "buy" else "ask",
+        )
     ts = frame["ts_event"].to_numpy(dtype=np.int64)
     recv = frame["ts_recv"].to_numpy(dtype=np.int64) if "ts_recv" in frame.columns else ts
     return build_sim_market(market, book, ts, recv, settings)
