@@ -90,19 +90,31 @@ def _level_block(frame: pd.DataFrame, field: str, levels: int, fill: float | int
     return np.column_stack(cols) if cols else np.empty((len(frame), 0), dtype=dtype)
 
 
-def _hits_our_side(frame: pd.DataFrame, side: Side, bid0: np.ndarray, ask0: np.ndarray) -> np.ndarray:
-    """Trades whose aggressor traded against the side we post on (sell aggressors hit bids)."""
+def _hits_our_side(frame: pd.DataFrame, side: Side, mid_before: np.ndarray) -> np.ndarray:
+    """Trades whose aggressor traded against the side we post on (sell aggressors hit bids). An unknown
+    aggressor ('N') is judged by the trade price against the venue's mid *before* the trade (its previous
+    row), because a row may already show the book after the trade."""
     if "action" not in frame.columns or "price" not in frame.columns:
         return np.zeros(len(frame), dtype=bool)
     action = np.asarray(frame["action"].astype(str))
     trade = action == "T"
     aggressor = np.asarray(frame["side"].astype(str)) if "side" in frame.columns else np.full(len(frame), "N")
     price = frame["price"].to_numpy(dtype=np.float64, na_value=np.nan)
-    # Unknown aggressor ('N'): judge by price against the venue's own mid.
-    mid = (bid0 + ask0) / 2
-    hits_bid = (aggressor == "A") | ((aggressor == "N") & (price <= mid))
-    hits_ask = (aggressor == "B") | ((aggressor == "N") & (price > mid))
+    hits_bid = (aggressor == "A") | ((aggressor == "N") & (price <= mid_before))
+    hits_ask = (aggressor == "B") | ((aggressor == "N") & (price > mid_before))
     return trade & (hits_bid if side == "buy" else hits_ask) & np.isfinite(price)
+
+
+def _mid_before(
+    bid0: np.ndarray, ask0: np.ndarray, order: np.ndarray, venue_of_row: np.ndarray
+) -> np.ndarray:
+    """Per frame row, the venue's mid on its previous row in event order (its own mid on its first row)."""
+    mid = (bid0 + ask0) / 2
+    before = mid.copy()
+    for v in np.unique(venue_of_row):
+        rows = order[venue_of_row[order] == v]
+        before[rows[1:]] = mid[rows[:-1]]
+    return before
 
 
 def build_book(frame: pd.DataFrame, publisher_ids: np.ndarray, side: Side = "buy") -> Book:
@@ -121,14 +133,14 @@ def build_book(frame: pd.DataFrame, publisher_ids: np.ndarray, side: Side = "buy
         bad = ~(np.isfinite(px) & (px > 0) & (sz > 0))
         px[bad] = np.nan
         sz[bad] = 0
-    hits = _hits_our_side(frame, side, bid_px[:, 0], ask_px[:, 0])
+    venue_of_row = np.searchsorted(publisher_ids, pid)
+    hits = _hits_our_side(frame, side, _mid_before(bid_px[:, 0], ask_px[:, 0], order, venue_of_row))
     price = frame["price"].to_numpy(dtype=np.float64, na_value=np.nan) if "price" in frame.columns else None
     size = frame["size"].to_numpy(dtype=np.int64, na_value=0) if "size" in frame.columns else None
     if side == "buy":
         take_px, take_sz, post_px, post_sz = ask_px, ask_sz, bid_px[:, 0], bid_sz[:, 0]
     else:
         take_px, take_sz, post_px, post_sz = -bid_px, bid_sz, -ask_px[:, 0], ask_sz[:, 0]
-    venue_of_row = np.searchsorted(publisher_ids, pid)
     stream_row_of_row = np.empty(len(frame), dtype=np.int64)
     streams = []
     for v, _ in enumerate(publisher_ids):

@@ -30,7 +30,7 @@ import numpy as np
 from allocator.book import Book, VenueStream
 from allocator.ck_model import Params, solve_sa
 from allocator.execution import Execution, Market
-from allocator.simulator import Latency, Ledger, QueueModel, Simulator
+from allocator.simulator import Latency, Ledger, QueueModel, Simulator, split_decrease
 from allocator.window import NS_PER_SECOND
 
 DEFAULT_HORIZON_SECONDS = 30.0
@@ -99,17 +99,26 @@ class SimMarket:
     def cleanup_time(self) -> int:
         """When strategies send their clean-up: one round trip after the window closes, so every fill of
         an order cancelled at the close has been reported."""
-        return self.market.window_end_ns + 2 * self.settings.latency.entry_ns
+        return self.market.window_end_ns + 2 * self.settings.latency.max_ns
 
 
 def cumulative_outflow(stream: VenueStream, queue_model: QueueModel) -> np.ndarray:
     """Cumulative shares that left the best posting level by row: traded volume, plus (probabilistic model)
-    decreases of the level that the row's trade does not explain."""
+    the level's decreases that the printed trades do not explain, matched exactly as the simulator matches
+    them (`split_decrease`), so the router's ξ and its fills measure the same thing."""
     out = stream.hit_sz.astype(np.float64)
     if queue_model.kind == "probabilistic" and stream.rows > 1:
-        same = stream.post_px[1:] == stream.post_px[:-1]
-        drop = np.where(same, stream.post_sz[:-1] - stream.post_sz[1:], 0).astype(np.float64)
-        out[1:] += np.maximum(drop - stream.hit_sz[1:], 0.0)
+        pending = 0.0
+        previous = -1
+        for r in stream.interesting.tolist():  # rows where the best level or a trade changed
+            traded = float(stream.hit_sz[r]) if stream.hit_px[r] == stream.post_px[r] else 0.0
+            if previous >= 0 and stream.post_px[r] == stream.post_px[previous]:
+                drop = float(stream.post_sz[previous] - stream.post_sz[r])
+                cancelled, pending = split_decrease(drop, pending, traded)
+                out[r] += cancelled
+            else:
+                pending = traded
+            previous = r
     return np.cumsum(out)
 
 
@@ -191,14 +200,14 @@ def run_ck_router(
     """The Cont–Kukanov router over the window (see the module docstring)."""
     market, settings = sim_market.market, sim_market.settings
     sim = sim_market.simulator()
-    entry = settings.latency.entry_ns
+    report_delay = settings.latency.max_ns
     start, end = market.window_start_ns, market.window_end_ns
     decisions: list[dict] = []
     t = start + settings.warmup_ns
     step_seed = settings.seed
     while t < end:
         t_next = min(t + settings.horizon_ns, end)
-        known = _reported(sim.ledger, t, entry)
+        known = _reported(sim.ledger, t, report_delay)
         remaining = order_size - known
         if remaining <= 0:
             break
@@ -212,9 +221,9 @@ def run_ck_router(
     return to_execution(sim.ledger, name, order_size, sim_market, decisions)
 
 
-def _reported(ledger: Ledger, t: int, entry_ns: int) -> int:
-    """Shares whose fill reports reached us by time t (a report takes one latency)."""
-    return sum(q for ts, q in zip(ledger.ts, ledger.shares, strict=True) if ts + entry_ns <= t)
+def _reported(ledger: Ledger, t: int, delay_ns: int) -> int:
+    """Shares whose fill reports surely reached us by time t (a report takes at most one latency)."""
+    return sum(q for ts, q in zip(ledger.ts, ledger.shares, strict=True) if ts + delay_ns <= t)
 
 
 @dataclass(frozen=True)
@@ -326,17 +335,18 @@ def _decide(
 def _execute(sim: Simulator, decision: dict, t: int, t_next: int, remaining: int) -> None:
     first = len(sim.ledger)
     sim.sweep(t, decision["market"])
+    resting_from = len(sim.ledger)
     for v, q in decision["limits"].items():
         sim.rest(v, decision["post_px"], q, t, t_next)
-    # Parent complete: once fills reported to us cover `remaining`, we cancel the rest; fills that happen
-    # before the cancel lands (report + cancel = two latencies) still count, as over-fills.
-    entry = sim.latency.entry_ns
+    # Parent complete: once fills reported to us cover `remaining`, we cancel the resting orders; what they
+    # fill before the cancel lands (report + cancel = two latencies) still counts, as over-fills.
     order = sorted(range(first, len(sim.ledger)), key=lambda i: (sim.ledger.ts[i], i))
+    cancel_lag = 2 * sim.latency.max_ns
     done_at = None
     total = 0
     keep = [True] * len(sim.ledger)
     for i in order:
-        if done_at is not None and sim.ledger.ts[i] > done_at + 2 * entry and sim.ledger.kind[i] == "maker":
+        if done_at is not None and i >= resting_from and sim.ledger.ts[i] > done_at + cancel_lag:
             keep[i] = False
             continue
         total += sim.ledger.shares[i]

@@ -44,7 +44,7 @@ def _run_rule(
 ) -> Execution:
     sim = sim_market.simulator()
     market = sim_market.market
-    round_trip = 2 * sim_market.settings.latency.entry_ns
+    round_trip = 2 * sim_market.settings.latency.max_ns
     remaining = int(order_size)
     ready_at = np.iinfo(np.int64).min
     for tick in range(market.snapshots.ticks):

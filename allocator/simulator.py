@@ -8,9 +8,12 @@ Rules (each one has a test in tests/test_simulator.py):
 * Marketable orders (`take`, `sweep`) are IOC limit orders at the prices the strategy saw. They walk the
   venue's displayed levels cheapest first (MBP-10: up to ten levels; L1 files: the top level only), never
   beyond their limit, and pay the venue's taker fee on each share.
-* Depletion. Shares we took at (venue, price) are gone from that level for us until the venue's data shows
-  a new size at that price; the data cannot know about our orders, so without this a repeated or carried
-  snapshot would sell us the same shares again. Strategies deciding what to send see the same reduction.
+* Depletion. The data cannot know about our orders, so without this a repeated or carried snapshot would
+  sell us the same shares again. Shares we took at (venue, price) stay missing from that level: the data's
+  own later decreases there (trades and cancels that, in the recorded world, would have met those front
+  shares first) use the deficit up, increases (new orders, behind) do not, so a one-share add never brings
+  back what we took. A price that merely drops out of view (deeper than the displayed levels) tells
+  nothing and changes nothing. Strategies deciding what to send see the same reduction.
 * Resting orders (`rest`) join the back of the queue at the venue's best posting price (the bid for a buy):
   queue ahead = displayed size there at arrival. Trades that hit our side at our price consume the queue
   ahead first and then fill us; a trade at a worse price for the aggressor than ours ("through" us) would
@@ -21,12 +24,15 @@ Rules (each one has a test in tests/test_simulator.py):
     - probabilistic: a cancellation of c shares comes from ahead of us with probability
       f(ahead)/(f(ahead)+f(behind)), f(x) = x^power, in expectation; what the back cannot absorb comes from
       the front (hftbacktest's ProbQueueModel with a power function).
-  Trade volume printed on a row is matched to the level's decrease on that row or later ones, so files that
-  show the book after a trade (ours) and before it (Databento's trial file) are both read right.
+  Trade volume printed on a row is matched to the level's decrease on that row or the next one
+  (`split_decrease`), so files that show the book after a trade (ours) and before it (Databento's trial
+  file) are both read right, here and in the router's outflow samples.
   A maker fill earns the venue's rebate (negative rebate: the venue charges). When the venue's best posting
   price moves away from ours the order is cancelled and re-posted at the new best price, behind its
   displayed size; both take effect one latency after the move is seen, and the old order can still fill
-  in between.
+  in between. (An order that arrives above a lower best bid is also moved down: it was meant to join the
+  best bid, not to set it.) One venue holds at most one resting order of a strategy at a time: a new one
+  goes live only once the previous one's cancel has landed, so no trade print fills two of our orders.
 """
 
 from __future__ import annotations
@@ -55,6 +61,11 @@ class Latency:
         if self.entry_ns < 0 or self.jitter_ns < 0:
             raise ValueError("latency and jitter must be ≥ 0")
 
+    @property
+    def max_ns(self) -> int:
+        """The longest one-way delay: what a strategy must wait to be sure a report or cancel has landed."""
+        return self.entry_ns + self.jitter_ns
+
     def draw(self, rng: np.random.Generator) -> int:
         return self.entry_ns + (int(rng.integers(0, self.jitter_ns + 1)) if self.jitter_ns else 0)
 
@@ -82,6 +93,20 @@ class QueueModel:
         from_front = cancelled * front_share
         overflow = max(cancelled - from_front - behind, 0.0)  # the back cannot lose more than it holds
         return max(ahead - from_front - overflow, 0.0)
+
+
+def split_decrease(drop: float, pending: float, traded_now: float) -> tuple[float, float]:
+    """The one rule matching printed trades to a level's decrease: (cancelled volume, pending for the next row).
+
+    `drop` is the level's decrease on this row (≤ 0: none), `pending` the trade volume printed on the
+    previous row not yet seen as a decrease, `traded_now` the volume printed on this row. A book printed
+    after the trade shows the decrease on the trade's row, one printed before it on the next row; what is
+    still unexplained after that is treated as hidden by same-row adds and forgotten, so it cannot swallow
+    later genuine cancellations."""
+    available = pending + traded_now
+    explained = min(max(drop, 0.0), available)
+    cancelled = max(drop, 0.0) - explained
+    return cancelled, min(available - explained, traded_now)
 
 
 @dataclass
@@ -134,52 +159,70 @@ class Ledger:
 
 
 class Depletion:
-    """What we took at each (venue, price), valid until the venue's data shows a new size at that price."""
+    """Shares we took at each (venue, price) that the venue's data has not yet used up (see module docstring)."""
 
     def __init__(self, book: Book) -> None:
         self.book = book
-        self._taken: list[dict[float, list[int]]] = [{} for _ in book.streams]  # px → [row, size, taken]
+        # per venue: price → [row checked up to, size shown there, deficit still missing]
+        self._taken: list[dict[float, list[int]]] = [{} for _ in book.streams]
 
     def available(self, venue: int, row: int) -> np.ndarray:
-        """Displayed sizes of `row`'s take levels minus what we took and the data has not refreshed."""
+        """Displayed sizes of `row`'s take levels minus our deficit at each price."""
         stream = self.book.streams[venue]
         sizes = stream.take_sz[row].copy()
         taken = self._taken[venue]
         if not taken:
             return sizes
-        prices = stream.take_px[row]
-        for j, px in enumerate(prices):
-            entry = taken.get(float(px))
-            if entry is None:
-                continue
-            at_row, size_then, shares = entry
-            if row <= at_row or not _level_changed(stream, at_row, row, float(px), size_then):
-                sizes[j] = max(int(sizes[j]) - shares, 0)
-            else:
-                del taken[float(px)]
+        for j, px in enumerate(stream.take_px[row]):
+            deficit = self._deficit(venue, float(px), row)
+            if deficit:
+                sizes[j] = max(int(sizes[j]) - deficit, 0)
         return sizes
+
+    def _deficit(self, venue: int, px: float, row: int) -> int:
+        entry = self._taken[venue].get(px)
+        if entry is None:
+            return 0
+        at_row, size, deficit = entry
+        if row > at_row:  # let the data's decreases since the last look use the deficit up
+            used, size = _decreases(self.book.streams[venue], at_row, row, px, size)
+            deficit = max(deficit - used, 0)
+            if deficit == 0:
+                del self._taken[venue][px]
+                return 0
+            entry[:] = [row, size, deficit]
+        return deficit
 
     def record(self, venue: int, row: int, px: float, shares: int) -> None:
         stream = self.book.streams[venue]
+        deficit = self._deficit(venue, px, row)
         size = int(stream.take_sz[row][stream.take_px[row] == px].sum())
         entry = self._taken[venue].get(px)
-        if entry is not None and entry[0] < row and _level_changed(stream, entry[0], row, px, entry[1]):
-            entry = None
-        if entry is None:
-            self._taken[venue][px] = [row, size, shares]
-        else:
-            entry[0] = max(entry[0], row)
-            entry[2] += shares
+        start = max(row, entry[0]) if entry is not None else row
+        self._taken[venue][px] = [start, size if start == row else entry[1], deficit + shares]
 
 
-def _level_changed(stream: VenueStream, after: int, upto: int, px: float, size: int) -> bool:
-    """Did any row in (after, upto] show a size at price px other than `size`?"""
-    if upto <= after:
-        return False
+def _decreases(stream: VenueStream, after: int, upto: int, px: float, size: int) -> tuple[int, int]:
+    """(Σ decreases of the size shown at price px over rows (after, upto], the last size known).
+
+    A row shows px's size if px is among its levels; px better than its best level means the level is
+    gone (size 0); px deeper than its last level, or an empty row, tells nothing (size carried)."""
     px_block = stream.take_px[after + 1 : upto + 1]
     sz_block = stream.take_sz[after + 1 : upto + 1]
-    at_px = np.where(px_block == px, sz_block, 0).sum(axis=1)
-    return bool((at_px != size).any())
+    shown = np.where(px_block == px, sz_block, 0).sum(axis=1).astype(float)
+    listed = (px_block == px).any(axis=1)
+    gone = ~listed & (px < px_block[:, 0])
+    unknown = ~listed & ~gone
+    shown[gone] = 0.0
+    if unknown.any():  # carry the last known size over rows that cannot see px
+        shown[unknown] = np.nan
+        known = np.concatenate(([float(size)], shown))
+        index = np.where(np.isnan(known), 0, np.arange(len(known)))
+        np.maximum.accumulate(index, out=index)
+        shown = known[index][1:]
+    path = np.concatenate(([float(size)], shown))
+    used = float(np.clip(path[:-1] - path[1:], 0, None).sum())
+    return int(used), int(path[-1])
 
 
 class Simulator:
@@ -203,6 +246,7 @@ class Simulator:
         self.depletion = Depletion(book)
         self.ledger = Ledger()
         self._next_order = 0
+        self._venue_free: dict[int, int] = {}  # venue → when our last resting order there stopped being live
 
     def _order_id(self) -> int:
         self._next_order += 1
@@ -280,27 +324,31 @@ class Simulator:
 
     def rest(self, venue: int, price: float, shares: int, t_sent: int, t_cancel_sent: int) -> int:
         """A limit order at `price` (cost space) sent at t_sent and cancelled at t_cancel_sent (both reach the
-        venue one latency later). Re-posted at the venue's new best price whenever that moves. Returns the
-        shares filled."""
+        venue one latency later). Re-posted at the venue's new best price whenever that moves. It goes live
+        only once this strategy's previous order at the venue is gone. Returns the shares filled."""
         stream = self.book.streams[venue]
         oid = self._order_id()
-        arrival = t_sent + self.latency.draw(self.rng)
+        free = self._venue_free.get(venue, np.iinfo(np.int64).min)
+        arrival = max(t_sent + self.latency.draw(self.rng), free)
         cancel_at = t_cancel_sent + self.latency.draw(self.rng)
         left = int(shares)
+        ended = arrival
         while left > 0 and arrival < cancel_at and math.isfinite(price):
-            left, move = self._live(venue, stream, price, left, arrival, cancel_at, oid)
+            left, move, ended = self._live(venue, stream, price, left, arrival, cancel_at, oid)
             if move is None:
                 break
             new_arrival, price = move
             arrival = max(new_arrival, arrival + 1)  # time always moves forward, even with zero latency
             oid = self._order_id()
+        self._venue_free[venue] = max(free, ended)
         return int(shares) - left
 
     def _live(
         self, venue: int, stream: VenueStream, price: float, left: int, arrival: int, cancel_at: int, oid: int
-    ) -> tuple[int, tuple[int, float] | None]:
-        """One posting of a resting order, until filled, cancelled, or moved. Returns (shares left, move)
-        where move = (arrival of the re-posted order, its price) or None."""
+    ) -> tuple[int, tuple[int, float] | None, int]:
+        """One posting of a resting order, until filled, cancelled, or moved. Returns (shares left, move, end)
+        where move = (arrival of the re-posted order, its price) or None, and end = when this posting stopped
+        being live (its last fill, or its cancel landing)."""
         row = stream.row_at(arrival)
         rebate = float(self.maker_rebate[venue])
         move_seen: int | None = None  # when we learn that the best posting price left ours
@@ -315,9 +363,11 @@ class Simulator:
         else:  # better prices are in front of us: nothing fills until we re-post
             ahead = math.inf
             move_seen = max(arrival, int(stream.ts_seen[row]))
+        if left == 0:
+            return 0, None, arrival
         queue_at_post = ahead
         level = float(stream.post_sz[row]) if row >= 0 and stream.post_px[row] == price else 0.0
-        pending = 0.0  # printed trade volume at our price not yet seen as a decrease of the level
+        pending = 0.0  # trade volume printed at our price on the last row, not yet seen as a decrease
         cancel_effective = cancel_at
         if move_seen is not None:
             cancel_effective = min(cancel_at, move_seen + self.latency.draw(self.rng))
@@ -325,13 +375,14 @@ class Simulator:
         i = int(np.searchsorted(interesting, row + 1))
         ts_event, hit_px, hit_sz = stream.ts_event, stream.hit_px, stream.hit_sz
         post_px, post_sz, ts_seen = stream.post_px, stream.post_sz, stream.ts_seen
-        while left > 0 and i < len(interesting):
+        while i < len(interesting):
             r = int(interesting[i])
             i += 1
             te = int(ts_event[r])
             if te >= cancel_effective:
                 break
             hp = float(hit_px[r])
+            traded_now = 0.0
             if hp == hp:  # a trade against our side
                 hs = int(hit_sz[r])
                 fill = 0
@@ -341,33 +392,33 @@ class Simulator:
                 elif hp == price:
                     fill = min(left, max(int(hs - ahead), 0)) if not math.isinf(ahead) else 0
                     ahead = max(ahead - hs, 0.0)
-                    pending += hs
+                    traded_now = float(hs)
                 if fill:
                     self.ledger.add(te, venue, price, fill, 0.0, fill * rebate, "maker", queue_at_post, oid)
                     left -= fill
                     if left == 0:
-                        break
+                        return 0, None, te
             pp = float(post_px[r])
             if pp == price:
                 new = float(post_sz[r])
-                drop = level - new
-                if drop > 0:
-                    explained = min(drop, pending)
-                    pending -= explained
-                    ahead = self.queue_model.after_cancel(ahead, level, drop - explained)
+                cancelled, pending = split_decrease(level - new, pending, traded_now)
+                if cancelled > 0:
+                    ahead = self.queue_model.after_cancel(ahead, level, cancelled)
                 ahead = min(ahead, new)
                 level = new
-            elif move_seen is None:
-                move_seen = int(ts_seen[r])
-                cancel_effective = min(cancel_at, move_seen + self.latency.draw(self.rng))
-        if left == 0 or move_seen is None or cancel_effective >= cancel_at:
-            return left, None
+            else:
+                pending = 0.0
+                if move_seen is None:
+                    move_seen = int(ts_seen[r])
+                    cancel_effective = min(cancel_at, move_seen + self.latency.draw(self.rng))
+        if move_seen is None or cancel_effective >= cancel_at:
+            return left, None, cancel_effective
         # Re-post at the best posting price seen when we noticed the move (or the next one to appear).
         seen_row = stream.row_seen(move_seen)
         nxt = seen_row
         while nxt < stream.rows and not np.isfinite(post_px[nxt]):
             nxt += 1
         if nxt >= stream.rows:
-            return left, None
+            return left, None, cancel_effective
         new_arrival = cancel_effective if nxt == seen_row else int(ts_seen[nxt]) + self.latency.draw(self.rng)
-        return left, (max(new_arrival, cancel_effective), float(post_px[nxt]))
+        return left, (max(new_arrival, cancel_effective), float(post_px[nxt])), cancel_effective

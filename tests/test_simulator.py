@@ -101,7 +101,7 @@ def test_a_repeated_state_does_not_refill_what_we_took():
         row(
             T0 + MS, asks=((10.00, 100),), bids=((9.99, 500),)
         ),  # a bid-side change: the ask level is as before
-        row(T0 + 2 * MS, asks=((10.00, 150),)),  # new size at 10.00: the data's number is the truth again
+        row(T0 + 2 * MS, asks=((10.00, 150),)),  # 50 new shares join behind: what we took is still missing
     ]
     sim = simulator(rows)
     assert sim.take(0, T0, 10.00, 60) == 60
@@ -109,19 +109,35 @@ def test_a_repeated_state_does_not_refill_what_we_took():
     assert prices[0] == 10.00 and sizes[0] == 40  # what a strategy sees is reduced too
     assert sim.take(0, T0 + MS, 10.00, 100) == 40
     assert sim.take(0, T0 + MS, 10.00, 100) == 0  # the same state offers nothing more
-    assert sim.take(0, T0 + 2 * MS, 10.00, 100) == 100
-    assert [f[2] for f in fills(sim)] == [60, 40, 100]
+    assert sim.take(0, T0 + 2 * MS, 10.00, 100) == 50  # 150 shown − the 100 we took
+    assert [f[2] for f in fills(sim)] == [60, 40, 50]
 
 
-def test_a_level_that_changed_and_came_back_is_fresh():
+def test_the_datas_own_decreases_use_up_what_we_took():
     rows = [
         row(T0, asks=((10.00, 100),)),
-        row(T0 + MS, asks=((10.00, 70),)),
-        row(T0 + 2 * MS, asks=((10.00, 100),)),
+        row(T0 + MS, asks=((10.00, 70),)),  # 30 traded or cancelled in the recorded world: 70 still missing
+        row(T0 + 2 * MS, asks=((10.00, 100),)),  # 30 join: really 30 there
+        row(T0 + 3 * MS, asks=((10.00, 20),)),  # 80 more leave: nothing is missing any more
+        row(T0 + 4 * MS, asks=((10.00, 90),)),
     ]
     sim = simulator(rows)
     assert sim.take(0, T0, 10.00, 100) == 100
-    assert sim.take(0, T0 + 2 * MS, 10.00, 100) == 100  # the venue showed a new state in between
+    assert sim.seen_take_levels(0, T0 + MS)[1][0] == 0
+    assert sim.seen_take_levels(0, T0 + 2 * MS)[1][0] == 30
+    assert sim.take(0, T0 + 4 * MS, 10.00, 100) == 90
+
+
+def test_a_level_pushed_out_of_view_keeps_its_deficit():
+    # L1 data: a better price appears in front and leaves again; the 10.00 level was only out of view
+    rows = [
+        row(T0, asks=((10.00, 100),), levels=1),
+        row(T0 + MS, asks=((9.99, 50),), bids=((9.98, 100),), levels=1),
+        row(T0 + 2 * MS, asks=((10.00, 100),), levels=1),
+    ]
+    sim = simulator(rows)
+    assert sim.take(0, T0, 10.00, 100) == 100
+    assert sim.take(0, T0 + 2 * MS, 10.00, 100) == 0
 
 
 # ----------------------------------------------------------------------------------------- depth
@@ -319,3 +335,64 @@ def test_a_sell_hits_bids_walking_down_and_posts_at_the_ask():
     ]
     assert sim.rest(0, -10.01, 100, T0, T0 + 10 * MS) == 100  # 300 ahead, a buyer lifted 400
     assert -sim.ledger.price[-1] == 10.01 and sim.ledger.kind[-1] == "maker"
+
+
+def test_one_trade_print_never_fills_two_of_our_orders_at_a_venue():
+    # With jitter, the next horizon's order could arrive before the previous one's cancel lands; it waits.
+    t_next = T0 + 10 * MS
+    rows = [row(T0, bids=((9.99, 300),)), trade(t_next + 3 * MS // 2, 9.98, 70, bids=((9.98, 100),))]
+    totals = set()
+    for seed in range(50):
+        sim = simulator(rows)
+        sim.latency = Latency(entry_ns=MS, jitter_ns=MS)
+        sim.rng = np.random.default_rng(seed)
+        first = sim.rest(0, 9.99, 100, T0, t_next)
+        second = sim.rest(0, 9.99, 100, t_next, t_next + 10 * MS)
+        totals.add(first + second)
+    # 0 when the print falls between the old cancel landing and the new order arriving; never 140
+    assert totals == {0, 70}
+
+
+def test_an_unknown_aggressor_is_judged_by_the_book_before_the_trade():
+    # the row prints the book after a buyer lifted the whole 10.01 offer: its own mid would call it a bid hit
+    for aggressor in ("B", "N"):
+        rows = [
+            row(T0, bids=((9.99, 100),), asks=((10.01, 100),)),
+            trade(T0 + MS, 10.01, 150, aggressor=aggressor, bids=((9.99, 100),), asks=((10.05, 100),)),
+        ]
+        assert simulator(rows, side="sell").rest(0, -10.01, 100, T0, T0 + 10 * MS) == 50, aggressor
+
+
+@pytest.mark.parametrize("printed", ["after", "before"])
+def test_outflow_counts_each_traded_share_once_whichever_way_the_book_is_printed(printed):
+    from allocator.ck_router import cumulative_outflow
+
+    book_after = 300 if printed == "after" else 500
+    rows = [
+        row(T0, bids=((9.99, 500),)),
+        trade(T0 + MS, 9.99, 200, bids=((9.99, book_after),)),
+        row(T0 + MS + 1, bids=((9.99, 300),)),
+        row(T0 + 2 * MS, action="C", side="B", price=9.99, size=50, bids=((9.99, 250),)),  # a real cancel
+    ]
+    stream = simulator(rows).book.streams[0]
+    assert cumulative_outflow(stream, QueueModel("probabilistic"))[-1] == 250
+    assert cumulative_outflow(stream, QueueModel("conservative"))[-1] == 200
+
+
+def test_parent_complete_cancels_every_resting_order_even_one_that_turned_marketable():
+    from allocator.ck_router import _execute
+
+    rows = [
+        row(T0, pid=2, bids=((9.99, 1),), asks=((10.01, 100),)),
+        row(T0, pid=3, bids=((9.99, 50),), asks=((10.01, 100),)),
+        trade(
+            T0 + 2 * MS, 9.99, 101, pid=2, bids=((9.98, 10),), asks=((10.01, 100),)
+        ),  # the parent completes
+        row(T0 + 20 * MS, pid=3, bids=((10.00, 50),), asks=((10.01, 100),)),  # venue 3's bid moves: re-post
+        row(T0 + 20 * MS + MS // 2, pid=3, bids=((9.99, 50),), asks=((10.00, 300),)),  # ...which would cross
+    ]
+    sim = simulator(rows, latency_ns=MS)
+    _execute(
+        sim, {"market": 0, "limits": {0: 100, 1: 100}, "post_px": 9.99}, T0, T0 + 100 * MS, remaining=100
+    )
+    assert sim.ledger.filled() == 100  # the cancel landed at +4 ms, long before the re-post could trade
