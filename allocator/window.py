@@ -46,7 +46,13 @@ class Window:
 
     def describe(self) -> str:
         """Human-readable bounds, with the inclusive end the user asked for."""
-        return f"{format_ns(self.start_ns)} – {format_ns(self.end_ns - 1)}"
+        open_start = self.start_ns <= np.iinfo(np.int64).min  # --start all
+        open_end = self.end_ns >= np.iinfo(np.int64).max  # --end all
+        if open_start and open_end:
+            return "the whole file"
+        start = "the start of the file" if open_start else format_ns(self.start_ns)
+        end = "the end of the file" if open_end else format_ns(self.end_ns - 1)
+        return f"{start} – {end}"
 
 
 @dataclass(frozen=True)

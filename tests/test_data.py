@@ -282,3 +282,19 @@ def test_dry_run_describes_the_window(tmp_path, market_rows):
     assert info["venues"] == [2, 5, 43] and info["ticks"] == 5 and info["skipped_untradable"] == 1
     assert info["first_ts_event"] == "2024-08-01T13:36:33.000000000Z"
     assert info["last_ts_event"] == "2024-08-01T13:36:37.000000000Z"
+
+
+def test_an_unbounded_window_is_described_in_words():
+    from allocator.window import WindowSpec
+
+    first = at("13:36:32")
+    assert WindowSpec(start="all", end="all").resolve(first).describe() == "the whole file"
+    assert WindowSpec(start="13:36:00", end="all").resolve(first).describe() == (
+        "2024-08-01T13:36:00.000000000Z – the end of the file"
+    )
+    assert (
+        WindowSpec(start="all", end="13:37:00")
+        .resolve(first)
+        .describe()
+        .startswith("the start of the file – ")
+    )
