@@ -105,14 +105,11 @@ def _hits_our_side(frame: pd.DataFrame, side: Side, mid_before: np.ndarray) -> n
     return trade & (hits_bid if side == "buy" else hits_ask) & np.isfinite(price)
 
 
-def _mid_before(
-    bid0: np.ndarray, ask0: np.ndarray, order: np.ndarray, venue_of_row: np.ndarray
-) -> np.ndarray:
+def _mid_before(bid0: np.ndarray, ask0: np.ndarray, venue_rows: list[np.ndarray]) -> np.ndarray:
     """Per frame row, the venue's mid on its previous row in event order (its own mid on its first row)."""
     mid = (bid0 + ask0) / 2
     before = mid.copy()
-    for v in np.unique(venue_of_row):
-        rows = order[venue_of_row[order] == v]
+    for rows in venue_rows:
         before[rows[1:]] = mid[rows[:-1]]
     return before
 
@@ -134,7 +131,9 @@ def build_book(frame: pd.DataFrame, publisher_ids: np.ndarray, side: Side = "buy
         px[bad] = np.nan
         sz[bad] = 0
     venue_of_row = np.searchsorted(publisher_ids, pid)
-    hits = _hits_our_side(frame, side, _mid_before(bid_px[:, 0], ask_px[:, 0], order, venue_of_row))
+    # each venue's frame rows in event order
+    venue_rows = [order[venue_of_row[order] == v] for v in range(len(publisher_ids))]
+    hits = _hits_our_side(frame, side, _mid_before(bid_px[:, 0], ask_px[:, 0], venue_rows))
     price = frame["price"].to_numpy(dtype=np.float64, na_value=np.nan) if "price" in frame.columns else None
     size = frame["size"].to_numpy(dtype=np.int64, na_value=0) if "size" in frame.columns else None
     if side == "buy":
@@ -143,8 +142,7 @@ def build_book(frame: pd.DataFrame, publisher_ids: np.ndarray, side: Side = "buy
         take_px, take_sz, post_px, post_sz = -bid_px, bid_sz, -ask_px[:, 0], ask_sz[:, 0]
     stream_row_of_row = np.empty(len(frame), dtype=np.int64)
     streams = []
-    for v, _ in enumerate(publisher_ids):
-        rows = order[venue_of_row[order] == v]  # this venue's frame rows in event order
+    for rows in venue_rows:
         stream_row_of_row[rows] = np.arange(len(rows))
         t_event = ts[rows]
         t_seen = np.maximum.accumulate(np.maximum(recv[rows], t_event)) if len(rows) else t_event

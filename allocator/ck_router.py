@@ -217,7 +217,7 @@ def run_ck_router(
             decisions.append(decision)
             _execute(sim, decision, t, t_next, remaining)
         t = t_next
-    _cleanup(sim_market, sim, order_size)
+    cleanup(sim_market, sim, order_size)
     return to_execution(sim.ledger, name, order_size, sim_market, decisions)
 
 
@@ -356,7 +356,7 @@ def _execute(sim: Simulator, decision: dict, t: int, t_next: int, remaining: int
         sim.ledger.drop(keep)
 
 
-def _cleanup(sim_market: SimMarket, sim: Simulator, order_size: int) -> None:
+def cleanup(sim_market: SimMarket, sim: Simulator, order_size: int) -> None:
     """Buy whatever is missing at the close, marketable across venues' depth, priced like any taker order."""
     missing = order_size - sim.ledger.filled()
     if missing > 0:

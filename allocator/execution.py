@@ -70,7 +70,7 @@ class Execution:
 
     def shares_of(self, kind: str) -> int:
         """Shares filled as `kind` (taker, maker or cleanup); faithful executions are all taker."""
-        if len(self.kind) != len(self.shares):
+        if not self.simulated:
             return self.shares_filled if kind == "taker" else 0
         return int(self.shares[self.kind == kind].sum())
 
@@ -79,10 +79,20 @@ class Execution:
         return float(np.sum(self.rebate))
 
     @property
+    def simulated(self) -> bool:
+        """True when the fills carry the simulator's liquidity kinds (the realistic mode)."""
+        return len(self.kind) == len(self.shares)
+
+    @property
+    def fill_gross(self) -> np.ndarray:
+        """shares·(price + fee) of each fill, in cost space: what it costs before any rebate."""
+        return self.shares * (self.price + self.fee)
+
+    @property
     def total_cash(self) -> float:
         """Σ shares·(price + fee) − rebates earned, in cost space: money paid for a buy, minus the proceeds
         for a sell (the report shows proceeds)."""
-        return float(np.sum(self.shares * (self.price + self.fee)) - np.sum(self.rebate))
+        return float(np.sum(self.fill_gross) - np.sum(self.rebate))
 
     @property
     def fees_paid(self) -> float:

@@ -203,8 +203,8 @@ def fills_frame(result: RunResult) -> pd.DataFrame:
     parts = []
     for ex in [result.search.best.execution, *result.baselines.values()]:
         sign = side_sign(ex.side)
-        simulated = len(ex.kind) == len(ex.shares)
-        cash = ex.shares * (ex.price + ex.fee) - ex.rebate
+        simulated = ex.simulated
+        cash = ex.fill_gross - ex.rebate
         parts.append(
             pd.DataFrame(
                 {

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from allocator.errors import UserError
-from allocator.report import fill_times, market_cash
+from allocator.report import fill_times, market_avg_px
 from allocator.side import side_sign
 from allocator.window import NS_PER_SECOND, format_ns
 
@@ -34,9 +34,7 @@ def cumulative_series(execution, tick_ts, start_ns: int) -> tuple[np.ndarray, np
     order = np.argsort(ts, kind="stable")
     seconds = (ts[order] - start_ns) / NS_PER_SECOND
     shares = execution.shares[order]
-    cash = side_sign(execution.side) * (
-        execution.shares[order] * (execution.price[order] + execution.fee[order]) - execution.rebate[order]
-    )
+    cash = side_sign(execution.side) * (execution.fill_gross[order] - execution.rebate[order])
     return (
         np.concatenate(([0.0], seconds)),
         np.concatenate(([0], np.cumsum(shares))),
@@ -62,11 +60,12 @@ def plot_executions(result: RunResult, path: str | Path) -> None:
         color, style = STYLES.get(name, (None, "-"))
         seconds, shares, cash = cumulative_series(ex, snaps.ts_event, market.window_start_ns)
         label = "router (optimized)" if name == "optimized" else name
-        avg = market_cash(ex) / ex.shares_filled if ex.shares_filled else float("nan")
+        avg = market_avg_px(ex)
+        avg = float("nan") if avg is None else avg
         label += f"  avg {avg:.4f}"
         ax_shares.step(seconds, shares, where="post", color=color, linestyle=style, label=label)
         ax_cash.step(seconds, cash, where="post", color=color, linestyle=style, label=label)
-        if len(ex.kind) == len(ex.shares) and (ex.kind == "cleanup").any():
+        if ex.simulated and (ex.kind == "cleanup").any():
             cleanup_ts = fill_times(ex, snaps.ts_event)[ex.kind == "cleanup"].min()
             x = (cleanup_ts - market.window_start_ns) / NS_PER_SECOND
             ax_shares.axvline(x, color=color, alpha=0.3, linewidth=1)

@@ -69,7 +69,7 @@ def venue_breakdown(execution: Execution, publisher_ids, names: list[str]) -> li
         shares = int(execution.shares[mask].sum())
         if shares == 0:
             continue
-        cash = float((execution.shares[mask] * (execution.price[mask] + execution.fee[mask])).sum())
+        cash = float(execution.fill_gross[mask].sum())
         cash -= float(execution.rebate[mask].sum())
         row = {
             "publisher_id": int(pid),
@@ -79,7 +79,7 @@ def venue_breakdown(execution: Execution, publisher_ids, names: list[str]) -> li
             "fees": _money(float((execution.shares[mask] * execution.fee[mask]).sum())),
             "child_fills": int(mask.sum()),
         }
-        if len(execution.kind) == len(execution.shares):  # the realistic mode says how each share filled
+        if execution.simulated:  # the realistic mode says how each share filled
             kinds = execution.kind[mask]
             for kind in LIQUIDITY_KINDS:
                 row[f"{kind}_shares"] = int(execution.shares[mask][kinds == kind].sum())
@@ -189,9 +189,7 @@ def execution_profile(
     """How one strategy filled in the realistic mode: shortfall, fill rate before clean-up, liquidity mix."""
     cleanup = execution.shares_of("cleanup")
     cleanup_mask = execution.kind == "cleanup"
-    cleanup_cash = float(
-        np.sum(execution.shares[cleanup_mask] * (execution.price[cleanup_mask] + execution.fee[cleanup_mask]))
-    )
+    cleanup_cash = float(np.sum(execution.fill_gross[cleanup_mask]))
     sign = side_sign(execution.side)
     return {
         "implementation_shortfall_bps": shortfall_bps(execution, arrival_mid_cost),

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from allocator.baselines import TWAP_BUCKET_SECONDS, best_venue, proportional_split, twap_targets
-from allocator.ck_router import SimMarket, to_execution
+from allocator.ck_router import SimMarket, cleanup, to_execution
 from allocator.execution import Execution
 from allocator.simulator import Simulator
 from allocator.window import NS_PER_SECOND
@@ -64,9 +64,7 @@ def _run_rule(
         ready_at = t + round_trip
         if remaining <= 0:
             break
-    missing = order_size - sim.ledger.filled()
-    if missing > 0:
-        sim.sweep(sim_market.cleanup_time, missing, kind="cleanup")
+    cleanup(sim_market, sim, order_size)
     return to_execution(sim.ledger, name, order_size, sim_market, [])
 
 
