@@ -23,9 +23,9 @@ from allocator.cli import (
     speed_value,
     window_from,
 )
-from allocator.data import load
+from allocator.data import DEFAULT_CALIBRATION_SECONDS, calibration_to_ns, load
 from allocator.describe import describe_replay
-from allocator.producer import check_reachable, ensure_topic, replay
+from allocator.producer import calibration_value, check_reachable, ensure_topic, replay
 
 log = logging.getLogger("kafka_producer")
 
@@ -44,6 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay speed: 1 = real time (default), 20 = twenty times faster, 0 = as fast as possible",
     )
     parser.add_argument(
+        "--calibration",
+        type=calibration_value,
+        default=DEFAULT_CALIBRATION_SECONDS,
+        metavar="SECONDS",
+        help="seconds of rows before the window also sent, first and unpaced, as calibration history "
+        f"for --mode cont-kukanov; 0 sends none (default {DEFAULT_CALIBRATION_SECONDS:g})",
+    )
+    parser.add_argument(
         "--flush-timeout",
         type=float,
         default=30.0,
@@ -60,22 +68,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     settings = kafka_settings_from(args)
-    data = load(csv_path(args), window_from(args), symbol=args.symbol, price_format=args.price_format)
+    calibration_ns = calibration_to_ns(args.calibration)
+    data = load(
+        csv_path(args),
+        window_from(args),
+        symbol=args.symbol,
+        price_format=args.price_format,
+        calibration_ns=calibration_ns,
+    )
     if args.dry_run:
-        print_json(describe_replay(data))
+        described = describe_replay(data)
+        if data.history is not None:  # with --calibration 0 the description is exactly as before
+            described["history_rows"] = data.history_rows
+        print_json(described)
         return 0
     check_reachable(settings, args.connect_timeout)
     if ensure_topic(settings, args.topic):
         log.info("created topic %s (retention.ms=-1)", args.topic)
+    if data.history_rows:
+        log.info(
+            "sending %d calibration rows (%g s before the window) first", data.history_rows, args.calibration
+        )
     log.info(
         "replaying %d rows of %s at speed %g to %s", data.rows_in_window, data.source, args.speed, args.topic
     )
-    stats = replay(data, settings, args.topic, speed=args.speed, flush_timeout=args.flush_timeout)
+    stats = replay(
+        data,
+        settings,
+        args.topic,
+        speed=args.speed,
+        flush_timeout=args.flush_timeout,
+        calibration_ns=calibration_ns,
+    )
     print_json(
         {
             "run_id": stats.run_id,
             "topic": args.topic,
             "rows": stats.rows,
+            "history_rows": stats.history_rows,
             "rows_sent": stats.sent,
             "rows_delivered": stats.delivered,
             "elapsed_seconds": round(stats.elapsed_s, 3),

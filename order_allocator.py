@@ -17,6 +17,7 @@ from allocator.ck_router import (
     DEFAULT_HORIZON_SECONDS,
     DEFAULT_SA_ITERATIONS,
     DEFAULT_WARMUP_SECONDS,
+    SOLVERS,
     SimSettings,
 )
 from allocator.cli import (
@@ -33,10 +34,11 @@ from allocator.cli import (
     window_from,
 )
 from allocator.consumer import StreamStats, consume_replay, default_group, state_directory, stream_market_data
-from allocator.data import MarketData, load
+from allocator.data import DEFAULT_CALIBRATION_SECONDS, MarketData, load
 from allocator.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED_CONSUMER, UserError
 from allocator.live import LiveRouter
-from allocator.pipeline import MODES, RunConfig, run, write_fills
+from allocator.outflow import DEFAULT_SAMPLES
+from allocator.pipeline import MODES, RunConfig, run, write_decisions, write_fills
 from allocator.plot import plot_executions
 from allocator.producer import check_reachable
 from allocator.search import DEFAULT_LAMBDA_OVER, DEFAULT_LAMBDA_UNDER, DEFAULT_THETA_QUEUE
@@ -95,8 +97,28 @@ def build_parser() -> argparse.ArgumentParser:
     realistic.add_argument(
         "--warmup",
         default=f"{DEFAULT_WARMUP_SECONDS:g}",
-        help="seconds the router only observes queue outflows before its first decision "
-        f"(default {DEFAULT_WARMUP_SECONDS:g})",
+        help="seconds of outflow history the router needs before its first decision; taken from rows before "
+        "the window when the file has them (then every strategy starts at the window start), otherwise "
+        f"every strategy's arrival waits for the missing part (default {DEFAULT_WARMUP_SECONDS:g})",
+    )
+    realistic.add_argument(
+        "--calibration",
+        default=f"{DEFAULT_CALIBRATION_SECONDS:g}",
+        help="seconds of history before each decision the outflow estimator may use, including rows before "
+        f"the window, which are loaded for it and never traded (default {DEFAULT_CALIBRATION_SECONDS:g})",
+    )
+    realistic.add_argument(
+        "--solver",
+        choices=SOLVERS,
+        default="exact",
+        help="exact: the certified minimum of the sample problem (HiGHS LP, integer model where the problem "
+        "is not convex); sa: the paper's stochastic approximation; default exact",
+    )
+    realistic.add_argument(
+        "--outflow-samples",
+        type=int,
+        default=DEFAULT_SAMPLES,
+        help=f"bootstrap samples of queue outflow per decision (default {DEFAULT_SAMPLES})",
     )
     realistic.add_argument(
         "--latency-ms", default="1", help="order-entry latency in milliseconds, every strategy (default 1)"
@@ -118,10 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--sa-iterations",
         type=int,
         default=DEFAULT_SA_ITERATIONS,
-        help=f"stochastic-approximation steps per decision (default {DEFAULT_SA_ITERATIONS})",
+        help=f"stochastic-approximation steps per decision with --solver sa (default {DEFAULT_SA_ITERATIONS})",
     )
     realistic.add_argument(
-        "--seed", type=int, default=0, help="seed for SA sampling and latency jitter (default 0)"
+        "--seed",
+        type=int,
+        default=0,
+        help="seed for outflow bootstrap, SA sampling and latency jitter (default 0)",
     )
     add_kafka_flags(parser)
     stream = parser.add_argument_group("stream (Kafka mode, when --csv is not given)")
@@ -144,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     out = parser.add_argument_group("output")
     out.add_argument(
         "--fills", metavar="FILE.csv", help="write every child fill (router and baselines) to this CSV"
+    )
+    out.add_argument(
+        "--decisions",
+        metavar="FILE.jsonl",
+        help="--mode cont-kukanov: write every router decision of every grid point (inputs, answer, "
+        "certificate) as one JSON object per line",
     )
     out.add_argument(
         "--plot",
@@ -181,6 +212,9 @@ def sim_settings_from(args: argparse.Namespace) -> SimSettings:
         raise UserError(f"--queue-power {args.queue_power}: must be more than 0")
     if args.sa_iterations < 1:
         raise UserError(f"--sa-iterations {args.sa_iterations}: must be at least 1")
+    if args.outflow_samples < 1:
+        raise UserError(f"--outflow-samples {args.outflow_samples}: must be at least 1")
+    calibration = non_negative_number(args.calibration, "--calibration", "seconds, e.g. --calibration 120")
     return SimSettings(
         horizon_ns=round(horizon * NS_PER_SECOND),
         warmup_ns=round(warmup * NS_PER_SECOND),
@@ -188,6 +222,9 @@ def sim_settings_from(args: argparse.Namespace) -> SimSettings:
         queue_model=QueueModel(kind=args.queue_model, power=power),
         sa_iterations=args.sa_iterations,
         seed=args.seed,
+        solver=args.solver,
+        outflow_samples=args.outflow_samples,
+        calibration_ns=round(calibration * NS_PER_SECOND),
     )
 
 
@@ -199,14 +236,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(
             "--live prints the faithful buy router's decisions; use it with --mode faithful --side buy"
         )
+    if args.decisions and not config.realistic:
+        raise UserError("--decisions logs the cont-kukanov router's solves; use it with --mode cont-kukanov")
     fees = load_fee_table(args.venues, fee=args.fee, rebate=args.rebate)
     levels = None if config.realistic else 1  # the realistic mode walks the depth; faithful needs the top
+    # history before the window feeds only the realistic mode's outflow estimator
+    args.calibration_ns = config.sim.calibration_ns if config.realistic else 0
     started = time.perf_counter()
     stream: StreamStats | None = None
     if args.csv:
         path = csv_path(args)
         data = load(
-            path, window_from(args), levels=levels, symbol=args.symbol, price_format=args.price_format
+            path,
+            window_from(args),
+            levels=levels,
+            symbol=args.symbol,
+            price_format=args.price_format,
+            calibration_ns=args.calibration_ns,
         )
         log.info("loaded %d rows in %s from %s", data.rows_in_window, data.window.describe(), path)
         run_meta: dict = {"source": f"csv:{path}", "rows_in_file": data.rows_total}
@@ -224,6 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.fills:
         rows = write_fills(result, args.fills)
         log.info("wrote %d fills to %s", rows, args.fills)
+    if args.decisions:
+        lines = write_decisions(result, args.decisions)
+        log.info("wrote %d router decisions to %s", lines, args.decisions)
     if args.plot:
         plot_executions(result, args.plot)
         log.info("wrote the plot to %s", args.plot)
@@ -282,7 +331,9 @@ def _consume(
         stats.duplicates,
         stats.undecodable,
     )
-    data = stream_market_data(result, args.topic, explicit_window(args))
+    data = stream_market_data(
+        result, args.topic, explicit_window(args), calibration_ns=getattr(args, "calibration_ns", 0)
+    )
     meta = {
         "source": f"kafka:{args.topic}",
         "run_id": result.start.get("run_id"),

@@ -1,16 +1,17 @@
 """`--mode cont-kukanov`: the paper's market/limit split, re-solved every horizon, executed by the simulator.
 
-Every `horizon` seconds (after a `warmup` spent observing) the router:
+Every `horizon` seconds from the common arrival (see `arrival`) the router:
 1. reads only what it could have seen (rows with ts_seen ≤ now, and the fills reported to it);
 2. takes as limit venues those whose best posting price equals the best across venues (the bid for a buy;
    a venue quoting a worse bid is not in the model) and as its market venue the cheapest ask + fee;
 3. sets h = half the consolidated spread, f = that venue's taker fee, r_k = each venue's maker rebate,
-   Q_k = its displayed size at the best posting price, and samples the queue outflow ξ over one horizon
-   from sliding windows of the past (strictly before now: no look-ahead; when less than one horizon has
-   been observed the one window there is scaled to the horizon);
-4. solves min E v(M, L) for the remaining S with Robbins–Monro SA (allocator.ck_model.solve_sa, the
-   adaptive 1/√n step, whose accuracy against the exact optimum is measured there), rounds to whole shares
-   keeping M + ΣL ≥ S, sweeps M across venues' depth and rests L_k at venue k;
+   Q_k = its displayed size at the best posting price, and draws `outflow_samples` samples of the queue
+   outflow ξ over one horizon by a block bootstrap of the history seen before now (allocator.outflow; the
+   rows before the window, back to the calibration lookback, count as history; no look-ahead);
+4. minimises the sample-average cost for the remaining S exactly (allocator.ck_exact, certified), or with
+   Robbins–Monro SA when asked (`--solver sa`, allocator.ck_model.solve_sa), picks the whole-share point
+   next to that answer with the lowest sample cost (keeping M + ΣL ≥ S), sweeps M across venues' depth
+   and rests L_k at venue k;
 5. cancels everything still resting when the horizon ends, or as soon as a fill report shows the parent
    complete (fills that happen while that cancel travels are real over-fills, charged λ_over).
 At the end of the window whatever is missing is bought by a marketable clean-up sweep (`cleanup` fills),
@@ -23,24 +24,32 @@ best posting level.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from allocator.book import Book, VenueStream
-from allocator.ck_model import Params, solve_sa
+from allocator.ck_exact import ExactSolution, solve_exact
+from allocator.ck_model import Params, sample_costs, solve_sa
+from allocator.data import DEFAULT_CALIBRATION_SECONDS
+from allocator.errors import UserError
 from allocator.execution import Execution, Market
+from allocator.outflow import DEFAULT_SAMPLES, block_bootstrap, block_length, increment_step, increment_times
 from allocator.simulator import Latency, Ledger, QueueModel, Simulator, split_decrease
-from allocator.window import NS_PER_SECOND
+from allocator.snapshots import Snapshots
+from allocator.window import NS_PER_SECOND, format_ns
 
 DEFAULT_HORIZON_SECONDS = 30.0
 DEFAULT_WARMUP_SECONDS = 10.0
 DEFAULT_SA_ITERATIONS = 4000
 SA_STEP = "adaptive"  # see allocator.ck_model.solve_sa: measured against the exact optimum
 SA_GAMMA0 = 0.3
-HISTORY_SECONDS = 120.0  # how far back outflow windows are taken
-SAMPLE_STEP_SECONDS = 1.0  # spacing of the sliding outflow windows
+SOLVERS = ("exact", "sa")
 PRICE_DECIMALS = 9
+MAX_ROUNDING_VENUES = 8  # up to 2^(K+1) whole-share neighbours are priced; beyond, the simple rule
 
 
 @dataclass(frozen=True)
@@ -53,12 +62,19 @@ class SimSettings:
     queue_model: QueueModel = field(default_factory=QueueModel)
     sa_iterations: int = DEFAULT_SA_ITERATIONS
     seed: int = 0
+    solver: str = "exact"
+    outflow_samples: int = DEFAULT_SAMPLES
+    calibration_ns: int = int(DEFAULT_CALIBRATION_SECONDS * NS_PER_SECOND)
 
     def __post_init__(self) -> None:
         if self.horizon_ns <= 0:
             raise ValueError("the horizon must be positive")
         if self.warmup_ns < 0 or self.sa_iterations < 1:
             raise ValueError("warmup must be ≥ 0 and SA iterations ≥ 1")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
+        if self.outflow_samples < 1 or self.calibration_ns < 0:
+            raise ValueError("outflow samples must be ≥ 1 and the calibration lookback ≥ 0")
 
     def report(self) -> dict:
         return {
@@ -68,10 +84,56 @@ class SimSettings:
             "jitter_ms": self.latency.jitter_ns / 1e6,
             "queue_model": self.queue_model.kind,
             "queue_power": self.queue_model.power if self.queue_model.kind == "probabilistic" else None,
-            "sa_iterations": self.sa_iterations,
-            "sa_step": f"{SA_STEP} (gamma0 {SA_GAMMA0:g})",
+            "solver": self.solver,
+            "sa_iterations": self.sa_iterations if self.solver == "sa" else None,
+            "sa_step": f"{SA_STEP} (gamma0 {SA_GAMMA0:g})" if self.solver == "sa" else None,
+            "outflow_samples": self.outflow_samples,
+            "outflow_estimator": "circular block bootstrap of ≤1 s increments, 5 s blocks",
+            "calibration_seconds": self.calibration_ns / NS_PER_SECOND,
             "seed": self.seed,
         }
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """When every strategy starts: the window start, or later by the same delay for all when the data holds
+    less than `warmup` of history before it (the router needs some outflow history to decide)."""
+
+    ts_ns: int
+    window_start_ns: int
+    history_start_ns: int  # the earliest row the outflow estimator may use (window start − lookback at most)
+
+    @property
+    def delay_ns(self) -> int:
+        return self.ts_ns - self.window_start_ns
+
+    @property
+    def history_seconds(self) -> float:
+        """History seen before the window (what the file held, up to the lookback)."""
+        return max(self.window_start_ns - self.history_start_ns, 0) / NS_PER_SECOND
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "ts": format_ns(self.ts_ns),
+            "window_start": format_ns(self.window_start_ns),
+            "delay_seconds": self.delay_ns / NS_PER_SECOND,
+            "history_seconds_before_window": self.history_seconds,
+            "note": (
+                None
+                if self.delay_ns == 0
+                else "the data holds too little history before the window, so every strategy (router and "
+                "baselines) arrives this much later, after observing the delay's rows"
+            ),
+        }
+
+
+def common_arrival(window_start_ns: int, first_row_ns: int | None, settings: SimSettings) -> Arrival:
+    """The one arrival of every strategy: at the window start when `warmup` of history precedes it."""
+    history_start = window_start_ns if first_row_ns is None else min(int(first_row_ns), window_start_ns)
+    history_start = max(history_start, window_start_ns - settings.calibration_ns)
+    have = window_start_ns - history_start
+    delay = max(settings.warmup_ns - have, 0)
+    return Arrival(window_start_ns + delay, window_start_ns, history_start)
 
 
 @dataclass(frozen=True)
@@ -83,7 +145,17 @@ class SimMarket:
     settings: SimSettings
     tick_seen: np.ndarray  # int64 [T]: when each snapshot tick could be known (its rows' latest ts_seen)
     outflow: list[np.ndarray]  # per venue, cumulative queue outflow at the best posting level, per row
-    arrival_mid: float | None  # cost-space consolidated mid at the first tick: the benchmark price
+    arrival_mid: float | None  # cost-space consolidated mid seen at the arrival: the benchmark price
+    arrival: Arrival
+    # Observations by (time, our depletion state): grid points that reach the same state at the same time
+    # (all of them at the arrival) share the quote and the outflow samples instead of recomputing them.
+    observations: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def observe(self, sim: Simulator, t: int) -> Observation | None:
+        key = (t, sim.depletion.state())
+        if key not in self.observations:
+            self.observations[key] = observe(self, sim, t)
+        return self.observations[key]
 
     def simulator(self, seed_offset: int = 0) -> Simulator:
         return Simulator(
@@ -94,6 +166,10 @@ class SimMarket:
             self.settings.queue_model,
             seed=self.settings.seed + seed_offset,
         )
+
+    @property
+    def arrival_ns(self) -> int:
+        return self.arrival.ts_ns
 
     @property
     def cleanup_time(self) -> int:
@@ -122,29 +198,29 @@ def cumulative_outflow(stream: VenueStream, queue_model: QueueModel) -> np.ndarr
     return np.cumsum(out)
 
 
-def outflow_samples(
-    sim_market: SimMarket, venues: list[int], t: int, horizon_ns: int, first_seen: int
-) -> np.ndarray:
-    """ξ samples of shape (n, K): outflow at each venue over sliding windows of one horizon ending ≤ t,
-    using only rows seen by t. Windows start no earlier than `first_seen` (the start of observation)."""
-    span = t - first_seen
-    if span <= 0:
-        return np.zeros((1, len(venues)))
-    step = int(SAMPLE_STEP_SECONDS * NS_PER_SECOND)
-    if span < horizon_ns:
-        ends = np.array([t], dtype=np.int64)
-        length, scale = span, horizon_ns / span
-    else:
-        usable = min(span, int(HISTORY_SECONDS * NS_PER_SECOND)) - horizon_ns
-        ends = t - np.arange(0, usable // step + 1, dtype=np.int64) * step
-        length, scale = horizon_ns, 1.0
-    samples = np.empty((len(ends), len(venues)))
+def outflow_increments(sim_market: SimMarket, venues: list[int], t: int) -> np.ndarray:
+    """Per-interval outflow (m, K) at each venue over the history before t, from rows seen by t only."""
+    settings = sim_market.settings
+    step, _ = increment_step(settings.horizon_ns)
+    edges = increment_times(t, sim_market.arrival.history_start_ns, step, settings.calibration_ns)
+    out = np.empty((max(len(edges) - 1, 0), len(venues)))
     for k, v in enumerate(venues):
-        stream, cum = sim_market.book.streams[v], sim_market.outflow[v]
-        at_end = _cum_at(stream, cum, ends)
-        at_start = _cum_at(stream, cum, ends - length)
-        samples[:, k] = (at_end - at_start) * scale
-    return samples
+        cum = _cum_at(sim_market.book.streams[v], sim_market.outflow[v], edges)
+        out[:, k] = np.diff(cum)
+    return out
+
+
+def outflow_samples(sim_market: SimMarket, venues: list[int], t: int) -> np.ndarray:
+    """ξ samples (n, K) for a decision at t: the block bootstrap of allocator.outflow over the history seen
+    by t. Seeded by (seed, t), so every grid point deciding at t sees the same samples (common random
+    numbers: grid differences are the parameters', not the sampler's). No history yet: ξ = 0."""
+    settings = sim_market.settings
+    increments = outflow_increments(sim_market, venues, t)
+    if increments.shape[0] == 0:
+        return np.zeros((1, len(venues)))
+    step, per_horizon = increment_step(settings.horizon_ns)
+    rng = np.random.default_rng([settings.seed, t])
+    return block_bootstrap(increments, per_horizon, settings.outflow_samples, block_length(step), rng)
 
 
 def _cum_at(stream: VenueStream, cum: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -179,7 +255,7 @@ def seen_quote(sim: Simulator, t: int) -> Quote:
 
 
 def round_split(x: np.ndarray, remaining: int) -> tuple[int, np.ndarray]:
-    """Whole shares from the SA solution, keeping the model's constraint M + ΣL ≥ S and 0 ≤ L_k ≤ S − M."""
+    """Whole shares by nearest rounding, keeping the model's constraint M + ΣL ≥ S and 0 ≤ L_k ≤ S − M."""
     market = int(np.clip(np.rint(x[0]), 0, remaining))
     limits = np.clip(np.rint(x[1:]), 0, remaining - market).astype(np.int64)
     short = remaining - market - int(limits.sum())
@@ -187,6 +263,35 @@ def round_split(x: np.ndarray, remaining: int) -> tuple[int, np.ndarray]:
         market += short
         limits = np.minimum(limits, remaining - market)
     return market, limits
+
+
+def best_whole_shares(
+    x: np.ndarray, remaining: int, params: Params, samples: np.ndarray
+) -> tuple[int, np.ndarray, float]:
+    """The whole-share point among x's floor/ceil neighbours (and the nearest rounding) with the lowest
+    sample cost, feasible for C; ties go to fewer shares, then less market, then the lower venue index
+    (the solver's tie rule). An integral x is returned as it is. Returns (M, L, its sample cost)."""
+    k = x.size - 1
+    market, limits = round_split(x, remaining)
+    candidates = [np.concatenate(([market], limits)).astype(float)]
+    if k <= MAX_ROUNDING_VENUES:
+        lo, hi = np.floor(x + 1e-9), np.ceil(x - 1e-9)
+        corners = np.array(list(itertools.product((0, 1), repeat=k + 1)), dtype=float)
+        grid = lo + corners * (hi - lo)
+        grid = np.unique(grid, axis=0)
+        ok = (
+            (grid >= 0).all(axis=1)
+            & (grid[:, 1:] <= remaining - grid[:, :1]).all(axis=1)
+            & (grid.sum(axis=1) >= remaining)
+            & (grid[:, 0] <= remaining)
+        )
+        candidates += list(grid[ok])
+    pts = np.unique(np.array(candidates), axis=0)
+    costs = np.array([sample_costs(p, samples, params, float(remaining)).mean() for p in pts])
+    weights = np.concatenate(([1.0 + (k + 1) * 1e-3], 1.0 + (np.arange(k) + 1) * 1e-3 / (k + 1)))
+    best = min(range(len(pts)), key=lambda i: (round(costs[i], 9), float(pts[i] @ weights)))
+    point = pts[best]
+    return int(point[0]), point[1:].astype(np.int64), float(costs[best])
 
 
 def run_ck_router(
@@ -201,9 +306,9 @@ def run_ck_router(
     market, settings = sim_market.market, sim_market.settings
     sim = sim_market.simulator()
     report_delay = settings.latency.max_ns
-    start, end = market.window_start_ns, market.window_end_ns
+    end = market.window_end_ns
     decisions: list[dict] = []
-    t = start + settings.warmup_ns
+    t = sim_market.arrival_ns
     step_seed = settings.seed
     while t < end:
         t_next = min(t + settings.horizon_ns, end)
@@ -239,10 +344,17 @@ class Observation:
     half_spread: float
     samples: np.ndarray  # (n, K) outflow samples, all seen before t
 
+    @property
+    def mid(self) -> float | None:
+        """The consolidated cost-space mid seen at t (best take and best posting price)."""
+        if self.post_px is None:
+            return None
+        return round((float(np.nanmin(self.quote.take_px)) + self.post_px) / 2, PRICE_DECIMALS)
+
 
 def observe(sim_market: SimMarket, sim: Simulator, t: int) -> Observation | None:
     """The decision inputs at time t, from rows seen by t only; None when no venue offers anything."""
-    market, settings = sim_market.market, sim_market.settings
+    market = sim_market.market
     quote = seen_quote(sim, t)
     if not np.isfinite(quote.take_px).any():
         return None
@@ -255,13 +367,9 @@ def observe(sim_market: SimMarket, sim: Simulator, t: int) -> Observation | None
         best_post = float(np.max(quote.post_px[postable]))
         limit_venues = [int(v) for v in np.flatnonzero(postable & (quote.post_px == best_post))]
         # Prices live on Databento's 1e-9 grid, so the half-spread does too; rounding removes the float noise
-        # of the subtraction (which differs between a market and its mirror image and would steer SA).
+        # of the subtraction (which differs between a market and its mirror image).
         h = round((best_take - best_post) / 2, PRICE_DECIMALS)
-    samples = (
-        outflow_samples(sim_market, limit_venues, t, settings.horizon_ns, market.window_start_ns)
-        if limit_venues
-        else np.zeros((1, 0))
-    )
+    samples = outflow_samples(sim_market, limit_venues, t) if limit_venues else np.zeros((1, 0))
     return Observation(t, quote, int(np.argmin(all_in)), limit_venues, best_post, h, samples)
 
 
@@ -280,11 +388,31 @@ def model_params(
     )
 
 
-def solve(
-    remaining: int, params: Params, samples: np.ndarray, settings: SimSettings, seed: int
-) -> np.ndarray:
-    """The router's SA solve (allocator.ck_model.solve_sa with the measured step rule)."""
-    x, _info = solve_sa(
+@dataclass(frozen=True)
+class Solved:
+    """A solver's answer for one decision: the point, its sample cost and how it was established."""
+
+    x: np.ndarray
+    objective: float
+    certificate: dict[str, Any]
+
+
+def solve(remaining: int, params: Params, samples: np.ndarray, settings: SimSettings, seed: int) -> Solved:
+    """The router's solve: exact and certified (default), or the paper's SA with the measured step rule."""
+    if settings.solver == "exact":
+        try:
+            exact: ExactSolution = solve_exact(float(remaining), params, samples)
+        except RuntimeError as exc:  # HiGHS stopped without an optimum (e.g. the integer model's time limit)
+            raise UserError(
+                f"the exact solver failed on a decision ({exc}); rerun with --solver sa"
+            ) from None
+        if not exact.certified:  # never act on it silently: the gap did not close within tolerance
+            raise UserError(
+                f"the exact solver could not certify a decision (gap {exact.gap:.3g} $ > {exact.tolerance:.3g} $); "
+                "rerun with --solver sa"
+            )
+        return Solved(exact.x, exact.objective, exact.certificate())
+    x, info = solve_sa(
         float(remaining),
         params,
         samples,
@@ -293,7 +421,12 @@ def solve(
         gamma0=SA_GAMMA0,
         rng=seed,
     )
-    return x
+    value = float(sample_costs(x, samples, params, float(remaining)).mean())
+    return Solved(
+        x,
+        value,
+        {"method": "sa", "n_iter": info["n_iter"], "batch_size": info["batch_size"], "step": SA_STEP},
+    )
 
 
 def _decide(
@@ -306,7 +439,7 @@ def _decide(
     theta_queue: float,
     seed: int,
 ) -> dict | None:
-    obs = observe(sim_market, sim, t)
+    obs = sim_market.observe(sim, t)
     if obs is None:
         return None  # nothing to trade against yet; the next horizon tries again
     record: dict = {
@@ -314,12 +447,17 @@ def _decide(
         "remaining": remaining,
         "market_venue": obs.market_venue,
         "half_spread": obs.half_spread,
+        "mid": obs.mid,
+        "lambda_over": lambda_over,
+        "lambda_under": lambda_under,
+        "theta_queue": theta_queue,
     }
     if not obs.limit_venues:
-        record.update(market=remaining, limits={}, post_px=None)
+        record.update(market=remaining, limits={}, post_px=None, solver=None)
         return record
     params = model_params(obs, sim_market.market, lambda_over, lambda_under, theta_queue)
-    mkt, limits = round_split(solve(remaining, params, obs.samples, sim_market.settings, seed), remaining)
+    solved = solve(remaining, params, obs.samples, sim_market.settings, seed)
+    mkt, limits, sent_cost = best_whole_shares(solved.x, remaining, params, obs.samples)
     venues = obs.limit_venues
     record.update(
         market=mkt,
@@ -328,6 +466,16 @@ def _decide(
         post_px=obs.post_px,
         outflow_median={v: float(np.median(obs.samples[:, k])) for k, v in enumerate(venues)},
         outflow_samples=len(obs.samples),
+        venues=list(venues),
+        f=params.f,
+        r=[float(v) for v in params.r],
+        Q=[float(v) for v in params.Q],
+        xi=obs.samples,
+        x=solved.x,
+        objective=solved.objective,
+        sent_objective=sent_cost,
+        solver=sim_market.settings.solver,
+        certificate=solved.certificate,
     )
     return record
 
@@ -401,25 +549,42 @@ def tick_seen_times(frame_ts_event: np.ndarray, frame_ts_seen: np.ndarray, tick_
 
 
 def build_sim_market(
-    market: Market, book: Book, frame_ts_event, frame_ts_recv, settings: SimSettings
+    snapshots: Snapshots,
+    taker_fee: np.ndarray,
+    maker_rebate: np.ndarray,
+    window: tuple[int, int],
+    book: Book,
+    frame_ts_event: np.ndarray,
+    frame_ts_recv: np.ndarray,
+    settings: SimSettings,
 ) -> SimMarket:
+    """The realistic mode's market from snapshots and streams over history + window rows.
+
+    The snapshots keep the tick in force at the arrival and every later one, so the baselines start from
+    the same seen state as the router; earlier ticks (history) are used only through the outflow
+    estimator, never traded against."""
     seen = np.maximum(frame_ts_recv, frame_ts_event)
-    return SimMarket(
+    tick_seen = tick_seen_times(frame_ts_event, seen, snapshots.ts_event)
+    first_row = int(frame_ts_event.min()) if len(frame_ts_event) else None
+    arrival = common_arrival(window[0], first_row, settings)
+    first_tick = max(int(np.searchsorted(tick_seen, arrival.ts_ns, side="right")) - 1, 0)
+    market = Market(snapshots.since(first_tick), taker_fee, maker_rebate, window[0], window[1])
+    outflow = [cumulative_outflow(s, settings.queue_model) for s in book.streams]
+    sim_market = SimMarket(
         market=market,
         book=book,
         settings=settings,
-        tick_seen=tick_seen_times(frame_ts_event, seen, market.snapshots.ts_event),
-        outflow=[cumulative_outflow(s, settings.queue_model) for s in book.streams],
-        arrival_mid=arrival_mid(market),
+        tick_seen=tick_seen[first_tick:],
+        outflow=outflow,
+        arrival_mid=None,
+        arrival=arrival,
     )
+    return dataclasses.replace(sim_market, arrival_mid=arrival_mid(sim_market))
 
 
-def arrival_mid(market: Market) -> float | None:
-    """Cost-space mid of the consolidated best prices at the first tick: the arrival price benchmark."""
-    snaps = market.snapshots
-    if snaps.ticks == 0:
+def arrival_mid(sim_market: SimMarket) -> float | None:
+    """Cost-space mid of the consolidated best prices seen at the arrival: the arrival price benchmark."""
+    quote = seen_quote(sim_market.simulator(), sim_market.arrival_ns)
+    if not (np.isfinite(quote.take_px).any() and np.isfinite(quote.post_px).any()):
         return None
-    take, post = snaps.ask_px[0], snaps.bid_px[0]
-    if not (np.isfinite(take).any() and np.isfinite(post).any()):
-        return None
-    return round(float((np.nanmin(take) + np.nanmax(post)) / 2), PRICE_DECIMALS)
+    return round(float((np.nanmin(quote.take_px) + np.nanmax(quote.post_px)) / 2), PRICE_DECIMALS)

@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from allocator.data import MarketData
+from allocator.data import STRING_COLUMNS, MarketData, history_start
 from allocator.errors import BrokerError
 from allocator.schema import REQUIRED_COLUMNS
 from allocator.stream import (
@@ -44,7 +44,7 @@ from allocator.stream import (
     frame_from_batches,
     redact,
 )
-from allocator.window import Window, WindowSpec
+from allocator.window import NS_PER_SECOND, Window, WindowSpec, format_ns
 
 log = logging.getLogger(__name__)
 BATCH = 5000
@@ -153,7 +153,8 @@ def consume_replay(
 ) -> StreamResult:
     """Read one complete replay from `topic` (the latest one if several follow each other).
 
-    `levels` limits the book levels decoded (1 = top of book, all the faithful mode needs).
+    `levels` limits the book levels decoded (1 = top of book, all the faithful mode needs). `on_rows`
+    gets each batch of new window rows as it arrives (never the calibration history before the window).
     """
     checkpoint = _Checkpoint(state_dir) if state_dir is not None else None
     meta = checkpoint.load() if checkpoint else None
@@ -285,7 +286,7 @@ def consume_replay(
                 if len(batch_frame):
                     batches.append(batch_frame)
                     if on_rows is not None:
-                        on_rows(batch_frame)
+                        _deliver_window_rows(on_rows, batch_frame, start)
             elif rows:
                 stats.undecodable += len(rows)  # rows of a replay whose start we never saw
             if next_offsets or new_run:
@@ -336,20 +337,52 @@ def consume_replay(
     return StreamResult(frame=frame.drop(columns=[REPLAY_INDEX, PREVIOUS_SEQUENCE]), start=start, stats=stats)
 
 
-def stream_market_data(result: StreamResult, topic: str, window: WindowSpec | None) -> MarketData:
+def stream_market_data(
+    result: StreamResult, topic: str, window: WindowSpec | None, calibration_ns: int = 0
+) -> MarketData:
     """The consumed rows as the loader would have returned them, with the producer's window.
 
-    An explicit --start/--end on the consumer narrows the rows further (on the data's date).
+    An explicit --start/--end on the consumer narrows the rows further (on the data's date). Rows
+    before the window start are calibration history: `frame` never holds them (they are not traded);
+    with `calibration_ns` > 0 those in [start − calibration_ns, start) become `history`, as the loader
+    with the same span would give.
     """
     start = result.start
-    frame = result.frame
+    rows = result.frame
     replay_window = Window(int(start["window_start_ns"]), int(start["window_end_ns"]))
-    if window is not None and len(frame):
-        own = window.resolve(int(frame["ts_event"].iloc[0]))
-        frame = frame.loc[own.contains(frame["ts_event"].to_numpy())].reset_index(drop=True)
+    ts = rows["ts_event"].to_numpy()
+    streamed_history = ts < replay_window.start_ns  # what the producer sent before its window
+    if window is not None and len(rows):
+        # Times of day resolve on the date of the first window row, as before history was streamed
+        # (a history row may lie on the previous day).
+        first_window_row = int(np.argmin(streamed_history)) if not streamed_history.all() else 0
+        own = window.resolve(int(ts[first_window_row]))
         replay_window = Window(
             max(own.start_ns, replay_window.start_ns), min(own.end_ns, replay_window.end_ns)
         )
+    in_window = replay_window.contains(ts)
+    history: pd.DataFrame | None = None
+    if calibration_ns > 0:
+        first = history_start(replay_window, calibration_ns)
+        sent_from = int(start.get("history_start_ns", start["window_start_ns"]))
+        if first < sent_from:
+            log.warning(
+                "the replay carries calibration history from %s only (see the producer's --calibration); "
+                "asked for %g s before %s",
+                format_ns(sent_from),
+                calibration_ns / NS_PER_SECOND,
+                format_ns(replay_window.start_ns),
+            )
+        before = (ts >= first) & (ts < replay_window.start_ns)
+        history, frame = _split_shared_categories(rows, before, in_window)
+    else:
+        # Exactly the frame of a replay without history: its rows, then the consumer's narrowing.
+        frame = rows
+        if streamed_history.any():
+            frame = _drop_unused_categories(rows.loc[~streamed_history].reset_index(drop=True))
+            in_window = in_window[~streamed_history]
+        if window is not None and len(frame):
+            frame = frame.loc[in_window].reset_index(drop=True)
     ts = frame["ts_event"].to_numpy()
     symbols = sorted({str(s) for s in frame["symbol"].astype(object).unique()}) if "symbol" in frame else []
     return MarketData(
@@ -362,7 +395,41 @@ def stream_market_data(result: StreamResult, topic: str, window: WindowSpec | No
         levels=int(start.get("levels", 1)),
         price_format=str(start.get("price_format", "decimal")),
         symbols=symbols,
+        history=history,
     )
+
+
+def _drop_unused_categories(frame: pd.DataFrame) -> pd.DataFrame:
+    """The categories of the rows kept, as if only they had been streamed (history rows aside)."""
+    for name in STRING_COLUMNS:
+        if name in frame.columns and isinstance(frame[name].dtype, pd.CategoricalDtype):
+            frame[name] = frame[name].cat.remove_unused_categories()
+    return frame
+
+
+def _split_shared_categories(
+    rows: pd.DataFrame, before: np.ndarray, in_window: np.ndarray
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """History and window rows with the same categories (those either uses), like the loader's, so
+    `pd.concat([history, frame])` keeps the category dtype."""
+    both = _drop_unused_categories(rows.loc[before | in_window].reset_index(drop=True))
+    window_rows = in_window[before | in_window]
+    return (
+        both.loc[~window_rows].reset_index(drop=True),
+        both.loc[window_rows].reset_index(drop=True),
+    )
+
+
+def _deliver_window_rows(
+    on_rows: Callable[[pd.DataFrame], None], batch: pd.DataFrame, start: dict[str, Any]
+) -> None:
+    """Live routing sees only the window: calibration history (ts_event before the window start) is
+    for estimation, and a faithful --live router must print the decisions it printed without it."""
+    if int(start.get("history_rows", 0)) > 0:
+        batch = batch.loc[batch["ts_event"].to_numpy() >= int(start["window_start_ns"])]
+        if not len(batch):
+            return
+    on_rows(batch)
 
 
 def _assign_when_ready(consumer: Consumer, topic: str, on_assign, timeout: float, interrupted) -> None:

@@ -6,6 +6,9 @@ integers — the result is the same frame: Databento column names, `ts_event`/`t
 nanoseconds, prices as float64 (NaN when undefined), sizes as int64, rows in file order. The file is
 streamed in blocks and only the needed columns are parsed; the window filter is applied per block so a
 large file is never held whole in memory.
+
+With `calibration_ns` the rows of that span before the window start are kept too, apart, as
+`MarketData.history`: the realistic mode estimates queue outflow from them but never trades on them.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from allocator.schema import (
     REQUIRED_COLUMNS,
     level_column,
 )
-from allocator.window import Window, WindowSpec, format_ns
+from allocator.window import NS_PER_SECOND, Window, WindowSpec, format_ns
 
 TIMESTAMP_COLUMNS = ("ts_event", "ts_recv")
 STRING_COLUMNS = ("action", "side", "symbol")
@@ -54,6 +57,9 @@ FIXED_POINT_THRESHOLD = 1e7
 # INT64_MAX as Databento's undefined price, after the float64 read, is ~9.22e18.
 UNDEF_PRICE_FLOAT = 9.0e18
 BLOCK_SIZE = 8 << 20
+# Seconds of rows before the window kept as calibration history (shared by both CLIs' --calibration).
+DEFAULT_CALIBRATION_SECONDS = 120.0
+_INT64_MIN = int(np.iinfo(np.int64).min)
 
 _ISO_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$"
 _ZONE_RE = r"(Z|[+-]\d{2}:?\d{2})$"
@@ -74,10 +80,32 @@ class MarketData:
     levels: int
     price_format: str
     symbols: list[str] = field(default_factory=list)
+    # Rows in [window.start_ns - calibration, window.start_ns), for estimation only, never traded;
+    # None when no calibration was asked for. Last, with a default, so other constructors still work.
+    history: pd.DataFrame | None = None
 
     @property
     def rows_in_window(self) -> int:
         return len(self.frame)
+
+    @property
+    def history_rows(self) -> int:
+        return 0 if self.history is None else len(self.history)
+
+
+def calibration_to_ns(seconds: float) -> int:
+    """--calibration seconds as integer nanoseconds (the unit every bound here is kept in)."""
+    return round(seconds * NS_PER_SECOND)
+
+
+def history_start(window: Window, calibration_ns: int) -> int:
+    """First ns of the calibration history: the window start minus the span, clamped to int64.
+
+    An unbounded start (--start all) leaves no room before it, so the history is empty.
+    """
+    if window.start_ns <= _INT64_MIN:
+        return window.start_ns
+    return max(window.start_ns - calibration_ns, _INT64_MIN)
 
 
 def load(
@@ -88,12 +116,17 @@ def load(
     symbol: str | None = None,
     price_format: str = "auto",
     block_size: int = BLOCK_SIZE,
+    calibration_ns: int = 0,
 ) -> MarketData:
     """Read `path` and keep the rows inside `window` (default: the trial window on the data's date).
 
     `levels` limits the book levels parsed (1 is enough for top-of-book routing and saves most of the
-    work on MBP-10 files); `symbol` selects one instrument of a multi-symbol file.
+    work on MBP-10 files); `symbol` selects one instrument of a multi-symbol file. `calibration_ns` > 0
+    also keeps the rows that long before the window start as `history` (see `MarketData.history`).
     """
+    calibration_ns = int(calibration_ns)
+    if calibration_ns < 0:
+        raise ValueError(f"calibration_ns must be >= 0, got {calibration_ns}")
     path = Path(path)
     window = window if window is not None else WindowSpec()
     if price_format not in PRICE_FORMATS:
@@ -105,9 +138,15 @@ def load(
     if path.is_dir():
         raise UserError(f"{path} is a directory; pass --csv PATH to a data file")
     if path.name.endswith(_DBN_SUFFIXES):
-        return _load_dbn(path, window, levels=levels, symbol=symbol)
+        return _load_dbn(path, window, levels=levels, symbol=symbol, calibration_ns=calibration_ns)
     return _load_csv(
-        path, window, levels=levels, symbol=symbol, price_format=price_format, block_size=block_size
+        path,
+        window,
+        levels=levels,
+        symbol=symbol,
+        price_format=price_format,
+        block_size=block_size,
+        calibration_ns=calibration_ns,
     )
 
 
@@ -185,13 +224,14 @@ def _load_csv(
     symbol: str | None,
     price_format: str,
     block_size: int,
+    calibration_ns: int = 0,
 ) -> MarketData:
     header = read_header(path)
     _check_columns(path, header)
     wanted, types, use_levels = _column_plan(header, levels)
     price_columns = [c for c in wanted if types[c] == pa.float64()]
     reader = _open_csv(path, header, wanted, types, block_size)
-    state = _Accumulator(path, window, symbol, price_format, price_columns)
+    state = _Accumulator(path, window, symbol, price_format, price_columns, calibration_ns)
     for line_offset, batch in _batches(path, reader, header, types):
         state.add(batch, line_offset)
     return state.finish(use_levels)
@@ -323,11 +363,21 @@ def _value_ok(value: bytes, dtype: pa.DataType | None) -> bool:
     return True
 
 
+_Columns = dict[str, np.ndarray | pd.Series | pd.Categorical]
+
+
 class _Accumulator:
-    """Converts, checks and window-filters blocks as they stream in; keeps only the in-window rows."""
+    """Converts, checks and window-filters blocks as they stream in; keeps only the in-window rows
+    (and, with a calibration span, the rows just before the window, apart, as history)."""
 
     def __init__(
-        self, path: Path, window: WindowSpec, symbol: str | None, price_format: str, price_columns: list[str]
+        self,
+        path: Path,
+        window: WindowSpec,
+        symbol: str | None,
+        price_format: str,
+        price_columns: list[str],
+        calibration_ns: int = 0,
     ) -> None:
         self.path = path
         self.window_spec = window
@@ -338,13 +388,17 @@ class _Accumulator:
         self.rows_total = 0
         self.first_ts: int | None = None
         self.last_ts: int | None = None
-        self.kept: list[pd.DataFrame] = []
+        self.kept: list[_Columns] = []
         self.symbols_in_window: set[str] = set()
+        self.calibration_ns = calibration_ns
+        # None = no history wanted (calibration 0): the window-only path stays exactly as before.
+        self.history: list[_Columns] | None = [] if calibration_ns > 0 else None
+        self.history_from = 0
 
     def add(self, batch: pa.RecordBatch, first_line: int) -> None:
         if batch.num_rows == 0:
             return
-        columns: dict[str, np.ndarray | pd.Categorical] = {}
+        columns: _Columns = {}
         for name in batch.schema.names:
             arr = batch.column(name)
             if name in TIMESTAMP_COLUMNS:
@@ -362,18 +416,36 @@ class _Accumulator:
         self.last_ts = hi if self.last_ts is None else max(self.last_ts, hi)
         if self.window is None:
             self.window = self.window_spec.resolve(int(ts[0]))
+            self.history_from = history_start(self.window, self.calibration_ns)
         keep = self.window.contains(ts)
-        if not keep.any():
+        before = self._history_mask(ts)
+        in_window = bool(keep.any())
+        if not in_window and before is None:
             return
         if "symbol" in columns:
             symbol_values = pd.Categorical(columns["symbol"])
-            present = {str(v) for v in pd.Series(symbol_values[keep]).dropna().unique()}
-            self.symbols_in_window |= present
+            if in_window:
+                present = {str(v) for v in pd.Series(symbol_values[keep]).dropna().unique()}
+                self.symbols_in_window |= present
             if self.symbol is not None:
-                keep &= np.asarray(symbol_values == self.symbol)
+                wanted = np.asarray(symbol_values == self.symbol)
+                keep &= wanted
+                if before is not None:
+                    before &= wanted
+        if before is not None and self.history is not None and before.any():
+            self.history.append({name: values[before] for name, values in columns.items()})
+        if not in_window:
+            return
         if not keep.all():
             columns = {name: values[keep] for name, values in columns.items()}
         self.kept.append(columns)
+
+    def _history_mask(self, ts: np.ndarray) -> np.ndarray | None:
+        """Rows of this block in the calibration span before the window, or None when there are none."""
+        if self.history is None or self.window is None or self.history_from >= self.window.start_ns:
+            return None
+        mask = (ts >= self.history_from) & (ts < self.window.start_ns)
+        return mask if mask.any() else None
 
     def _prices(self, arr: pa.Array, name: str, first_line: int) -> np.ndarray:
         values = arr.to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
@@ -411,6 +483,43 @@ class _Accumulator:
         self.kept = []
         return out
 
+    def _concatenate_with_history(
+        self, history: list[_Columns]
+    ) -> tuple[dict[str, np.ndarray | pd.Categorical], dict[str, np.ndarray | pd.Categorical]]:
+        """Like `_concatenate`, for the window and the history together: each string column is one
+        categorical over both, split after, so `pd.concat([history, frame])` keeps the category dtype."""
+        names = list(self.kept[0])
+        out: dict[str, np.ndarray | pd.Categorical] = {}
+        out_history: dict[str, np.ndarray | pd.Categorical] = {}
+        for name in names:
+            parts = [part.pop(name) for part in self.kept]
+            before = [part.pop(name) for part in history]
+            if name in STRING_COLUMNS:
+                joined = union_categoricals(
+                    [pd.Categorical(p) for p in [*before, *parts]], sort_categories=True
+                )
+                split = sum(len(p) for p in before)
+                out_history[name], out[name] = joined[:split], joined[split:]
+            else:
+                out[name] = np.concatenate(parts) if len(parts) > 1 else parts[0]
+                out_history[name] = np.concatenate(before) if len(before) > 1 else before[0]
+            del parts, before
+        self.kept = []
+        return out, out_history
+
+    def _history_of_symbol(self, symbols: list[str]) -> list[_Columns]:
+        """Without --symbol the window holds one symbol; history rows of any other one are dropped too
+        (outflow of another instrument is no calibration for this one)."""
+        history = self.history or []
+        if self.symbol is not None or len(symbols) != 1 or not history or "symbol" not in history[0]:
+            return history
+        kept = []
+        for part in history:
+            same = np.asarray(pd.Categorical(part["symbol"]) == symbols[0])
+            if same.any():
+                kept.append(part if same.all() else {n: v[same] for n, v in part.items()})
+        return kept
+
     def finish(self, levels: int) -> MarketData:
         if self.rows_total == 0 or self.window is None:
             raise UserError(f"{self.path} has a header but no data rows")
@@ -428,7 +537,19 @@ class _Accumulator:
             raise UserError(
                 f"{self.path}: symbol {self.symbol!r} has no rows in the window; symbols there: {', '.join(symbols)}"
             )
-        frame = pd.DataFrame(self._concatenate(), copy=False)
+        history_frame: pd.DataFrame | None = None
+        if self.history is None:
+            frame = pd.DataFrame(self._concatenate(), copy=False)
+        else:
+            history = self._history_of_symbol(symbols)
+            self.history = []
+            if history:
+                columns, history_columns = self._concatenate_with_history(history)
+                frame = pd.DataFrame(columns, copy=False)
+                history_frame = pd.DataFrame(history_columns, copy=False)
+            else:
+                frame = pd.DataFrame(self._concatenate(), copy=False)
+                history_frame = frame.iloc[:0].copy()  # same columns and dtypes (categories too)
         return MarketData(
             frame=frame,
             source=str(self.path),
@@ -439,6 +560,7 @@ class _Accumulator:
             levels=levels,
             price_format=self.price_format if self.price_format != "auto" else "decimal",
             symbols=symbols if self.symbol is None else [self.symbol],
+            history=history_frame,
         )
 
 
@@ -491,7 +613,9 @@ def parse_timestamps(arr: pa.Array, path: Path | str, column: str, first_line: i
 # --------------------------------------------------------------------------------------------- DBN
 
 
-def _load_dbn(path: Path, window: WindowSpec, *, levels: int | None, symbol: str | None) -> MarketData:
+def _load_dbn(
+    path: Path, window: WindowSpec, *, levels: int | None, symbol: str | None, calibration_ns: int = 0
+) -> MarketData:
     """DBN files through the official `databento` package, streamed in chunks like the CSV path."""
     try:
         import databento
@@ -521,7 +645,7 @@ def _load_dbn(path: Path, window: WindowSpec, *, levels: int | None, symbol: str
             _check_columns(path, header)
             wanted, types, use_levels = _column_plan(header, levels)
             price_columns = [c for c in wanted if types[c] == pa.float64()]
-            state = _Accumulator(path, window, symbol, "decimal", price_columns)
+            state = _Accumulator(path, window, symbol, "decimal", price_columns, calibration_ns)
         table = pa.Table.from_pandas(_dbn_to_text_timestamps(chunk[wanted]), preserve_index=False)
         for batch in table.to_batches():
             state.add(batch, 2)

@@ -7,6 +7,7 @@ consumer with a frame decoded from the stream. Same frame in, same report out.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,14 @@ from allocator.ck_router import SimMarket, SimSettings, build_sim_market, run_ck
 from allocator.data import MarketData
 from allocator.errors import UserError
 from allocator.execution import Execution, Market, run_faithful_router
-from allocator.report import build_report, decision_summary, execution_profile, fill_times, parameter_effects
+from allocator.report import (
+    build_report,
+    decision_log,
+    decision_summary,
+    execution_profile,
+    fill_times,
+    parameter_effects,
+)
 from allocator.search import (
     DEFAULT_LAMBDA_OVER,
     DEFAULT_LAMBDA_UNDER,
@@ -34,7 +42,7 @@ from allocator.side import SIDES, Side, side_letter, side_sign
 from allocator.sim_baselines import SIMULATED_BASELINES
 from allocator.snapshots import Snapshots, build_snapshots
 from allocator.venues import FeeTable
-from allocator.window import format_ns
+from allocator.window import NS_PER_SECOND, format_ns
 
 MODES = ("faithful", "cont-kukanov")
 log = logging.getLogger("order_allocator")
@@ -113,30 +121,61 @@ def duplicate_rows(frame: pd.DataFrame) -> int:
     return int(frame.duplicated().sum()) if len(frame) else 0
 
 
-def build_sim_market_for(data: MarketData, market: Market, settings: SimSettings) -> SimMarket:
-    """The realistic mode's view of the data: every venue's message stream for the order's side."""
-    frame = data.frame
-    book = build_book(frame, market.snapshots.publisher_ids, market.snapshots.side)
+def realistic_frame(data: MarketData) -> pd.DataFrame:
+    """History rows (before the window, for the outflow estimator only) followed by the window's rows."""
+    history = data.history
+    if history is None or len(history) == 0:
+        return data.frame
+    return pd.concat([history, data.frame], ignore_index=True)
+
+
+def build_sim_market_for(
+    data: MarketData, fees: FeeTable, settings: SimSettings, side: Side = "buy"
+) -> tuple[SimMarket, list[str]]:
+    """The realistic mode's view of the data: every venue's message stream for the order's side, over the
+    history and the window, and the common arrival of every strategy."""
+    frame = realistic_frame(data)
+    snaps = build_snapshots(frame, side)
+    taker, rebate = fees.arrays(snaps.publisher_ids)
+    start, end = data.window.start_ns, data.window.end_ns
+    if snaps.ticks:  # an unbounded window (--start/--end all) is measured from the window's own rows
+        window_ts = data.frame["ts_event"].to_numpy(dtype=np.int64)
+        start = int(window_ts.min()) if start <= np.iinfo(np.int64).min else start
+        end = int(window_ts.max()) + 1 if end >= np.iinfo(np.int64).max else end
+    book = build_book(frame, snaps.publisher_ids, side)
     if not any(stream.hit_sz.any() for stream in book.streams):
         log.warning(
             "%s: no trade rows against the %s side (action T with price and size): resting orders cannot "
             "fill in the cont-kukanov mode, so whatever the router posts ends in the clean-up",
             data.source,
-            "bid" if market.snapshots.side == "buy" else "ask",
+            "bid" if side == "buy" else "ask",
         )
     ts = frame["ts_event"].to_numpy(dtype=np.int64)
     recv = frame["ts_recv"].to_numpy(dtype=np.int64) if "ts_recv" in frame.columns else ts
-    return build_sim_market(market, book, ts, recv, settings)
+    sim_market = build_sim_market(snaps, taker, rebate, (start, end), book, ts, recv, settings)
+    arrival = sim_market.arrival
+    if arrival.delay_ns:
+        log.warning(
+            "%s: %.3g s of history before the window (need %g s for the outflow estimate): every strategy "
+            "arrives %.3g s late, at %s",
+            data.source,
+            arrival.history_seconds,
+            settings.warmup_ns / NS_PER_SECOND,
+            arrival.delay_ns / NS_PER_SECOND,
+            format_ns(arrival.ts_ns),
+        )
+    return sim_market, fees.names(snaps.publisher_ids)
 
 
 def run(data: MarketData, fees: FeeTable, config: RunConfig) -> RunResult:
     market, names = build_market(data, fees, config.side)
-    snaps = market.snapshots
-    if snaps.ticks == 0:
+    window_snaps = market.snapshots
+    if window_snaps.ticks == 0:
         raise UserError(f"{data.source}: no rows to route in {data.window.describe()}")
     sim_market = None
     if config.realistic:
-        sim_market = build_sim_market_for(data, market, config.sim)
+        sim_market, names = build_sim_market_for(data, fees, config.sim, config.side)
+        market = sim_market.market
         strategy = functools.partial(run_ck_router, sim_market, config.order_size)
     else:
         strategy = functools.partial(run_faithful_router, market, config.order_size, step=config.step)
@@ -150,6 +189,7 @@ def run(data: MarketData, fees: FeeTable, config: RunConfig) -> RunResult:
         baselines = {name: fn(sim_market, config.order_size) for name, fn in SIMULATED_BASELINES.items()}
     else:
         baselines = {name: fn(market, config.order_size) for name, fn in BASELINES.items()}
+    snaps = market.snapshots
     report = build_report(
         result,
         baselines,
@@ -162,7 +202,7 @@ def run(data: MarketData, fees: FeeTable, config: RunConfig) -> RunResult:
             "lambda_under": config.lambda_under,
             "theta_queue": config.theta_queue,
         },
-        data_section=data_section(data, snaps),
+        data_section=data_section(data, window_snaps),
         mode=config.mode,
         step=config.step,
     )
@@ -184,7 +224,8 @@ def execution_section(
     return {
         "model": sim_market.settings.report() | {"book_levels": sim_market.book.levels},
         "side": snaps.side,
-        "arrival_ts": format_ns(int(snaps.ts_event[0])),
+        "arrival_ts": format_ns(sim_market.arrival_ns),
+        "arrival": sim_market.arrival.report(),
         "arrival_mid": None if mid is None else round(side_sign(snaps.side) * mid, 6),
         "strategies": {
             name: execution_profile(ex, mid, snaps.publisher_ids, names) for name, ex in strategies.items()
@@ -226,6 +267,21 @@ def fills_frame(result: RunResult) -> pd.DataFrame:
             )
         )
     return pd.concat(parts, ignore_index=True)
+
+
+def write_decisions(result: RunResult, path: str | Path) -> int:
+    """The decision log (allocator.report.decision_log) of every grid point, one JSON object per line."""
+    snaps = result.market.snapshots
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            count = 0
+            for index, point in enumerate(result.search.points):
+                for line in decision_log(point.execution.decisions, snaps.publisher_ids, snaps.side, index):
+                    out.write(json.dumps(line, allow_nan=False, ensure_ascii=False) + "\n")
+                    count += 1
+    except OSError as exc:
+        raise UserError(f"--decisions {path}: cannot write the log ({exc.strerror or exc})") from None
+    return count
 
 
 def write_fills(result: RunResult, path: str | Path) -> int:

@@ -4,6 +4,10 @@ Row i is sent at wall_start + (ts_i − ts_0) / speed, computed from the start e
 errors never accumulate (no drift); when the producer falls behind it sends at once and reports how
 late it is. The replay is framed by `start` and `end` control messages so a consumer knows when the
 stream is complete and can check that every row arrived.
+
+Calibration history (the rows just before the window, `MarketData.history`) goes first and unpaced,
+as a real router would load it from a store at start-up; its replay indices come before the window's,
+so deduplication and gap checks cover it like any other row. The window is then paced as always.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import pandas as pd
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from allocator.data import MarketData
+from allocator.cli import non_negative_number
+from allocator.data import MarketData, history_start
 from allocator.errors import EXIT_INTERRUPTED_PRODUCER, BrokerError, UserError
 from allocator.snapshots import event_order
 from allocator.stream import (
@@ -57,9 +62,17 @@ class ReplayStats:
     max_lateness_s: float = 0.0
     lateness_samples: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
+    history_rows: int = 0  # of `rows`, the unpaced calibration rows sent first
 
     def lateness_p99(self) -> float:
         return float(np.percentile(self.lateness_samples, 99)) if self.lateness_samples else 0.0
+
+
+def calibration_value(text: str) -> float:
+    """--calibration: seconds of history before the window (a finite number ≥ 0), one-line error otherwise."""
+    return non_negative_number(
+        text, "--calibration", "seconds of rows before the window sent as calibration history; 0 = none"
+    )
 
 
 def check_reachable(settings: dict[str, str], timeout: float) -> None:
@@ -158,17 +171,21 @@ def replay(
     speed: float = 1.0,
     flush_timeout: float = 30.0,
     clock=time.perf_counter,
+    calibration_ns: int = 0,
 ) -> ReplayStats:
     """Publish every row of `data` (in event order) with pacing; return what was delivered.
+
+    The history rows (if `data` has them; `calibration_ns` is the span they were loaded with, for the
+    start message) are sent first without pacing; the window's pacing starts when they are handed over.
 
     If the idempotent producer becomes fatally broken (a broker restart can do that), a new producer
     session re-sends everything not yet acknowledged; the consumer drops the rows it sees twice by
     their replay index, so the result is unchanged.
     """
-    frame = event_frame(data.frame)
+    frame, history_rows = replay_frame(data)
     ts = frame["ts_event"].to_numpy(dtype=np.int64)
     symbol = str(frame["symbol"].iloc[0]) if "symbol" in frame.columns and len(frame) else ""
-    stats = ReplayStats(run_id=uuid.uuid4().hex, rows=len(frame))
+    stats = ReplayStats(run_id=uuid.uuid4().hex, rows=len(frame), history_rows=history_rows)
     sender = _Sender(producer_settings(settings), topic, symbol.encode() or b"all", settings, stats)
     start_doc = {
         "run_id": stats.run_id,
@@ -183,16 +200,20 @@ def replay(
         "venue_rows": {
             str(int(k)): int(v) for k, v in frame.groupby("publisher_id", observed=True).size().items()
         },
+        # The first `history_rows` of `rows` are calibration history from `history_start_ns` on.
+        "history_rows": history_rows,
+        "history_start_ns": history_start(data.window, calibration_ns),
     }
     start_message = control_message(KIND_START, **start_doc)
     first_ms, last_ms = int(ts[0] // 1_000_000), int(ts[-1] // 1_000_000)
     started = clock()
+    pacing = _Pacing(history_rows)
     resume = 0
     try:
         while True:
             try:
                 sender.send(start_message, KIND_START, first_ms, _START)
-                _paced_loop(frame, ts, speed, sender, started, clock, resume)
+                _paced_loop(frame, ts, speed, sender, started, clock, resume, pacing)
                 end_message = control_message(KIND_END, run_id=stats.run_id, rows=stats.rows)
                 sender.send(end_message, KIND_END, last_ms, _END)
                 left = sender.flush(flush_timeout)
@@ -346,13 +367,34 @@ class _Sender:
         return 0
 
 
+@dataclass
+class _Pacing:
+    """Rows before `first_paced` (the history) go unpaced; the window's schedule starts at `origin`,
+    the clock when its first row is reached, kept across producer sessions like `started` was."""
+
+    first_paced: int = 0
+    origin: float | None = None
+
+
 def _paced_loop(
-    frame: pd.DataFrame, ts: np.ndarray, speed: float, sender: _Sender, started: float, clock, resume: int = 0
+    frame: pd.DataFrame,
+    ts: np.ndarray,
+    speed: float,
+    sender: _Sender,
+    started: float,
+    clock,
+    resume: int = 0,
+    pacing: _Pacing | None = None,
 ) -> None:
     """Encode a chunk column-wise, then hand each row to librdkafka at its scheduled instant."""
     stats = sender.stats
+    pacing = pacing if pacing is not None else _Pacing()
     prev_seq = previous_sequence(frame)
     last_progress = started
+    first_paced = pacing.first_paced
+    paced_ts0 = ts[first_paced] if first_paced < len(ts) else 0
+    if pacing.origin is None and first_paced == 0:
+        pacing.origin = started  # no history: exactly the schedule of a plain replay
     for chunk_start in range(resume, len(frame), ENCODE_CHUNK):
         chunk_end = min(chunk_start + ENCODE_CHUNK, len(frame))
         values = encode_rows(
@@ -361,19 +403,22 @@ def _paced_loop(
             prev_sequence=prev_seq[chunk_start:chunk_end],
         )
         chunk_ts = ts[chunk_start:chunk_end]
-        due = (chunk_ts - ts[0]) / NS_PER_SECOND / speed if speed > 0 else None
+        due = (chunk_ts - paced_ts0) / NS_PER_SECOND / speed if speed > 0 else None
         ms = chunk_ts // 1_000_000
         for i, value in enumerate(values):
-            if due is not None:
-                wait = due[i] - (clock() - started)
+            row = chunk_start + i
+            if due is not None and row >= first_paced:
+                if pacing.origin is None:
+                    pacing.origin = clock()
+                wait = due[i] - (clock() - pacing.origin)
                 if wait > 0:
                     _sleep_polling(sender, wait)
                 else:
                     stats.max_lateness_s = max(stats.max_lateness_s, -wait)
                     stats.lateness_samples.append(-wait)
-            sender.send(value, KIND_ROW, int(ms[i]), chunk_start + i)
-            stats.sent = max(stats.sent, chunk_start + i + 1)
-            if (chunk_start + i) % 1000 == 0:
+            sender.send(value, KIND_ROW, int(ms[i]), row)
+            stats.sent = max(stats.sent, row + 1)
+            if row % 1000 == 0:
                 sender.poll(0)
                 now = clock()
                 if now - last_progress >= PROGRESS_SECONDS:
@@ -396,6 +441,19 @@ def _progress(stats: ReplayStats, elapsed: float, speed: float) -> None:
     log.info(
         "sent %d/%d rows (%.0f msg/s, %d confirmed%s)", stats.sent, stats.rows, rate, stats.delivered, pacing
     )
+
+
+def replay_frame(data: MarketData) -> tuple[pd.DataFrame, int]:
+    """The rows in the order they are sent, and how many of them (first) are calibration history.
+
+    Without history this is `event_frame(data.frame)` itself, so such a replay is unchanged. History
+    and window are ordered separately: every history row precedes the window however the file is ordered.
+    """
+    window = event_frame(data.frame)
+    if not data.history_rows:
+        return window, 0
+    history = event_frame(data.history)
+    return pd.concat([history, window], ignore_index=True), len(history)
 
 
 def event_frame(frame: pd.DataFrame) -> pd.DataFrame:

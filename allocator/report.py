@@ -211,6 +211,7 @@ def decision_summary(decisions: list[dict], publisher_ids, side: str) -> list[di
     sign = side_sign(side)
     out = []
     for d in decisions:
+        certificate = d.get("certificate") or {}
         out.append(
             {
                 "ts": format_ns(d["t"]),
@@ -221,15 +222,65 @@ def decision_summary(decisions: list[dict], publisher_ids, side: str) -> list[di
                 "queue_ahead": {str(int(publisher_ids[v])): q for v, q in d.get("queue_ahead", {}).items()},
                 "half_spread": _money(d["half_spread"]),
                 "outflow_samples": d.get("outflow_samples", 0),
+                "solver": d.get("solver"),
+                "certificate": certificate.get("method"),
             }
         )
     return out
 
 
+DECISION_LOG_VERSION = 1
+
+
+def decision_log(decisions: list[dict], publisher_ids, side: str, grid_point: int) -> list[dict[str, Any]]:
+    """Every input and output of each router solve, as the README documents them, so anyone can re-solve
+    a line (allocator.ck_exact.solve_exact on S, h, f, r, Q, xi and the penalties) and get its M and L.
+
+    Prices (mid, limit_px) are market prices; h, f, r, Q and xi are what the solver saw. Floats are written
+    with their full repr, so a re-solve reads back the very numbers that were solved."""
+    sign = side_sign(side)
+    ids = [int(p) for p in publisher_ids]
+    lines = []
+    for d in decisions:
+        venues = d.get("venues", [])
+        x = d.get("x")
+        limits = d["limits"]
+        line: dict[str, Any] = {
+            "version": DECISION_LOG_VERSION,
+            "grid_point": grid_point,
+            "ts": format_ns(d["t"]),
+            "side": side,
+            "S": d["remaining"],
+            "mid": None if d.get("mid") is None else sign * d["mid"],
+            "h": d["half_spread"],
+            "f": d.get("f"),
+            "r": d.get("r", []),
+            "Q": d.get("Q", []),
+            "venues": [ids[v] for v in venues],
+            "market_venue": ids[d["market_venue"]],
+            "limit_px": None if d.get("post_px") is None else sign * d["post_px"],
+            "xi": d["xi"].tolist() if "xi" in d else [],
+            "lambda_over": d["lambda_over"],
+            "lambda_under": d["lambda_under"],
+            "theta_queue": d["theta_queue"],
+            "M": float(x[0]) + 0.0 if x is not None else float(d["market"]),
+            "L": [float(v) + 0.0 for v in x[1:]] if x is not None else [],
+            "sent": {"M": d["market"], "L": [int(limits.get(v, 0)) for v in venues]},
+            "objective": d.get("objective"),
+            "sent_objective": d.get("sent_objective"),
+            "solver": d.get("solver"),
+            "certificate": d.get("certificate")
+            or {"method": "forced", "reason": "no venue to post at: the whole remainder is a market order"},
+        }
+        lines.append(line)
+    return lines
+
+
 def parameter_effects(result: SearchResult) -> dict[str, list[dict[str, Any]]]:
     """For each value of each grid axis, averaged over the other axes: the share of the order the router
     sent as market orders at its decisions, how much it over-posted (M + ΣL − S, as a share of S), and the
-    mean total_cost. This is the evidence that the parameters steer the split."""
+    mean total_cost. Where every posted share surely fills these rows are flat: the parameters then have
+    nothing to trade off, and the table says so rather than inventing an effect."""
     axes = {"lambda_over": 0, "lambda_under": 1, "theta_queue": 2}
     out: dict[str, list[dict[str, Any]]] = {}
     for axis, index in axes.items():

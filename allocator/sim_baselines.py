@@ -1,8 +1,9 @@
 """best_ask, TWAP and VWAP through the execution simulator, so `--mode cont-kukanov` compares like with like.
 
 The decision rules are the faithful ones (allocator.baselines: `best_venue`, `twap_targets`,
-`proportional_split`), applied at each snapshot tick as soon as that tick could be known (its latest
-ts_seen), to the displayed sizes *minus what the strategy already took* there. Orders are IOC at the seen
+`proportional_split`), applied from the common arrival (the router's) at each snapshot tick as soon as that
+tick could be known (its latest ts_seen), the tick in force at the arrival acting at the arrival itself, to
+the displayed sizes *minus what the strategy already took* there. Orders are IOC at the seen
 price; a strategy waits for the fill reports of its last orders (one round trip) before deciding again.
 What the rules leave missing at the close is bought by the same clean-up sweep as the router's.
 """
@@ -47,8 +48,9 @@ def _run_rule(
     round_trip = 2 * sim_market.settings.latency.max_ns
     remaining = int(order_size)
     ready_at = np.iinfo(np.int64).min
+    arrival = sim_market.arrival_ns
     for tick in range(market.snapshots.ticks):
-        t = int(sim_market.tick_seen[tick])
+        t = max(int(sim_market.tick_seen[tick]), arrival)
         if t < ready_at:
             continue
         if t >= market.window_end_ns:
@@ -88,10 +90,12 @@ def simulated_twap(
     market = sim_market.market
     fee = market.taker_fee
     bucket_ns = bucket_seconds * NS_PER_SECOND
-    span = market.window_end_ns - market.window_start_ns
+    arrival = sim_market.arrival_ns
+    span = market.window_end_ns - arrival
     buckets = max(int(-(-span // bucket_ns)), 1)
     due = np.cumsum(twap_targets(order_size, buckets))  # shares due by the end of each bucket
-    bucket_of = np.clip((market.snapshots.ts_event - market.window_start_ns) // bucket_ns, 0, buckets - 1)
+    acting = np.maximum(sim_market.tick_seen, arrival)  # when each tick is acted on
+    bucket_of = np.clip((acting - arrival) // bucket_ns, 0, buckets - 1)
 
     def behind(tick: int, remaining: int) -> int:
         return int(due[bucket_of[tick]]) - (order_size - remaining)  # carries every earlier shortfall

@@ -179,6 +179,11 @@ class Depletion:
                 sizes[j] = max(int(sizes[j]) - deficit, 0)
         return sizes
 
+    def state(self) -> tuple:
+        """A hashable snapshot of what we took and the data has not yet refilled: two sessions with equal
+        states see the same available sizes from here on (what lets the grid share observations)."""
+        return tuple(tuple(sorted((px, tuple(e)) for px, e in taken.items())) for taken in self._taken)
+
     def _deficit(self, venue: int, px: float, row: int) -> int:
         entry = self._taken[venue].get(px)
         if entry is None:

@@ -18,6 +18,7 @@ gathered per tick and venue without building per-tick objects.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +62,27 @@ class Snapshots:
     @property
     def tradable(self) -> np.ndarray:
         return self.ask_sz > 0
+
+    def since(self, tick: int) -> Snapshots:
+        """The ticks from `tick` on, each still carrying the venues' state from before it; the quote
+        counts cover the kept ticks' own messages."""
+        if tick <= 0:
+            return self
+        fresh = self.fresh[tick:]
+        crossed = fresh & np.isfinite(self.ask_px[tick:]) & np.isfinite(self.bid_px[tick:])
+        crossed &= self.bid_px[tick:] >= self.ask_px[tick:]
+        return dataclasses.replace(
+            self,
+            ts_event=self.ts_event[tick:],
+            source_row=self.source_row[tick:],
+            fresh=fresh,
+            ask_px=self.ask_px[tick:],
+            ask_sz=self.ask_sz[tick:],
+            bid_px=self.bid_px[tick:],
+            bid_sz=self.bid_sz[tick:],
+            untradable_quotes=int(np.count_nonzero(fresh & (self.ask_sz[tick:] == 0))),
+            crossed_quotes=int(np.count_nonzero(crossed)),
+        )
 
 
 def build_snapshots(frame: pd.DataFrame, side: Side = "buy") -> Snapshots:

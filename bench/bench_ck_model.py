@@ -1,118 +1,123 @@
-"""Cont–Kukanov SA solver: wall time of one `solve_sa` at S = 5,000 for 1 and 6 venues, plus `project`.
+"""Cont–Kukanov decision solvers: the exact solver against SA on decision states recorded from the data.
 
-Outflows are reproducible synthetic observations (gamma, so that fills are neither certain nor hopeless at
-these queue sizes). The solver runs with its defaults (4,000 steps × 32 draws, γ_n ∝ 1/√n, tail
-averaging), since those are what callers get. Every figure is the median of several timed repeats after
-a warm-up. Each answer is checked first (against the closed form on one venue, for feasibility on six),
-so a fast wrong answer cannot produce a figure.
+States. The router's own decisions on data/l1_day.csv.gz (with its 92 s of history before the window)
+under three configurations: the default (30 s horizon, 5,000 shares), a 10 s horizon, and 20,000 shares
+(shortfall risk), each at 27 grid points (λ_o ∈ {0, 0.2, 1}, λ_u ∈ {0.05, 0.6, 5}, θ ∈ {0, 0.1, 0.5}),
+the first three decisions of each run: 200 bootstrap samples × up to 6 venues per state, exactly what the
+router solves. Every figure comes from one run of this module.
 
-Accuracy: on 140 decision states recorded from data/l1_day.csv.gz (7 times × 2 order sizes × 5 penalty
-settings × observed and 10×-thinner outflows, λ_o = 0 where the problem is an LP), the excess expected cost
-of each step rule over the exact optimum (tests/lp_oracle.py), in bps of notional, and the market-order
-error in % of S. This is why the router uses the adaptive rule.
+Printed: exact solve time per decision (median, p99, max) and the share that needed the integer model,
+with that share's own median; SA's time per decision; SA's excess sample cost over the certified exact
+minimum in bps of the decision's notional (median, p90, max) and its market-order error. Every exact
+answer is checked for its certificate first, so a fast wrong answer cannot produce a figure.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 
-from allocator.ck_model import Params, closed_form_single_venue, expected_cost, project, solve_sa
+from allocator.ck_exact import solve_exact
+from allocator.ck_model import Params, closed_form_single_venue, project, sample_costs, solve_sa
+from allocator.ck_router import SA_GAMMA0, SA_STEP, SimSettings, run_ck_router
+from allocator.window import NS_PER_SECOND
 from bench.timing import median_seconds
 
-S = 5_000.0
-PRICE = 222.8  # the dataset's price level, to express $ in bps of notional
 DATASET = Path(__file__).resolve().parents[1] / "data" / "l1_day.csv.gz"
+GRID = [(lo, lu, th) for lo in (0.0, 0.2, 1.0) for lu in (0.05, 0.6, 5.0) for th in (0.0, 0.1, 0.5)]
+CONFIGS = {
+    "default": (SimSettings(), 5_000),
+    "10 s horizon": (SimSettings(horizon_ns=10 * NS_PER_SECOND), 5_000),
+    "20,000 shares": (SimSettings(), 20_000),
+}
 
 
-def market(venues: int, seed: int) -> tuple[Params, np.ndarray]:
-    """Venue parameters spread over plausible ranges, and 5,000 observed outflow vectors."""
-    rng = np.random.default_rng(seed)
-    params = Params(
-        h=0.005,
-        f=0.003,
-        r=np.linspace(0.0015, 0.0030, venues),
-        Q=np.linspace(1_000.0, 4_000.0, venues),
-        theta=0.0005,
-        lambda_u=0.01,
-        lambda_o=0.004,
-    )
-    return params, rng.gamma(2.0, 2_500.0, size=(5_000, venues))
-
-
-def run() -> list[tuple[str, float, str]]:
-    """One run of every figure: (name, value, unit)."""
-    figures: list[tuple[str, float, str]] = []
-    for venues in (1, 6):
-        params, outflows = market(venues, seed=venues)
-        x, info = solve_sa(S, params, outflows, rng=0)
-        if venues == 1:
-            p = params
-            mkt, _ = closed_form_single_venue(
-                S, p.Q[0], p.h, p.f, p.r[0], p.theta, p.lambda_u, p.lambda_o, outflows
-            )
-            assert abs(x[0] - mkt) <= 0.01 * S, (x, mkt)
-        assert np.allclose(project(x, S), x, rtol=0, atol=1e-9 * S)
-        seconds = median_seconds(lambda p=params, o=outflows: solve_sa(S, p, o, rng=0), repeats=5)
-        plural = "s" if venues > 1 else ""
-        label = (
-            f"solve_sa, {venues} venue{plural} × 5,000 sh ({info['n_iter']:,} steps × {info['batch_size']})"
-        )
-        figures.append((label, seconds * 1e3, "ms"))
-    figures += accuracy()
-    y = np.random.default_rng(9).uniform(-S, 2 * S, size=7)
-    seconds = median_seconds(lambda: [project(y, S) for _ in range(1_000)], repeats=5)
-    figures.append(("project, 6 venues (one call)", seconds * 1e3, "µs"))
-    return figures
-
-
-def recorded_states() -> list[tuple[float, Params, np.ndarray]]:
-    """(S, params, outflow samples) at router decision points of the recorded dataset (λ_o = 0)."""
-    from allocator.ck_router import SimSettings, model_params, observe
-    from allocator.data import load
-    from allocator.pipeline import build_market, build_sim_market_for
+def recorded_states() -> list[tuple[float, Params, np.ndarray, float, str]]:
+    """(S, params, samples, mid, configuration) at the router's decisions, as the decision log records them."""
+    from allocator.data import DEFAULT_CALIBRATION_SECONDS, load
+    from allocator.pipeline import build_sim_market_for
     from allocator.venues import load_fee_table
 
-    data = load(DATASET)
-    market, _ = build_market(data, load_fee_table())
-    sim_market = build_sim_market_for(data, market, SimSettings())
-    sim = sim_market.simulator()
+    data = load(DATASET, calibration_ns=int(DEFAULT_CALIBRATION_SECONDS * NS_PER_SECOND))
+    fees = load_fee_table()
     states = []
-    for seconds in (10, 40, 60, 100, 200, 300, 450):
-        obs = observe(sim_market, sim, market.window_start_ns + seconds * 1_000_000_000)
-        for order in (5_000.0, 1_000.0):
-            for lambda_under, theta in ((0.2, 0.1), (1.0, 0.5), (0.01, 0.002), (5.0, 0.0), (0.6, 0.3)):
-                params = model_params(obs, market, 0.0, lambda_under, theta)
-                params = Params(
-                    params.h, params.f, np.maximum(params.r, -params.h), params.Q, theta, lambda_under, 0.0
-                )
-                for thin in (1.0, 0.1):
-                    states.append((order, params, obs.samples * thin))
+    for name, (settings, order) in CONFIGS.items():
+        sim_market, _ = build_sim_market_for(data, fees, settings)
+        for lo, lu, th in GRID:
+            for d in run_ck_router(sim_market, order, lo, lu, th).decisions[:3]:
+                if d.get("solver") is None:
+                    continue
+                params = Params(d["half_spread"], d["f"], d["r"], d["Q"], th, lu, lo)
+                states.append((float(d["remaining"]), params, d["xi"], float(d["mid"]), name))
     return states
 
 
-def accuracy() -> list[tuple[str, float, str]]:
-    from tests.lp_oracle import exact_optimum
-
-    rules = {
-        "sqrt, 1,000 steps (first router version)": ("sqrt", 1.0, 1_000),
-        "sqrt, 4,000 steps": ("sqrt", 1.0, 4_000),
-        "adaptive γ0 0.3, 4,000 steps (router)": ("adaptive", 0.3, 4_000),
-    }
-    excess = {name: [] for name in rules}
-    market_error = {name: [] for name in rules}
-    for order, params, samples in recorded_states():
-        exact = exact_optimum(order, params, samples)
-        best = expected_cost(exact, samples, params, order)
-        for name, (step, gamma0, n_iter) in rules.items():
-            x, _ = solve_sa(order, params, samples, n_iter=n_iter, step=step, gamma0=gamma0, rng=0)
-            excess[name].append((expected_cost(x, samples, params, order) - best) / (order * PRICE) * 1e4)
-            market_error[name].append(abs(x[0] - exact[0]) / order * 100)
-    figures = []
-    for name in rules:
-        e, m = np.array(excess[name]), np.array(market_error[name])
-        figures.append((f"excess cost vs exact, {name}: median", float(np.median(e)), "bps"))
-        figures.append(("  p90 / max", float(np.quantile(e, 0.9)), f"bps / {e.max():.3f} bps"))
-        figures.append(("  market order error, max", float(m.max()), "% of S"))
+def run() -> list[tuple[str, float, str]]:
+    states = recorded_states()
+    exact_s, milp_s, sa_s, excess, market_error = [], [], [], [], []
+    by_config: dict[str, list[float]] = {name: [] for name in CONFIGS}
+    for S, params, xi, mid, name in states:  # noqa: N806
+        started = time.perf_counter()
+        exact = solve_exact(S, params, xi)
+        exact_s.append(time.perf_counter() - started)
+        by_config[name].append(exact_s[-1] * 1e3)
+        assert exact.certified, exact.certificate()
+        if exact.method == "milp":
+            milp_s.append(exact_s[-1])
+        started = time.perf_counter()
+        x, _ = solve_sa(S, params, xi, n_iter=4_000, step=SA_STEP, gamma0=SA_GAMMA0, rng=0)
+        sa_s.append(time.perf_counter() - started)
+        sa_value = float(sample_costs(x, xi, params, S).mean())
+        assert sa_value >= exact.objective - exact.tolerance  # nothing beats the certified minimum
+        excess.append((sa_value - exact.objective) / (S * mid) * 1e4)
+        market_error.append(abs(x[0] - exact.x[0]) / S * 100)
+    e, t = np.array(excess), np.array(exact_s) * 1e3
+    venues = max(p.K for _, p, _, _, _ in states)
+    figures = [
+        (f"recorded decision states (200 samples × ≤{venues} venues)", len(states), "states"),
+        ("exact solve per decision: median (goal ≤ 10 ms)", float(np.median(t)), "ms"),
+        ("  p99 / max", float(np.quantile(t, 0.99)), f"ms / {t.max():.1f} ms"),
+        *[
+            (f"  median, {name} ({len(v)} states)", float(np.median(v)), "ms")
+            for name, v in by_config.items()
+        ],
+        ("  decisions that needed the integer model", len(milp_s) / len(states) * 100, "%"),
+        ("  integer-model solves: median", float(np.median(milp_s)) * 1e3 if milp_s else 0.0, "ms"),
+        ("SA (4,000 adaptive steps) per decision: median", float(np.median(sa_s)) * 1e3, "ms"),
+        ("  SA / exact time per decision", float(np.median(sa_s) / np.median(exact_s)), "x"),
+        ("SA excess cost over the exact minimum: median", float(np.median(e)), "bps of notional"),
+        ("  p90 / max", float(np.quantile(e, 0.9)), f"bps / {e.max():.3f} bps"),
+        (
+            "  SA market-order error: median / max",
+            float(np.median(market_error)),
+            f"% of S / {max(market_error):.1f} %",
+        ),
+    ]
+    figures += closed_form_check()
     return figures
+
+
+def closed_form_check() -> list[tuple[str, float, str]]:
+    """One venue: SA and the exact solver against the closed form, and the projection's cost."""
+    rng = np.random.default_rng(1)
+    params = Params(h=0.005, f=0.003, r=[0.002], Q=[1_000.0], theta=0.0005, lambda_u=0.01, lambda_o=0.004)
+    outflows = rng.gamma(2.0, 2_500.0, size=(5_000, 1))
+    p = params
+    closed = closed_form_single_venue(
+        5_000.0, p.Q[0], p.h, p.f, p.r[0], p.theta, p.lambda_u, p.lambda_o, outflows
+    )
+    exact = solve_exact(5_000.0, params, outflows)
+    assert (
+        abs(exact.x[0] - closed[0]) <= 1e-6 * 5_000
+        or exact.objective
+        <= sample_costs(np.array(closed), outflows, params, 5_000.0).mean() + exact.tolerance
+    )
+    seconds = median_seconds(lambda: solve_exact(5_000.0, params, outflows), repeats=3)
+    y = np.random.default_rng(9).uniform(-5_000, 10_000, size=7)
+    project_s = median_seconds(lambda: [project(y, 5_000.0) for _ in range(1_000)], repeats=5)
+    return [
+        ("exact solve, 1 venue × 5,000 samples (closed form agrees)", seconds * 1e3, "ms"),
+        ("project, 6 venues (one call)", project_s * 1e3, "µs"),
+    ]
