@@ -215,6 +215,10 @@ def sim_settings_from(args: argparse.Namespace) -> SimSettings:
     if args.outflow_samples < 1:
         raise UserError(f"--outflow-samples {args.outflow_samples}: must be at least 1")
     calibration = non_negative_number(args.calibration, "--calibration", "seconds, e.g. --calibration 120")
+    if calibration <= 0 and args.mode == "cont-kukanov":
+        raise UserError(
+            f"--calibration {args.calibration}: the outflow estimator needs history; give seconds > 0"
+        )
     return SimSettings(
         horizon_ns=round(horizon * NS_PER_SECOND),
         warmup_ns=round(warmup * NS_PER_SECOND),

@@ -132,7 +132,10 @@ def common_arrival(window_start_ns: int, first_row_ns: int | None, settings: Sim
     history_start = window_start_ns if first_row_ns is None else min(int(first_row_ns), window_start_ns)
     history_start = max(history_start, window_start_ns - settings.calibration_ns)
     have = window_start_ns - history_start
-    delay = max(settings.warmup_ns - have, 0)
+    # The estimator never looks back further than the calibration lookback, so waiting for more than
+    # that buys nothing: the need is the warmup, capped at the lookback.
+    need = min(settings.warmup_ns, settings.calibration_ns)
+    delay = max(need - have, 0)
     return Arrival(window_start_ns + delay, window_start_ns, history_start)
 
 
@@ -151,10 +154,10 @@ class SimMarket:
     # (all of them at the arrival) share the quote and the outflow samples instead of recomputing them.
     observations: dict = field(default_factory=dict, compare=False, repr=False)
 
-    def observe(self, sim: Simulator, t: int) -> Observation | None:
-        key = (t, sim.depletion.state())
+    def observe(self, sim: Simulator, t: int, horizon_ns: int | None = None) -> Observation | None:
+        key = (t, horizon_ns, sim.depletion.state())
         if key not in self.observations:
-            self.observations[key] = observe(self, sim, t)
+            self.observations[key] = observe(self, sim, t, horizon_ns)
         return self.observations[key]
 
     def simulator(self, seed_offset: int = 0) -> Simulator:
@@ -198,10 +201,13 @@ def cumulative_outflow(stream: VenueStream, queue_model: QueueModel) -> np.ndarr
     return np.cumsum(out)
 
 
-def outflow_increments(sim_market: SimMarket, venues: list[int], t: int) -> np.ndarray:
-    """Per-interval outflow (m, K) at each venue over the history before t, from rows seen by t only."""
+def outflow_increments(
+    sim_market: SimMarket, venues: list[int], t: int, horizon_ns: int | None = None
+) -> np.ndarray:
+    """Per-interval outflow (m, K) at each venue over the history before t, from rows seen by t only;
+    the intervals divide `horizon_ns` (default: the settings' horizon)."""
     settings = sim_market.settings
-    step, _ = increment_step(settings.horizon_ns)
+    step, _ = increment_step(horizon_ns or settings.horizon_ns)
     edges = increment_times(t, sim_market.arrival.history_start_ns, step, settings.calibration_ns)
     out = np.empty((max(len(edges) - 1, 0), len(venues)))
     for k, v in enumerate(venues):
@@ -210,15 +216,19 @@ def outflow_increments(sim_market: SimMarket, venues: list[int], t: int) -> np.n
     return out
 
 
-def outflow_samples(sim_market: SimMarket, venues: list[int], t: int) -> np.ndarray:
+def outflow_samples(
+    sim_market: SimMarket, venues: list[int], t: int, horizon_ns: int | None = None
+) -> np.ndarray:
     """ξ samples (n, K) for a decision at t: the block bootstrap of allocator.outflow over the history seen
     by t. Seeded by (seed, t), so every grid point deciding at t sees the same samples (common random
-    numbers: grid differences are the parameters', not the sampler's). No history yet: ξ = 0."""
+    numbers: grid differences are the parameters', not the sampler's). `horizon_ns` is how long the
+    orders will rest (the last decision's is cut by the window end). No history yet: ξ = 0."""
     settings = sim_market.settings
-    increments = outflow_increments(sim_market, venues, t)
+    horizon_ns = horizon_ns or settings.horizon_ns
+    increments = outflow_increments(sim_market, venues, t, horizon_ns)
     if increments.shape[0] == 0:
         return np.zeros((1, len(venues)))
-    step, per_horizon = increment_step(settings.horizon_ns)
+    step, per_horizon = increment_step(horizon_ns)
     rng = np.random.default_rng([settings.seed, t])
     return block_bootstrap(increments, per_horizon, settings.outflow_samples, block_length(step), rng)
 
@@ -316,7 +326,9 @@ def run_ck_router(
         remaining = order_size - known
         if remaining <= 0:
             break
-        decision = _decide(sim_market, sim, t, remaining, lambda_over, lambda_under, theta_queue, step_seed)
+        decision = _decide(
+            sim_market, sim, t, t_next - t, remaining, lambda_over, lambda_under, theta_queue, step_seed
+        )
         step_seed += 1
         if decision is not None:
             decisions.append(decision)
@@ -352,8 +364,11 @@ class Observation:
         return round((float(np.nanmin(self.quote.take_px)) + self.post_px) / 2, PRICE_DECIMALS)
 
 
-def observe(sim_market: SimMarket, sim: Simulator, t: int) -> Observation | None:
-    """The decision inputs at time t, from rows seen by t only; None when no venue offers anything."""
+def observe(
+    sim_market: SimMarket, sim: Simulator, t: int, horizon_ns: int | None = None
+) -> Observation | None:
+    """The decision inputs at time t for orders resting `horizon_ns` (default: the settings' horizon),
+    from rows seen by t only; None when no venue offers anything."""
     market = sim_market.market
     quote = seen_quote(sim, t)
     if not np.isfinite(quote.take_px).any():
@@ -369,7 +384,7 @@ def observe(sim_market: SimMarket, sim: Simulator, t: int) -> Observation | None
         # Prices live on Databento's 1e-9 grid, so the half-spread does too; rounding removes the float noise
         # of the subtraction (which differs between a market and its mirror image).
         h = round((best_take - best_post) / 2, PRICE_DECIMALS)
-    samples = outflow_samples(sim_market, limit_venues, t) if limit_venues else np.zeros((1, 0))
+    samples = outflow_samples(sim_market, limit_venues, t, horizon_ns) if limit_venues else np.zeros((1, 0))
     return Observation(t, quote, int(np.argmin(all_in)), limit_venues, best_post, h, samples)
 
 
@@ -433,13 +448,14 @@ def _decide(
     sim_market: SimMarket,
     sim: Simulator,
     t: int,
+    horizon_ns: int,
     remaining: int,
     lambda_over: float,
     lambda_under: float,
     theta_queue: float,
     seed: int,
 ) -> dict | None:
-    obs = sim_market.observe(sim, t)
+    obs = sim_market.observe(sim, t, horizon_ns)
     if obs is None:
         return None  # nothing to trade against yet; the next horizon tries again
     record: dict = {
@@ -448,6 +464,7 @@ def _decide(
         "market_venue": obs.market_venue,
         "half_spread": obs.half_spread,
         "mid": obs.mid,
+        "horizon_ns": horizon_ns,
         "lambda_over": lambda_over,
         "lambda_under": lambda_under,
         "theta_queue": theta_queue,

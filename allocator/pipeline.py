@@ -160,7 +160,7 @@ def build_sim_market_for(
             "arrives %.3g s late, at %s",
             data.source,
             arrival.history_seconds,
-            settings.warmup_ns / NS_PER_SECOND,
+            min(settings.warmup_ns, settings.calibration_ns) / NS_PER_SECOND,
             arrival.delay_ns / NS_PER_SECOND,
             format_ns(arrival.ts_ns),
         )

@@ -15,8 +15,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import signal
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,16 +213,17 @@ def replay(
     pacing = _Pacing(history_rows)
     resume = 0
     try:
-        while True:
-            try:
-                sender.send(start_message, KIND_START, first_ms, _START)
-                _paced_loop(frame, ts, speed, sender, started, clock, resume, pacing)
-                end_message = control_message(KIND_END, run_id=stats.run_id, rows=stats.rows)
-                sender.send(end_message, KIND_END, last_ms, _END)
-                left = sender.flush(flush_timeout)
-                break
-            except _FatalProducerError:
-                resume = sender.new_session()
+        with _deferred_interrupts(sender):
+            while True:
+                try:
+                    sender.send(start_message, KIND_START, first_ms, _START)
+                    _paced_loop(frame, ts, speed, sender, started, clock, resume, pacing)
+                    end_message = control_message(KIND_END, run_id=stats.run_id, rows=stats.rows)
+                    sender.send(end_message, KIND_END, last_ms, _END)
+                    left = sender.flush(flush_timeout)
+                    break
+                except _FatalProducerError:
+                    resume = sender.new_session()
     except KeyboardInterrupt:
         try:
             left = sender.flush(10)
@@ -253,6 +257,30 @@ def _is_fatal(exc: BaseException) -> bool:
     return isinstance(error, KafkaError) and (error.fatal() or error.code() == KafkaError._FATAL)
 
 
+@contextlib.contextmanager
+def _deferred_interrupts(sender: _Sender) -> Iterator[None]:
+    """Ctrl-C sets a flag that the sender turns into KeyboardInterrupt between librdkafka calls.
+
+    Why: a KeyboardInterrupt raised inside a delivery callback comes out of confluent-kafka's poll() as a
+    SystemError (or a TypeError from produce()), which looks like a fatal producer and made the replay
+    start a new session and run to the end instead of stopping. A second Ctrl-C interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(_signum: int, _frame: object) -> None:
+        if sender.interrupted:
+            raise KeyboardInterrupt
+        sender.interrupted = True
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        sender.interrupted = False  # the caller's clean-up flush may poll again
+
+
 class _Sender:
     """produce() with delivery accounting per row, and fresh producer sessions after fatal errors."""
 
@@ -264,6 +292,7 @@ class _Sender:
         self.framing: set[int] = set()
         self.generation = 0
         self.fatal = False
+        self.interrupted = False  # set by Ctrl-C (see _deferred_interrupts), acted on between calls
         self.producer = self._new_producer()
 
     def _new_producer(self) -> Producer:
@@ -290,6 +319,8 @@ class _Sender:
         headers = [(HEADER_SCHEMA, SCHEMA_VERSION.encode()), (HEADER_KIND, kind)]
         report = functools.partial(self._delivered, self.generation, index)
         while True:
+            if self.interrupted:
+                raise KeyboardInterrupt
             if self.fatal:
                 raise _FatalProducerError
             try:
@@ -326,6 +357,8 @@ class _Sender:
         return len(self.producer)
 
     def poll(self, timeout: float) -> None:
+        if self.interrupted:
+            raise KeyboardInterrupt
         try:
             self.producer.poll(timeout)
         except SystemError:  # as in flush(): a fatal error surfacing without a Python exception
@@ -334,6 +367,8 @@ class _Sender:
             if not (self.fatal or _is_fatal(exc)):
                 raise
             raise _FatalProducerError from None
+        if self.interrupted:
+            raise KeyboardInterrupt
         if self.fatal:
             raise _FatalProducerError
 

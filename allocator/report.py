@@ -251,6 +251,7 @@ def decision_log(decisions: list[dict], publisher_ids, side: str, grid_point: in
             "ts": format_ns(d["t"]),
             "side": side,
             "S": d["remaining"],
+            "horizon_seconds": d["horizon_ns"] / 1e9,
             "mid": None if d.get("mid") is None else sign * d["mid"],
             "h": d["half_spread"],
             "f": d.get("f"),

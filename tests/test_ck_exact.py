@@ -133,8 +133,8 @@ def test_exact_equals_brute_force_on_small_cases(k, convex):
         methods.append(solution.method)
     if convex:
         assert set(methods) == {"lp"}  # the convex problem never needs the integer model
-    elif k == 2:
-        assert "milp" in methods  # the non-convex cases exercised the integer model
+    elif k == 2:  # the non-convex cases exercised the integer model: its relaxation and its branching
+        assert "milp" in methods and "lp-incremental" in methods, methods
 
 
 def test_three_venues_are_never_worse_than_the_whole_share_grid():
@@ -242,3 +242,66 @@ def test_bad_samples_are_rejected(samples, message):
     params = Params(h=0.01, f=0.003, r=[0.002], Q=[1.0], theta=0.1, lambda_u=0.5, lambda_o=0.5)
     with pytest.raises(ValueError, match=message):
         solve_exact(10.0, params, samples)
+
+
+def test_ties_follow_the_rule_over_all_minimisers_also_when_not_convex():
+    # Few distinct values make ties frequent. Over every optimal whole-share point (exact for K ≤ 2), the
+    # rule's point is the lexicographic minimum of (shares sent, market shares, -L_1 … i.e. lower venue
+    # first); the solver must return it whether the LP or the integer model's relaxation certified it.
+    # After branch-and-bound the rule is applied within its binary pattern (documented), so those cases
+    # are only counted.
+    rng = np.random.default_rng(21)
+    checked = {"lp": 0, "lp-incremental": 0, "milp": 0}
+    for _ in range(300):
+        S = int(rng.integers(2, 8))  # noqa: N806
+        params = Params(
+            h=float(rng.choice([0.0, 0.5])),
+            f=float(rng.choice([0.0, 0.5])),
+            r=rng.choice([0.0, 0.5], size=2),
+            Q=rng.integers(0, 3, size=2).astype(float),
+            theta=float(rng.choice([0.0, 0.5])),
+            lambda_u=float(rng.choice([0.0, 0.5, 1.0])),
+            lambda_o=float(rng.choice([0.0, 0.5, 1.0])),
+        )
+        xi = rng.integers(0, S + 4, size=(int(rng.integers(1, 4)), 2)).astype(float)
+        solution = solve_exact(S, params, xi)
+        best, _ = brute_force(S, params, xi)
+        if abs(solution.objective - best) > solution.tolerance:
+            continue  # the optimum is not whole-share here: the grid cannot name the rule's point
+        optimal = [
+            np.array([m, a, b], dtype=float)
+            for m in range(S + 1)
+            for a in range(S - m + 1)
+            for b in range(S - m + 1)
+            if m + a + b >= S
+            and float(sample_costs(np.array([m, a, b], float), xi, params, S).mean()) <= best + 1e-9
+        ]
+        rule = min(optimal, key=lambda p: (p.sum(), p[0], -p[1]))
+        checked[solution.method] += 1
+        if solution.method == "milp":  # documented: ties broken within its binary pattern only
+            assert solution.ties == "within the branch-and-bound pattern"
+            continue
+        assert solution.ties == "all minimisers"
+        np.testing.assert_allclose(solution.x, rule, atol=1e-9, err_msg=str((params, xi)))
+    assert checked["lp"] > 100 and checked["lp-incremental"] > 5, checked
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e-3, 1e3])
+def test_the_answer_does_not_depend_on_the_units_of_money(scale):
+    # The cost is linear in (h, f, r, θ, λ): measuring money in other units cannot move the minimiser.
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        S, params, xi = random_case(rng, 2, convex=bool(rng.integers(0, 2)))  # noqa: N806
+        scaled = Params(
+            params.h * scale,
+            params.f * scale,
+            params.r * scale,
+            params.Q,
+            params.theta * scale,
+            params.lambda_u * scale,
+            params.lambda_o * scale,
+        )
+        base, other = solve_exact(S, params, xi), solve_exact(S, scaled, xi)
+        assert other.certified
+        assert other.objective == pytest.approx(base.objective * scale, rel=1e-9, abs=other.tolerance)
+        np.testing.assert_allclose(other.x, base.x, atol=1e-7 * S)
