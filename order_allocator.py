@@ -34,7 +34,7 @@ from allocator.cli import (
     window_from,
 )
 from allocator.consumer import StreamStats, consume_replay, default_group, state_directory, stream_market_data
-from allocator.data import DEFAULT_CALIBRATION_SECONDS, MarketData, load
+from allocator.data import DEFAULT_CALIBRATION_SECONDS, MarketData, calibration_to_ns, load
 from allocator.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED_CONSUMER, UserError
 from allocator.live import LiveRouter
 from allocator.outflow import DEFAULT_SAMPLES
@@ -228,7 +228,7 @@ def sim_settings_from(args: argparse.Namespace) -> SimSettings:
         seed=args.seed,
         solver=args.solver,
         outflow_samples=args.outflow_samples,
-        calibration_ns=round(calibration * NS_PER_SECOND),
+        calibration_ns=calibration_to_ns(calibration),
     )
 
 
@@ -245,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fees = load_fee_table(args.venues, fee=args.fee, rebate=args.rebate)
     levels = None if config.realistic else 1  # the realistic mode walks the depth; faithful needs the top
     # history before the window feeds only the realistic mode's outflow estimator
-    args.calibration_ns = config.sim.calibration_ns if config.realistic else 0
+    calibration_ns = config.sim.calibration_ns if config.realistic else 0
     started = time.perf_counter()
     stream: StreamStats | None = None
     if args.csv:
@@ -256,12 +256,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             levels=levels,
             symbol=args.symbol,
             price_format=args.price_format,
-            calibration_ns=args.calibration_ns,
+            calibration_ns=calibration_ns,
         )
         log.info("loaded %d rows in %s from %s", data.rows_in_window, data.window.describe(), path)
         run_meta: dict = {"source": f"csv:{path}", "rows_in_file": data.rows_total}
     else:
-        data, stream, run_meta = _consume(args, config, levels)
+        data, stream, run_meta = _consume(args, config, levels, calibration_ns)
     result = run(data, fees, config)
     report = result.report
     report["status"] = "complete" if stream is None or stream.complete else "incomplete"
@@ -297,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _consume(
-    args: argparse.Namespace, config: RunConfig, levels: int | None
+    args: argparse.Namespace, config: RunConfig, levels: int | None, calibration_ns: int
 ) -> tuple[MarketData, StreamStats, dict]:
     """Kafka mode: read one replay from the topic and turn it into the loader's MarketData."""
     settings = kafka_settings_from(args)
@@ -335,9 +335,7 @@ def _consume(
         stats.duplicates,
         stats.undecodable,
     )
-    data = stream_market_data(
-        result, args.topic, explicit_window(args), calibration_ns=getattr(args, "calibration_ns", 0)
-    )
+    data = stream_market_data(result, args.topic, explicit_window(args), calibration_ns=calibration_ns)
     meta = {
         "source": f"kafka:{args.topic}",
         "run_id": result.start.get("run_id"),

@@ -409,7 +409,7 @@ class _Model:
         h.changeColsBounds(fix_cols.size, fix_cols, col_value[fix_cols], col_value[fix_cols])
         fix_rows = np.flatnonzero(row_at & ~loose_rows).astype(np.int32)
         h.changeRowsBounds(fix_rows.size, fix_rows, row_value[fix_rows], row_value[fix_rows])
-        h.changeColsCost(n, np.arange(n, dtype=np.int32), _tie_weights(k, n))
+        h.changeColsCost(n, np.arange(n, dtype=np.int32), tie_weights(k, n))
         try:
             values = self.run(h)
         except RuntimeError:
@@ -518,7 +518,7 @@ class _IntegerModel(_Model):
         cost[: self.n_cols] = self.cost()
         budget = value / (self.S * self.unit) - self.offset + _BUDGET_SLACK
         h.addRow(-_INF, budget, n, np.arange(n, dtype=np.int32), cost)
-        h.changeColsCost(n, np.arange(n, dtype=np.int32), _tie_weights(self.params.K, n))
+        h.changeColsCost(n, np.arange(n, dtype=np.int32), tie_weights(self.params.K, n))
         h.changeObjectiveOffset(0.0)
         try:
             return self.shares(self.run(h))
@@ -587,10 +587,11 @@ def _snap(x: np.ndarray, S: float) -> np.ndarray | None:  # noqa: N803
     return y
 
 
-def _tie_weights(k: int, n: int) -> np.ndarray:
-    """The tie rule as costs: 1 + (K+1)·δ on M, 1 + k·δ on L_k, 0 on every other of the n columns."""
+def tie_weights(k: int, n: int | None = None) -> np.ndarray:
+    """The tie rule as costs: 1 + (K+1)·δ on M, 1 + k·δ on L_k, 0 on every other of the n columns
+    (n defaults to the K + 1 of (M, L): the weights of a point, as the router's rounding uses them)."""
     delta = _TIE_STEP / (k + 1)
-    tie = np.zeros(n)
+    tie = np.zeros(k + 1 if n is None else n)
     tie[0] = 1.0 + (k + 1) * delta
     tie[1 : 1 + k] = 1.0 + (np.arange(k) + 1) * delta
     return tie

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from allocator.book import Book, VenueStream
-from allocator.ck_exact import ExactSolution, solve_exact
+from allocator.ck_exact import ExactSolution, solve_exact, tie_weights
 from allocator.ck_model import Params, sample_costs, solve_sa
 from allocator.data import DEFAULT_CALIBRATION_SECONDS
 from allocator.errors import UserError
@@ -298,7 +298,7 @@ def best_whole_shares(
         candidates += list(grid[ok])
     pts = np.unique(np.array(candidates), axis=0)
     costs = np.array([sample_costs(p, samples, params, float(remaining)).mean() for p in pts])
-    weights = np.concatenate(([1.0 + (k + 1) * 1e-3], 1.0 + (np.arange(k) + 1) * 1e-3 / (k + 1)))
+    weights = tie_weights(k)
     best = min(range(len(pts)), key=lambda i: (round(costs[i], 9), float(pts[i] @ weights)))
     point = pts[best]
     return int(point[0]), point[1:].astype(np.int64), float(costs[best])

@@ -91,12 +91,18 @@ def build_market(data: MarketData, fees: FeeTable, side: Side = "buy") -> tuple[
     """Snapshots plus the fee arrays aligned with their venues."""
     snaps = build_snapshots(data.frame, side)
     taker, rebate = fees.arrays(snaps.publisher_ids)
-    start = data.window.start_ns
-    end = data.window.end_ns
-    if snaps.ticks:  # an unbounded window (--start/--end all) is measured from the data itself
-        start = int(snaps.ts_event[0]) if start <= np.iinfo(np.int64).min else start
-        end = int(snaps.ts_event[-1]) + 1 if end >= np.iinfo(np.int64).max else end
+    start, end = window_bounds(data)
     return Market(snaps, taker, rebate, start, end), fees.names(snaps.publisher_ids)
+
+
+def window_bounds(data: MarketData) -> tuple[int, int]:
+    """The window in ns; an unbounded side (--start/--end all) is measured from the window's own rows."""
+    start, end = data.window.start_ns, data.window.end_ns
+    if len(data.frame):
+        ts = data.frame["ts_event"].to_numpy(dtype=np.int64)
+        start = int(ts.min()) if start <= np.iinfo(np.int64).min else start
+        end = int(ts.max()) + 1 if end >= np.iinfo(np.int64).max else end
+    return start, end
 
 
 def data_section(data: MarketData, snaps: Snapshots) -> dict[str, Any]:
@@ -137,11 +143,6 @@ def build_sim_market_for(
     frame = realistic_frame(data)
     snaps = build_snapshots(frame, side)
     taker, rebate = fees.arrays(snaps.publisher_ids)
-    start, end = data.window.start_ns, data.window.end_ns
-    if snaps.ticks:  # an unbounded window (--start/--end all) is measured from the window's own rows
-        window_ts = data.frame["ts_event"].to_numpy(dtype=np.int64)
-        start = int(window_ts.min()) if start <= np.iinfo(np.int64).min else start
-        end = int(window_ts.max()) + 1 if end >= np.iinfo(np.int64).max else end
     book = build_book(frame, snaps.publisher_ids, side)
     if not any(stream.hit_sz.any() for stream in book.streams):
         log.warning(
@@ -152,7 +153,7 @@ def build_sim_market_for(
         )
     ts = frame["ts_event"].to_numpy(dtype=np.int64)
     recv = frame["ts_recv"].to_numpy(dtype=np.int64) if "ts_recv" in frame.columns else ts
-    sim_market = build_sim_market(snaps, taker, rebate, (start, end), book, ts, recv, settings)
+    sim_market = build_sim_market(snaps, taker, rebate, window_bounds(data), book, ts, recv, settings)
     arrival = sim_market.arrival
     if arrival.delay_ns:
         log.warning(

@@ -21,7 +21,7 @@ import numpy as np
 from allocator.execution import Execution
 from allocator.search import SearchResult
 from allocator.side import side_sign
-from allocator.window import format_ns
+from allocator.window import NS_PER_SECOND, format_ns
 
 MONEY_DECIMALS = 6
 LIQUIDITY_KINDS = ("taker", "maker", "cleanup")
@@ -251,7 +251,7 @@ def decision_log(decisions: list[dict], publisher_ids, side: str, grid_point: in
             "ts": format_ns(d["t"]),
             "side": side,
             "S": d["remaining"],
-            "horizon_seconds": d["horizon_ns"] / 1e9,
+            "horizon_seconds": d["horizon_ns"] / NS_PER_SECOND,
             "mid": None if d.get("mid") is None else sign * d["mid"],
             "h": d["half_spread"],
             "f": d.get("f"),
