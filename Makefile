@@ -24,7 +24,7 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 
 ## demo: venv, install, embedded broker, replay at full speed, allocator, JSON on stdout, broker stopped
 demo: $(VENV)/.runtime
-	@$(BIN)/python -m allocator.demo
+	@$(BIN)/python -m allocator.cli.demo
 
 ## test: lint, then every test (Kafka tests start their own brokers)
 test: $(VENV)/.dev

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from allocator.cli import (
+from allocator.cli.common import (
     add_data_flags,
     add_kafka_flags,
     csv_path,
@@ -23,9 +23,9 @@ from allocator.cli import (
     speed_value,
     window_from,
 )
-from allocator.data import DEFAULT_CALIBRATION_SECONDS, calibration_to_ns, load
-from allocator.describe import describe_replay
-from allocator.producer import calibration_value, check_reachable, ensure_topic, replay
+from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS, calibration_to_ns, load
+from allocator.data.summary import describe_replay
+from allocator.kafka.producer import calibration_value, check_reachable, ensure_topic, replay
 
 log = logging.getLogger("kafka_producer")
 

@@ -13,14 +13,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from allocator.ck_router import (
-    DEFAULT_HORIZON_SECONDS,
-    DEFAULT_SA_ITERATIONS,
-    DEFAULT_WARMUP_SECONDS,
-    SOLVERS,
-    SimSettings,
-)
-from allocator.cli import (
+from allocator.allocation.outflow import DEFAULT_SAMPLES
+from allocator.cli.common import (
     add_data_flags,
     add_kafka_flags,
     csv_path,
@@ -33,19 +27,31 @@ from allocator.cli import (
     setup_logging,
     window_from,
 )
-from allocator.consumer import StreamStats, consume_replay, default_group, state_directory, stream_market_data
-from allocator.data import DEFAULT_CALIBRATION_SECONDS, MarketData, calibration_to_ns, load
+from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS, MarketData, calibration_to_ns, load
+from allocator.data.venues import load_fee_table
+from allocator.data.window import NS_PER_SECOND
 from allocator.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED_CONSUMER, UserError
-from allocator.live import LiveRouter
-from allocator.outflow import DEFAULT_SAMPLES
+from allocator.execution.realistic import (
+    DEFAULT_HORIZON_SECONDS,
+    DEFAULT_SA_ITERATIONS,
+    DEFAULT_WARMUP_SECONDS,
+    SOLVERS,
+    SimSettings,
+)
+from allocator.execution.simulator import NS_PER_MS, QUEUE_MODELS, Latency, QueueModel
+from allocator.kafka.consumer import (
+    StreamStats,
+    consume_replay,
+    default_group,
+    state_directory,
+    stream_market_data,
+)
+from allocator.kafka.live import LiveRouter
+from allocator.kafka.producer import check_reachable
 from allocator.pipeline import MODES, RunConfig, run, write_decisions, write_fills
-from allocator.plot import plot_executions
-from allocator.producer import check_reachable
+from allocator.report.plot import plot_executions
 from allocator.search import DEFAULT_LAMBDA_OVER, DEFAULT_LAMBDA_UNDER, DEFAULT_THETA_QUEUE
-from allocator.side import SIDES
-from allocator.simulator import NS_PER_MS, QUEUE_MODELS, Latency, QueueModel
-from allocator.venues import load_fee_table
-from allocator.window import NS_PER_SECOND
+from allocator.snapshots.side import SIDES
 
 log = logging.getLogger("order_allocator")
 

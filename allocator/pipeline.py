@@ -16,13 +16,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from allocator.baselines import BASELINES
-from allocator.book import build_book
-from allocator.ck_router import SimMarket, SimSettings, build_sim_market, run_ck_router
-from allocator.data import MarketData
+from allocator.baselines.simulated import SIMULATED_BASELINES
+from allocator.baselines.snapshot import BASELINES
+from allocator.data.loader import MarketData
+from allocator.data.venues import FeeTable
+from allocator.data.window import NS_PER_SECOND, format_ns
 from allocator.errors import UserError
-from allocator.execution import Execution, Market, run_faithful_router
-from allocator.report import (
+from allocator.execution.book import build_book
+from allocator.execution.faithful import Execution, Market, run_faithful_router
+from allocator.execution.realistic import SimMarket, SimSettings, build_sim_market, run_ck_router
+from allocator.report.build import (
     build_report,
     decision_log,
     decision_summary,
@@ -38,11 +41,8 @@ from allocator.search import (
     grid,
     search,
 )
-from allocator.side import SIDES, Side, side_letter, side_sign
-from allocator.sim_baselines import SIMULATED_BASELINES
-from allocator.snapshots import Snapshots, build_snapshots
-from allocator.venues import FeeTable
-from allocator.window import NS_PER_SECOND, format_ns
+from allocator.snapshots.rule import Snapshots, build_snapshots
+from allocator.snapshots.side import SIDES, Side, side_letter, side_sign
 
 MODES = ("faithful", "cont-kukanov")
 log = logging.getLogger("order_allocator")
@@ -271,7 +271,7 @@ def fills_frame(result: RunResult) -> pd.DataFrame:
 
 
 def write_decisions(result: RunResult, path: str | Path) -> int:
-    """The decision log (allocator.report.decision_log) of every grid point, one JSON object per line."""
+    """The decision log (allocator.report.build.decision_log) of every grid point, one JSON object per line."""
     snaps = result.market.snapshots
     try:
         with open(path, "w", encoding="utf-8") as out:

@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from allocator.errors import UserError
-from allocator.execution import Execution
+from allocator.execution.faithful import Execution
 
 DEFAULT_LAMBDA_OVER = (0.2, 0.4, 0.6, 0.8, 1.0)
 DEFAULT_LAMBDA_UNDER = (0.2, 0.4, 0.6, 0.8, 1.0)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from allocator.allocation import Venue, allocate, allocate_exhaustive
+from allocator.allocation.static import Venue, allocate, allocate_exhaustive
 from bench.timing import median_seconds
 
 ASK = 222.83

@@ -13,14 +13,14 @@ import dataclasses
 import time
 from pathlib import Path
 
-from allocator.ck_router import SimSettings, run_ck_router
-from allocator.data import DEFAULT_CALIBRATION_SECONDS, load
+from allocator.baselines.simulated import SIMULATED_BASELINES
+from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS, load
+from allocator.data.venues import load_fee_table
+from allocator.data.window import NS_PER_SECOND
+from allocator.execution.realistic import SimSettings, run_ck_router
+from allocator.execution.simulator import QueueModel
 from allocator.pipeline import RunConfig, build_sim_market_for
 from allocator.pipeline import run as run_pipeline
-from allocator.sim_baselines import SIMULATED_BASELINES
-from allocator.simulator import QueueModel
-from allocator.venues import load_fee_table
-from allocator.window import NS_PER_SECOND
 from bench.timing import median_seconds
 
 DATASET = Path(__file__).resolve().parents[1] / "data" / "l1_day.csv.gz"

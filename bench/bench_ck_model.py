@@ -20,10 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from allocator.ck_exact import solve_exact
-from allocator.ck_model import Params, closed_form_single_venue, project, sample_costs, solve_sa
-from allocator.ck_router import SA_GAMMA0, SA_STEP, SimSettings, run_ck_router
-from allocator.window import NS_PER_SECOND
+from allocator.allocation.cont_kukanov import (
+    Params,
+    closed_form_single_venue,
+    project,
+    sample_costs,
+    solve_sa,
+)
+from allocator.allocation.exact import solve_exact
+from allocator.data.window import NS_PER_SECOND
+from allocator.execution.realistic import SA_GAMMA0, SA_STEP, SimSettings, run_ck_router
 from bench.timing import median_seconds
 
 DATASET = Path(__file__).resolve().parents[1] / "data" / "l1_day.csv.gz"
@@ -37,9 +43,9 @@ CONFIGS = {
 
 def recorded_states() -> list[tuple[float, Params, np.ndarray, float, str]]:
     """(S, params, samples, mid, configuration) at the router's decisions, as the decision log records them."""
-    from allocator.data import DEFAULT_CALIBRATION_SECONDS, load
+    from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS, load
+    from allocator.data.venues import load_fee_table
     from allocator.pipeline import build_sim_market_for
-    from allocator.venues import load_fee_table
 
     data = load(DATASET, calibration_ns=int(DEFAULT_CALIBRATION_SECONDS * NS_PER_SECOND))
     fees = load_fee_table()

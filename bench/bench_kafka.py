@@ -12,11 +12,11 @@ from pathlib import Path
 
 from confluent_kafka import Consumer
 
-from allocator.broker import EmbeddedBroker
-from allocator.consumer import consume_replay
-from allocator.data import load
-from allocator.producer import ensure_topic, replay
-from allocator.window import WindowSpec
+from allocator.broker.embedded import EmbeddedBroker
+from allocator.data.loader import load
+from allocator.data.window import WindowSpec
+from allocator.kafka.consumer import consume_replay
+from allocator.kafka.producer import ensure_topic, replay
 
 DATASET = Path(__file__).resolve().parents[1] / "data" / "l1_day.csv.gz"
 

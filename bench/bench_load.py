@@ -19,19 +19,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from allocator.broker import EmbeddedBroker
-from allocator.data import MarketData, load
-from allocator.producer import ensure_topic, replay
-from allocator.window import Window
+from allocator.broker.embedded import EmbeddedBroker
+from allocator.data.loader import MarketData, load
+from allocator.data.window import Window
+from allocator.kafka.producer import ensure_topic, replay
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = int(os.environ.get("BENCH_LOAD_ROWS", "2000000"))
 
 CONSUMER = """
 import json, resource, sys, time
-from allocator.consumer import consume_replay, stream_market_data
+from allocator.kafka.consumer import consume_replay, stream_market_data
 from allocator.pipeline import RunConfig, run
-from allocator.venues import load_fee_table
+from allocator.data.venues import load_fee_table
 started = time.perf_counter()
 result = consume_replay({"bootstrap.servers": sys.argv[1]}, sys.argv[2], group=sys.argv[3], idle_timeout=60, levels=1)
 consumed = time.perf_counter() - started

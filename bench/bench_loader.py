@@ -78,11 +78,11 @@ def run() -> list[tuple[str, float, str]]:
         build_seconds = time.perf_counter() - t0
         size_mb = path.stat().st_size / 2**20
         ours_all, ours_all_mem = measure(
-            f"from allocator.data import load; from allocator.window import FULL_FILE; "
+            f"from allocator.data.loader import load; from allocator.data.window import FULL_FILE; "
             f"d = load({str(path)!r}, FULL_FILE, levels=1); print(len(d.frame))"
         )
         ours_win_seconds, ours_win_mem = measure(
-            f"from allocator.data import load; d = load({str(path)!r}, levels=1); print(len(d.frame))"
+            f"from allocator.data.loader import load; d = load({str(path)!r}, levels=1); print(len(d.frame))"
         )
         naive, naive_mem = measure(f"import pandas as pd; df = pd.read_csv({str(path)!r}); print(len(df))")
     return [

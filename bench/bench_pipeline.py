@@ -8,11 +8,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from allocator.baselines import BASELINES
-from allocator.data import load
+from allocator.baselines.snapshot import BASELINES
+from allocator.data.loader import load
+from allocator.data.venues import load_fee_table
 from allocator.pipeline import RunConfig, build_market
 from allocator.pipeline import run as run_pipeline
-from allocator.venues import load_fee_table
 
 DATASET = Path(__file__).resolve().parents[1] / "data" / "l1_day.csv.gz"
 

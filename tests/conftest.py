@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from allocator.broker import KINDS, BrokerKind, EmbeddedBroker
+from allocator.broker.embedded import KINDS, BrokerKind, EmbeddedBroker
 from allocator.errors import BrokerError
 
 BROKER_PARAMS = [pytest.param(kind, id=kind, marks=pytest.mark.kafka) for kind in KINDS]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from allocator.schema import MBP10_COLUMNS, level_column, mbp_columns
+from allocator.data.schema import MBP10_COLUMNS, level_column, mbp_columns
 
 DAY = np.datetime64("2024-08-01T00:00:00", "ns").astype(np.int64)
 NS = 1_000_000_000
@@ -124,8 +124,8 @@ def make_market(
     end: int | None = None,
 ):
     """A Market straight from [tick][venue] arrays (NaN/0 = no quote), for hand-computed cases."""
-    from allocator.execution import Market
-    from allocator.snapshots import Snapshots
+    from allocator.execution.faithful import Market
+    from allocator.snapshots.rule import Snapshots
 
     px = np.array(ask_px, dtype=np.float64)
     sz = np.array(ask_sz, dtype=np.int64)

@@ -12,7 +12,7 @@ import numpy as np
 from scipy.optimize import linprog
 from scipy.sparse import lil_matrix
 
-from allocator.ck_model import Params
+from allocator.allocation.cont_kukanov import Params
 
 
 def exact_optimum(S: float, params: Params, samples: np.ndarray) -> np.ndarray:  # noqa: N803

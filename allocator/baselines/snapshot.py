@@ -1,0 +1,144 @@
+"""The three baselines the router is judged against, one function each, all vectorised.
+
+- best_ask: at each snapshot buy min(remaining, size) at the venue with the lowest ask
+  (ties: lower ask + fee, then lower publisher_id).
+- twap: 60-second buckets from the window start; bucket b's target is order_size / buckets in whole
+  shares (the remainder spread one share each from the first bucket); inside a bucket, buy like
+  best_ask from its first snapshot on until the target is met; a shortfall carries into the next
+  bucket; what is still missing at the end is reported unfilled, never filled by magic.
+- vwap: at each snapshot split the remaining quantity across venues in proportion to displayed ask
+  size (largest-remainder rounding, ties to the lower publisher_id), capped at each venue's size.
+
+Like the faithful router, these take displayed liquidity at every snapshot as if it were fresh (the
+specification's market model). `--mode cont-kukanov` runs the same three rules through the execution
+simulator instead (allocator.baselines.simulated): depletion, latency, depth, and a clean-up at the close.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from allocator.data.window import NS_PER_SECOND
+from allocator.execution.faithful import Execution, Market, make_execution
+
+TWAP_BUCKET_SECONDS = 60
+
+
+def best_venue(ask: np.ndarray, taker_fee: np.ndarray) -> np.ndarray:
+    """The best-ask rule on a [T, V] array of asks (inf where a venue offers nothing): per row, the venue
+    with the lowest ask (ties: lower ask+fee, then lower publisher_id); -1 where no venue offers."""
+    ask = np.atleast_2d(ask)
+    best = np.full(ask.shape[0], -1, dtype=np.int64)
+    if ask.shape[1] == 0:
+        return best
+    all_in = ask + taker_fee[None, :]
+    # publisher_ids are sorted, so the column index already orders ties by lower id.
+    best_ask = ask.min(axis=1, keepdims=True)
+    candidates = np.where(ask == best_ask, all_in, np.inf)
+    choice = np.argmin(candidates, axis=1)
+    has_quote = np.isfinite(best_ask[:, 0])
+    best[has_quote] = choice[has_quote]
+    return best
+
+
+def best_venue_per_tick(market: Market) -> np.ndarray:
+    """`best_venue` at every snapshot tick."""
+    snaps = market.snapshots
+    return best_venue(np.where(snaps.tradable, snaps.ask_px, np.inf), market.taker_fee)
+
+
+def _take_until(available: np.ndarray, need: int) -> np.ndarray:
+    """Shares taken from a sequence of offers, in order, until `need` is met (last one partial)."""
+    cumulative = np.cumsum(available)
+    before = cumulative - available
+    return np.clip(np.minimum(available, need - before), 0, None)
+
+
+def best_ask(market: Market, order_size: int) -> Execution:
+    """Sweep the best-priced venue's top size at every snapshot until the order is done."""
+    best = best_venue_per_tick(market)
+    ticks = np.flatnonzero(best >= 0)
+    venues = best[ticks]
+    taken = _take_until(market.snapshots.ask_sz[ticks, venues], order_size)
+    return make_execution("best_ask", order_size, market, ticks, venues, taken)
+
+
+def twap_targets(order_size: int, buckets: int) -> np.ndarray:
+    """Whole-share targets per bucket: order_size // buckets, plus one for the first remainder buckets."""
+    base, extra = divmod(int(order_size), buckets)
+    targets = np.full(buckets, base, dtype=np.int64)
+    targets[:extra] += 1
+    return targets
+
+
+def twap(market: Market, order_size: int, bucket_seconds: int = TWAP_BUCKET_SECONDS) -> Execution:
+    """Time-sliced best-ask buying with carry-over of each bucket's shortfall."""
+    snaps = market.snapshots
+    start = market.window_start_ns
+    span = market.window_end_ns - start
+    bucket_ns = bucket_seconds * NS_PER_SECOND
+    buckets = max(int(-(-span // bucket_ns)), 1)
+    targets = twap_targets(order_size, buckets)
+    best = best_venue_per_tick(market)
+    bucket_of = (snaps.ts_event - start) // bucket_ns
+    all_ticks, all_venues, all_shares = [], [], []
+    carry = 0
+    for b in range(buckets):
+        need = int(targets[b]) + carry
+        ticks = np.flatnonzero((bucket_of == b) & (best >= 0))
+        venues = best[ticks]
+        taken = _take_until(snaps.ask_sz[ticks, venues], need)
+        carry = need - int(taken.sum())
+        all_ticks.append(ticks)
+        all_venues.append(venues)
+        all_shares.append(taken)
+    return make_execution(
+        "twap",
+        order_size,
+        market,
+        np.concatenate(all_ticks),
+        np.concatenate(all_venues),
+        np.concatenate(all_shares),
+    )
+
+
+def proportional_split(quantity: int, sizes: np.ndarray) -> np.ndarray:
+    """Split `quantity` in proportion to `sizes` in whole shares (largest remainder, ties to lower index).
+
+    Never exceeds a venue's size: when quantity ≥ total every venue gives all it shows.
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    total = int(sizes.sum())
+    if total <= quantity:
+        return sizes.copy()
+    exact = sizes * quantity  # integer numerators of quantity·size/total
+    base = exact // total
+    left = quantity - int(base.sum())
+    if left:
+        remainders = exact - base * total
+        order = np.lexsort((np.arange(len(sizes)), -remainders))
+        base[order[:left]] += 1
+    return base
+
+
+def vwap(market: Market, order_size: int) -> Execution:
+    """Size-weighted buying across all venues at each snapshot."""
+    sizes = market.snapshots.ask_sz
+    totals = sizes.sum(axis=1)
+    cumulative = np.cumsum(totals)
+    # Every tick before the one where displayed size first covers the remainder takes everything shown.
+    last = int(np.searchsorted(cumulative, order_size, side="left"))
+    full_ticks = min(last, len(totals))
+    ticks_idx, venue_idx = np.nonzero(sizes[:full_ticks] > 0)
+    shares = sizes[ticks_idx, venue_idx]
+    remaining = order_size - int(shares.sum())
+    if last < len(totals) and remaining > 0:
+        part = proportional_split(remaining, sizes[last])
+        live = np.flatnonzero(part > 0)
+        ticks_idx = np.concatenate([ticks_idx, np.full(len(live), last)])
+        venue_idx = np.concatenate([venue_idx, live])
+        shares = np.concatenate([shares, part[live]])
+    return make_execution("vwap", order_size, market, ticks_idx, venue_idx, shares)
+
+
+BASELINES = {"best_ask": best_ask, "twap": twap, "vwap": vwap}

@@ -1,0 +1,1 @@
+"""Broker edge: the embedded Kafka-protocol brokers (Tansu, noida-db)."""

@@ -1,0 +1,1 @@
+"""CLI: flags and error handling shared by the scripts, and `make demo`."""

@@ -1,0 +1,157 @@
+"""Flags and error handling shared by the two scripts, so they stay thin and consistent."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from allocator.data.window import DEFAULT_END, DEFAULT_START, WindowSpec
+from allocator.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED_PRODUCER, UserError
+from allocator.kafka.codec import (
+    BOOTSTRAP_ENV,
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_TOPIC,
+    bootstrap_servers,
+    client_settings,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CSV = REPO_ROOT / "data" / "l1_day.csv.gz"
+
+
+def add_data_flags(parser: argparse.ArgumentParser, *, csv_help: str) -> None:
+    """--csv, the window, symbol, price format and fee-table flags (the data layer's inputs)."""
+    group = parser.add_argument_group("data")
+    group.add_argument("--csv", metavar="FILE", help=csv_help)
+    group.add_argument(
+        "--start",
+        help=f"window start, UTC time of day (on the data's date) or ISO datetime (default {DEFAULT_START}); "
+        "'all' = from the first row",
+    )
+    group.add_argument(
+        "--end",
+        help=f"window end, inclusive at its precision: {DEFAULT_END} keeps everything before 13:45:15 "
+        f"(default {DEFAULT_END}); 'all' = to the last row",
+    )
+    group.add_argument("--symbol", help="keep only this symbol (needed when the file holds several)")
+    group.add_argument(
+        "--price-format",
+        choices=("auto", "decimal", "fixed"),
+        default="auto",
+        help="prices as decimals or Databento fixed-point integers (1e-9); auto detects (default)",
+    )
+    fees = parser.add_argument_group("venues and fees")
+    fees.add_argument("--venues", metavar="FILE", help="venue TOML (default allocator/data/venues.toml)")
+    fees.add_argument("--fee", type=float, help="force this taker fee ($/share) on every venue")
+    fees.add_argument("--rebate", type=float, help="force this maker rebate ($/share) on every venue")
+
+
+def window_from(args: argparse.Namespace) -> WindowSpec:
+    """The window flags, with the trial window for whichever bound was not given."""
+    return WindowSpec(start=args.start or DEFAULT_START, end=args.end or DEFAULT_END)
+
+
+def explicit_window(args: argparse.Namespace) -> WindowSpec | None:
+    """The window flags only if the user gave one (the Kafka consumer otherwise uses the producer's)."""
+    return window_from(args) if args.start or args.end else None
+
+
+def non_negative_number(text: str, flag: str, hint: str) -> float:
+    """The one rule for numeric flags here: a finite number ≥ 0, or a one-line error naming the flag."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"{flag} {text!r} is not a number ({hint})") from None
+    if not 0 <= value < float("inf"):
+        raise UserError(f"{flag} {text}: must be a number ≥ 0 ({hint})")
+    return value
+
+
+def speed_value(text: str) -> float:
+    """--speed: 1 = real time, 0 = no pacing."""
+    return non_negative_number(
+        text, "--speed", "1 = real time, 10 = ten times faster, 0 = as fast as possible"
+    )
+
+
+def parse_grid(text: str | None, default: Sequence[float], flag: str) -> tuple[float, ...]:
+    """A comma-separated list of penalties (each ≥ 0); one value fixes the parameter."""
+    if text is None:
+        return tuple(default)
+    return tuple(
+        non_negative_number(part.strip(), flag, f"use e.g. {flag} 0.2,0.5,1.0") for part in text.split(",")
+    )
+
+
+def add_kafka_flags(parser: argparse.ArgumentParser) -> None:
+    """Broker address, topic and librdkafka pass-through, shared by producer and consumer."""
+    group = parser.add_argument_group("kafka")
+    group.add_argument(
+        "--bootstrap-servers",
+        metavar="HOST:PORT",
+        help=f"Kafka brokers (default ${BOOTSTRAP_ENV} or {DEFAULT_BOOTSTRAP})",
+    )
+    group.add_argument("--topic", default=DEFAULT_TOPIC, help=f"topic (default {DEFAULT_TOPIC})")
+    group.add_argument(
+        "-X",
+        dest="kafka_settings",
+        action="append",
+        metavar="KEY=VALUE",
+        help="librdkafka setting passed through, repeatable (e.g. -X security.protocol=SASL_SSL)",
+    )
+    group.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for the broker to answer before giving up (default 10)",
+    )
+
+
+def kafka_settings_from(args: argparse.Namespace) -> dict[str, str]:
+    return client_settings(bootstrap_servers(args.bootstrap_servers), args.kafka_settings)
+
+
+def csv_path(args: argparse.Namespace) -> Path:
+    return Path(args.csv) if args.csv else DEFAULT_CSV
+
+
+def print_json(obj: Any) -> None:
+    """JSON on stdout, nothing else goes there."""
+    sys.stdout.write(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s: %(message)s" if verbose else "%(message)s",
+    )
+    # librdkafka's python wrapper logs through these; keep them quiet unless asked.
+    logging.getLogger("confluent_kafka").setLevel(logging.WARNING)
+    # librdkafka's own log lines duplicate what error callbacks report; show them only with -v.
+    logging.getLogger("librdkafka").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+
+
+def run_main(
+    prog: str,
+    main: Callable[[Sequence[str] | None], int],
+    argv: Sequence[str] | None = None,
+    interrupted_code: int = EXIT_INTERRUPTED_PRODUCER,
+) -> int:
+    """Run a CLI main: user errors become one line on stderr and their exit code, never a traceback."""
+    try:
+        return main(argv)
+    except UserError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return interrupted_code
+    except BrokenPipeError:
+        return EXIT_BAD_INPUT

@@ -1,0 +1,682 @@
+"""Loader: Databento MBP-1/MBP-10 exports and minimal L1 CSVs into one canonical DataFrame.
+
+Whatever the source — `.csv`, `.csv.gz`, `.csv.zst`, DBN through the `databento` package —
+timestamps as ISO-8601 strings or integer nanoseconds, prices as decimals or Databento fixed-point
+integers — the result is the same frame: Databento column names, `ts_event`/`ts_recv` as int64 epoch
+nanoseconds, prices as float64 (NaN when undefined), sizes as int64, rows in file order. The file is
+streamed in blocks and only the needed columns are parsed; the window filter is applied per block so a
+large file is never held whole in memory.
+
+With `calibration_ns` the rows of that span before the window start are kept too, apart, as
+`MarketData.history`: the realistic mode estimates queue outflow from them but never trades on them.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from pandas.api.types import union_categoricals
+
+from allocator.data.schema import (
+    FIXED_PRICE_SCALE,
+    HEADER_FIELDS,
+    LEVEL_FIELDS,
+    MAX_LEVELS,
+    REQUIRED_COLUMNS,
+    level_column,
+)
+from allocator.data.window import NS_PER_SECOND, Window, WindowSpec, format_ns
+from allocator.errors import UserError
+
+TIMESTAMP_COLUMNS = ("ts_event", "ts_recv")
+STRING_COLUMNS = ("action", "side", "symbol")
+INT_HEADER_COLUMNS = (
+    "rtype",
+    "publisher_id",
+    "instrument_id",
+    "depth",
+    "size",
+    "flags",
+    "ts_in_delta",
+    "sequence",
+)
+PRICE_FORMATS = ("auto", "decimal", "fixed")
+# A decimal price this large is implausible; Databento fixed-point prices (1e-9 units) are always above it.
+FIXED_POINT_THRESHOLD = 1e7
+# INT64_MAX as Databento's undefined price, after the float64 read, is ~9.22e18.
+UNDEF_PRICE_FLOAT = 9.0e18
+BLOCK_SIZE = 8 << 20
+# Seconds of rows before the window kept as calibration history (shared by both CLIs' --calibration).
+DEFAULT_CALIBRATION_SECONDS = 120.0
+_INT64_MIN = int(np.iinfo(np.int64).min)
+
+_ISO_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$"
+_ZONE_RE = r"(Z|[+-]\d{2}:?\d{2})$"
+_DBN_SUFFIXES = (".dbn", ".dbn.zst")
+_CSV_COLUMN_ERROR = re.compile(r"In CSV column #(\d+): (.*)")
+
+
+@dataclass
+class MarketData:
+    """The rows of one source inside a window, plus what is needed to describe and check the file."""
+
+    frame: pd.DataFrame
+    source: str
+    window: Window
+    rows_total: int
+    file_first_ts: int | None
+    file_last_ts: int | None
+    levels: int
+    price_format: str
+    symbols: list[str] = field(default_factory=list)
+    # Rows in [window.start_ns - calibration, window.start_ns), for estimation only, never traded;
+    # None when no calibration was asked for. Last, with a default, so other constructors still work.
+    history: pd.DataFrame | None = None
+
+    @property
+    def rows_in_window(self) -> int:
+        return len(self.frame)
+
+    @property
+    def history_rows(self) -> int:
+        return 0 if self.history is None else len(self.history)
+
+
+def calibration_to_ns(seconds: float) -> int:
+    """--calibration seconds as integer nanoseconds (the unit every bound here is kept in)."""
+    return round(seconds * NS_PER_SECOND)
+
+
+def history_start(window: Window, calibration_ns: int) -> int:
+    """First ns of the calibration history: the window start minus the span, clamped to int64.
+
+    An unbounded start (--start all) leaves no room before it, so the history is empty.
+    """
+    if window.start_ns <= _INT64_MIN:
+        return window.start_ns
+    return max(window.start_ns - calibration_ns, _INT64_MIN)
+
+
+def load(
+    path: str | Path,
+    window: WindowSpec | None = None,
+    *,
+    levels: int | None = None,
+    symbol: str | None = None,
+    price_format: str = "auto",
+    block_size: int = BLOCK_SIZE,
+    calibration_ns: int = 0,
+) -> MarketData:
+    """Read `path` and keep the rows inside `window` (default: the trial window on the data's date).
+
+    `levels` limits the book levels parsed (1 is enough for top-of-book routing and saves most of the
+    work on MBP-10 files); `symbol` selects one instrument of a multi-symbol file. `calibration_ns` > 0
+    also keeps the rows that long before the window start as `history` (see `MarketData.history`).
+    """
+    calibration_ns = int(calibration_ns)
+    if calibration_ns < 0:
+        raise ValueError(f"calibration_ns must be >= 0, got {calibration_ns}")
+    path = Path(path)
+    window = window if window is not None else WindowSpec()
+    if price_format not in PRICE_FORMATS:
+        raise UserError(f"--price-format {price_format!r} is not one of {', '.join(PRICE_FORMATS)}")
+    if not path.exists():
+        raise UserError(
+            f"data file not found: {path} (pass --csv PATH to a Databento MBP-1/MBP-10 or L1 CSV)"
+        )
+    if path.is_dir():
+        raise UserError(f"{path} is a directory; pass --csv PATH to a data file")
+    if path.name.endswith(_DBN_SUFFIXES):
+        return _load_dbn(path, window, levels=levels, symbol=symbol, calibration_ns=calibration_ns)
+    return _load_csv(
+        path,
+        window,
+        levels=levels,
+        symbol=symbol,
+        price_format=price_format,
+        block_size=block_size,
+        calibration_ns=calibration_ns,
+    )
+
+
+# --------------------------------------------------------------------------------------------- CSV
+
+
+def read_header(path: Path) -> list[str]:
+    """Column names from the first line, through the same decompression as the data."""
+    try:
+        with pa.input_stream(str(path), compression="detect") as stream:
+            first = b""
+            while b"\n" not in first:
+                chunk = stream.read(1 << 16)
+                if not chunk:
+                    break
+                first += chunk
+            first = first.split(b"\n", 1)[0]
+    except (OSError, pa.ArrowException) as exc:
+        raise UserError(
+            f"{path}: cannot read the file ({_short(exc)}); is it a complete CSV/.gz/.zst?"
+        ) from None
+    if not first.strip():
+        raise UserError(f"{path} is empty: expected a CSV header with {', '.join(REQUIRED_COLUMNS)}")
+    try:
+        text = first.decode("utf-8").strip().lstrip("\ufeff")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: the header line is not UTF-8 text; is this a CSV file?") from None
+    # The csv module, not str.split: a header may quote its names ("ts_event",...) like any CSV field.
+    return [name.strip() for name in next(csv.reader([text]))]
+
+
+def _check_columns(path: Path, header: list[str]) -> None:
+    missing = [name for name in REQUIRED_COLUMNS if name not in header]
+    if not missing:
+        return
+    hint = ""
+    if len(header) == 1:
+        for sep, label in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
+            if sep in header[0]:
+                hint = f" — the header is separated by {label}; the loader expects comma-separated values"
+                break
+    raise UserError(f"{path}: missing required column(s) {', '.join(missing)}{hint}")
+
+
+def _column_plan(header: list[str], levels: int | None) -> tuple[list[str], dict[str, pa.DataType], int]:
+    """Which known columns to parse and as which types; unknown extra columns are ignored."""
+    present = set(header)
+    available = 0
+    while available < MAX_LEVELS and level_column("ask_px", available) in present:
+        available += 1
+    use_levels = available if levels is None else min(levels, available)
+    wanted = [c for c in HEADER_FIELDS if c in present]
+    for lvl in range(use_levels):
+        wanted += [level_column(f, lvl) for f in LEVEL_FIELDS if level_column(f, lvl) in present]
+    if "symbol" in present:
+        wanted.append("symbol")
+    types: dict[str, pa.DataType] = {}
+    for name in wanted:
+        if name in TIMESTAMP_COLUMNS:
+            types[name] = pa.string()
+        elif name in STRING_COLUMNS:
+            types[name] = pa.dictionary(pa.int32(), pa.string())
+        elif name == "price" or "_px_" in name:
+            types[name] = pa.float64()
+        else:
+            types[name] = pa.int64()
+    return wanted, types, use_levels
+
+
+def _load_csv(
+    path: Path,
+    window: WindowSpec,
+    *,
+    levels: int | None,
+    symbol: str | None,
+    price_format: str,
+    block_size: int,
+    calibration_ns: int = 0,
+) -> MarketData:
+    header = read_header(path)
+    _check_columns(path, header)
+    wanted, types, use_levels = _column_plan(header, levels)
+    price_columns = [c for c in wanted if types[c] == pa.float64()]
+    reader = _open_csv(path, header, wanted, types, block_size)
+    state = _Accumulator(path, window, symbol, price_format, price_columns, calibration_ns)
+    for line_offset, batch in _batches(path, reader, header, types):
+        state.add(batch, line_offset)
+    return state.finish(use_levels)
+
+
+def _open_csv(
+    path: Path, header: list[str], wanted: list[str], types: dict[str, pa.DataType], block_size: int
+) -> pacsv.CSVStreamingReader:
+    try:
+        return pacsv.open_csv(
+            str(path),
+            memory_pool=_reader_pool(),
+            read_options=pacsv.ReadOptions(block_size=block_size),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=wanted, column_types=types, strings_can_be_null=True
+            ),
+        )
+    except (OSError, pa.ArrowException) as exc:
+        raise _csv_error(path, exc, header, types) from None
+
+
+@functools.cache
+def _reader_pool() -> pa.MemoryPool:
+    """jemalloc returns the reader's freed blocks to the OS promptly; the default (mimalloc) keeps them,
+    which measured as +35 % peak RSS on a 2-million-row load (bench/bench_loader.py)."""
+    try:
+        return pa.jemalloc_memory_pool()
+    except (NotImplementedError, pa.ArrowException):
+        return pa.default_memory_pool()
+
+
+def _batches(
+    path: Path, reader: pacsv.CSVStreamingReader, header: list[str], types: dict[str, pa.DataType]
+) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """Record batches with the 1-based file line number of their first row (the header is line 1)."""
+    line = 2
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except (OSError, pa.ArrowException) as exc:
+            raise _csv_error(path, exc, header, types) from None
+        yield line, batch
+        line += batch.num_rows
+
+
+def _csv_error(path: Path, exc: Exception, header: list[str], types: dict[str, pa.DataType]) -> UserError:
+    """Turn a pyarrow failure into one line naming the file, line and column."""
+    text = _short(exc)
+    lowered = text.lower()
+    if "truncated" in lowered or "compress" in lowered or "gzip" in lowered or "zstd" in lowered:
+        return UserError(
+            f"{path}: compressed data is truncated or corrupt ({text}); re-download or re-export it"
+        )
+    match = _CSV_COLUMN_ERROR.search(text)
+    if match:
+        index = int(match.group(1))  # pyarrow counts the file's columns, not the parsed subset
+        column = header[index] if index < len(header) else f"#{index + 1}"
+        dtype = types.get(column)
+        located = _locate_bad_value(path, column, dtype) or f"column {column}"
+        if "utf8" in lowered or "utf-8" in lowered:
+            return UserError(f"{path}: {located}: bytes that are not UTF-8 text; re-export the file as UTF-8")
+        kind = "a whole number" if dtype == pa.int64() else "a number" if dtype == pa.float64() else "valid"
+        return UserError(f"{path}: {located} is not {kind}; fix or drop that row")
+    if "expected" in lowered and "columns" in lowered:
+        line = _locate_ragged_line(path, len(header))
+        where = f"line {line}" if line else "a row"
+        return UserError(
+            f"{path}: {where} has a different number of fields than the header's {len(header)}; "
+            "the file may be cut or mixed"
+        )
+    return UserError(f"{path}: cannot parse the CSV ({text})")
+
+
+def _locate_bad_value(path: Path, column: str, dtype: pa.DataType | None) -> str:
+    """Slow path, only after a failure: re-read one column as text to name the offending line."""
+    try:
+        reader = pacsv.open_csv(
+            str(path),
+            read_options=pacsv.ReadOptions(block_size=BLOCK_SIZE),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=[column], column_types={column: pa.binary()}
+            ),
+        )
+        line = 2
+        for batch in reader:
+            for i, raw in enumerate(batch.column(0).to_pylist()):
+                value = raw if raw is not None else b""
+                if not _value_ok(value, dtype):
+                    shown = value.decode("utf-8", "backslashreplace")
+                    return f"line {line + i}, column {column}: value {shown!r}"
+            line += batch.num_rows
+    except (OSError, pa.ArrowException):
+        return ""
+    return ""
+
+
+def _locate_ragged_line(path: Path, fields: int) -> int | None:
+    """Slow path: the first line whose comma count differs from the header's (quoted fields aside)."""
+    try:
+        with pa.input_stream(str(path), compression="detect") as stream:
+            pending, number = b"", 0
+            while chunk := stream.read(1 << 20):
+                *complete, pending = (pending + chunk).split(b"\n")
+                for line in complete:
+                    number += 1
+                    if line.strip() and line.count(b",") + 1 != fields and b'"' not in line:
+                        return number
+    except (OSError, pa.ArrowException):
+        return None
+    return None
+
+
+def _value_ok(value: bytes, dtype: pa.DataType | None) -> bool:
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    if dtype is None or text == "" or text.lower() in {"nan", "null", "na", "n/a"}:
+        return True
+    try:
+        if dtype == pa.float64():
+            float(text)
+        elif dtype == pa.int64():
+            int(text)
+    except ValueError:
+        return False
+    return True
+
+
+_Columns = dict[str, np.ndarray | pd.Series | pd.Categorical]
+
+
+class _Accumulator:
+    """Converts, checks and window-filters blocks as they stream in; keeps only the in-window rows
+    (and, with a calibration span, the rows just before the window, apart, as history)."""
+
+    def __init__(
+        self,
+        path: Path,
+        window: WindowSpec,
+        symbol: str | None,
+        price_format: str,
+        price_columns: list[str],
+        calibration_ns: int = 0,
+    ) -> None:
+        self.path = path
+        self.window_spec = window
+        self.symbol = symbol
+        self.price_format = price_format
+        self.price_columns = price_columns
+        self.window: Window | None = None
+        self.rows_total = 0
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+        self.kept: list[_Columns] = []
+        self.symbols_in_window: set[str] = set()
+        self.calibration_ns = calibration_ns
+        # None = no history wanted (calibration 0): the window-only path stays exactly as before.
+        self.history: list[_Columns] | None = [] if calibration_ns > 0 else None
+        self.history_from = 0
+
+    def add(self, batch: pa.RecordBatch, first_line: int) -> None:
+        if batch.num_rows == 0:
+            return
+        columns: _Columns = {}
+        for name in batch.schema.names:
+            arr = batch.column(name)
+            if name in TIMESTAMP_COLUMNS:
+                columns[name] = parse_timestamps(arr, self.path, name, first_line)
+            elif name in STRING_COLUMNS:
+                columns[name] = arr.to_pandas()
+            elif name in self.price_columns:
+                columns[name] = self._prices(arr, name, first_line)
+            else:
+                columns[name] = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        ts = columns["ts_event"]
+        self.rows_total += len(ts)
+        lo, hi = int(ts.min()), int(ts.max())
+        self.first_ts = lo if self.first_ts is None else min(self.first_ts, lo)
+        self.last_ts = hi if self.last_ts is None else max(self.last_ts, hi)
+        if self.window is None:
+            self.window = self.window_spec.resolve(int(ts[0]))
+            self.history_from = history_start(self.window, self.calibration_ns)
+        keep = self.window.contains(ts)
+        before = self._history_mask(ts)
+        in_window = bool(keep.any())
+        if not in_window and before is None:
+            return
+        if "symbol" in columns:
+            symbol_values = pd.Categorical(columns["symbol"])
+            if in_window:
+                present = {str(v) for v in pd.Series(symbol_values[keep]).dropna().unique()}
+                self.symbols_in_window |= present
+            if self.symbol is not None:
+                wanted = np.asarray(symbol_values == self.symbol)
+                keep &= wanted
+                if before is not None:
+                    before &= wanted
+        if before is not None and self.history is not None and before.any():
+            self.history.append({name: values[before] for name, values in columns.items()})
+        if not in_window:
+            return
+        if not keep.all():
+            columns = {name: values[keep] for name, values in columns.items()}
+        self.kept.append(columns)
+
+    def _history_mask(self, ts: np.ndarray) -> np.ndarray | None:
+        """Rows of this block in the calibration span before the window, or None when there are none."""
+        if self.history is None or self.window is None or self.history_from >= self.window.start_ns:
+            return None
+        mask = (ts >= self.history_from) & (ts < self.window.start_ns)
+        return mask if mask.any() else None
+
+    def _prices(self, arr: pa.Array, name: str, first_line: int) -> np.ndarray:
+        values = arr.to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
+        values[np.abs(values) >= UNDEF_PRICE_FLOAT] = np.nan
+        finite = values[np.isfinite(values)]
+        if self.price_format == "auto" and finite.size:
+            looks_fixed = (
+                bool(np.all(finite == np.round(finite)))
+                and float(np.abs(finite).max()) >= FIXED_POINT_THRESHOLD
+            )
+            self.price_format = "fixed" if looks_fixed else "decimal"
+        if self.price_format == "fixed":
+            values *= FIXED_PRICE_SCALE
+            values = np.round(values, 9)
+        elif finite.size and float(np.abs(finite).max()) >= FIXED_POINT_THRESHOLD:
+            row = int(np.flatnonzero(np.abs(values) >= FIXED_POINT_THRESHOLD)[0])
+            raise UserError(
+                f"{self.path}: line {first_line + row}, column {name}: price {values[row]:.0f} looks like Databento "
+                "fixed-point (1e-9) while earlier prices were decimals; pass --price-format fixed or fix the file"
+            )
+        return values
+
+    def _concatenate(self) -> dict[str, np.ndarray | pd.Categorical]:
+        """Join the kept blocks one column at a time, freeing each column's blocks as it goes, so the
+        peak is the result plus one column rather than twice the result."""
+        names = list(self.kept[0])
+        out: dict[str, np.ndarray | pd.Categorical] = {}
+        for name in names:
+            parts = [part.pop(name) for part in self.kept]
+            if name in STRING_COLUMNS:
+                out[name] = union_categoricals([pd.Categorical(p) for p in parts], sort_categories=True)
+            else:
+                out[name] = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            del parts
+        self.kept = []
+        return out
+
+    def _concatenate_with_history(
+        self, history: list[_Columns]
+    ) -> tuple[dict[str, np.ndarray | pd.Categorical], dict[str, np.ndarray | pd.Categorical]]:
+        """Like `_concatenate`, for the window and the history together: each string column is one
+        categorical over both, split after, so `pd.concat([history, frame])` keeps the category dtype."""
+        names = list(self.kept[0])
+        out: dict[str, np.ndarray | pd.Categorical] = {}
+        out_history: dict[str, np.ndarray | pd.Categorical] = {}
+        for name in names:
+            parts = [part.pop(name) for part in self.kept]
+            before = [part.pop(name) for part in history]
+            if name in STRING_COLUMNS:
+                joined = union_categoricals(
+                    [pd.Categorical(p) for p in [*before, *parts]], sort_categories=True
+                )
+                split = sum(len(p) for p in before)
+                out_history[name], out[name] = joined[:split], joined[split:]
+            else:
+                out[name] = np.concatenate(parts) if len(parts) > 1 else parts[0]
+                out_history[name] = np.concatenate(before) if len(before) > 1 else before[0]
+            del parts, before
+        self.kept = []
+        return out, out_history
+
+    def _history_of_symbol(self, symbols: list[str]) -> list[_Columns]:
+        """Without --symbol the window holds one symbol; history rows of any other one are dropped too
+        (outflow of another instrument is no calibration for this one)."""
+        history = self.history or []
+        if self.symbol is not None or len(symbols) != 1 or not history or "symbol" not in history[0]:
+            return history
+        kept = []
+        for part in history:
+            same = np.asarray(pd.Categorical(part["symbol"]) == symbols[0])
+            if same.any():
+                kept.append(part if same.all() else {n: v[same] for n, v in part.items()})
+        return kept
+
+    def finish(self, levels: int) -> MarketData:
+        if self.rows_total == 0 or self.window is None:
+            raise UserError(f"{self.path} has a header but no data rows")
+        if not self.kept:
+            raise UserError(
+                f"{self.path}: no rows in the window {self.window.describe()}; the file covers "
+                f"{format_ns(self.first_ts)} – {format_ns(self.last_ts)} (pass --start/--end inside that range)"
+            )
+        symbols = sorted(self.symbols_in_window)
+        if self.symbol is None and len(symbols) > 1:
+            raise UserError(
+                f"{self.path} holds several symbols in the window ({', '.join(symbols)}); choose one with --symbol"
+            )
+        if self.symbol is not None and not any(len(part["ts_event"]) for part in self.kept):
+            raise UserError(
+                f"{self.path}: symbol {self.symbol!r} has no rows in the window; symbols there: {', '.join(symbols)}"
+            )
+        history_frame: pd.DataFrame | None = None
+        if self.history is None:
+            frame = pd.DataFrame(self._concatenate(), copy=False)
+        else:
+            history = self._history_of_symbol(symbols)
+            self.history = []
+            if history:
+                columns, history_columns = self._concatenate_with_history(history)
+                frame = pd.DataFrame(columns, copy=False)
+                history_frame = pd.DataFrame(history_columns, copy=False)
+            else:
+                frame = pd.DataFrame(self._concatenate(), copy=False)
+                history_frame = frame.iloc[:0].copy()  # same columns and dtypes (categories too)
+        return MarketData(
+            frame=frame,
+            source=str(self.path),
+            window=self.window,
+            rows_total=self.rows_total,
+            file_first_ts=self.first_ts,
+            file_last_ts=self.last_ts,
+            levels=levels,
+            price_format=self.price_format if self.price_format != "auto" else "decimal",
+            symbols=symbols if self.symbol is None else [self.symbol],
+            history=history_frame,
+        )
+
+
+def parse_timestamps(arr: pa.Array, path: Path | str, column: str, first_line: int = 2) -> np.ndarray:
+    """ISO-8601 strings (any precision up to ns, `Z`/offset or naive UTC) or integer ns → int64 ns."""
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    # Fast paths for a uniform column (the usual case); the classified path below handles the rest.
+    if arr.null_count == 0:
+        for target in (pa.timestamp("ns", tz="UTC"), pa.int64()):
+            try:
+                pool = _reader_pool()
+                return pc.cast(
+                    pc.cast(arr, target, memory_pool=pool), pa.int64(), memory_pool=pool
+                ).to_numpy()
+            except pa.ArrowException:
+                continue
+    is_int = pc.fill_null(pc.utf8_is_digit(arr), False)
+    is_iso = pc.fill_null(pc.match_substring_regex(arr, _ISO_RE), False)
+    bad = pc.invert(pc.or_(is_int, is_iso))
+    if pc.any(bad).as_py():
+        row = int(np.flatnonzero(bad.to_numpy(zero_copy_only=False))[0])
+        value = arr[row].as_py()
+        shown = "an empty value" if value is None or value == "" else repr(value)
+        raise UserError(
+            f"{path}: line {first_line + row}, column {column}: {shown} is not a timestamp "
+            "(expected ISO-8601 like 2024-08-01T13:36:32.491911683Z or integer nanoseconds)"
+        )
+    out = np.empty(len(arr), dtype=np.int64)
+    int_mask = is_int.to_numpy(zero_copy_only=False)
+    if int_mask.any():
+        out[int_mask] = pc.cast(arr.filter(is_int), pa.int64()).to_numpy()
+    if not int_mask.all():
+        iso = arr.filter(is_iso)
+        zoned = pc.fill_null(pc.match_substring_regex(iso, _ZONE_RE), False)
+        iso_values = np.empty(len(iso), dtype=np.int64)
+        zoned_mask = zoned.to_numpy(zero_copy_only=False)
+        try:
+            if zoned_mask.any():
+                parsed = pc.cast(iso.filter(zoned), pa.timestamp("ns", tz="UTC"))
+                iso_values[zoned_mask] = parsed.cast(pa.int64()).to_numpy()
+            if not zoned_mask.all():
+                parsed = pc.cast(iso.filter(pc.invert(zoned)), pa.timestamp("ns"))
+                iso_values[~zoned_mask] = parsed.cast(pa.int64()).to_numpy()
+        except pa.ArrowException as exc:
+            raise UserError(f"{path}: column {column} near line {first_line}: {_short(exc)}") from None
+        out[~int_mask] = iso_values
+    return out
+
+
+# --------------------------------------------------------------------------------------------- DBN
+
+
+def _load_dbn(
+    path: Path, window: WindowSpec, *, levels: int | None, symbol: str | None, calibration_ns: int = 0
+) -> MarketData:
+    """DBN files through the official `databento` package, streamed in chunks like the CSV path."""
+    try:
+        import databento
+    except ImportError:
+        raise UserError(
+            f"{path} is a DBN file: reading it needs the 'databento' package (pip install databento), "
+            "or export it to CSV"
+        ) from None
+    try:
+        store = databento.DBNStore.from_file(path)
+        with (
+            warnings.catch_warnings()
+        ):  # the package's own pandas deprecation noise is not the user's concern
+            warnings.simplefilter("ignore")
+            chunks = store.to_df(price_type="float", pretty_ts=False, map_symbols=True, count=1_000_000)
+    except Exception as exc:  # the package raises several types for bad files
+        raise UserError(f"{path}: cannot read the DBN file ({_short(exc)})") from None
+    if isinstance(chunks, pd.DataFrame):
+        chunks = iter([chunks])
+    header: list[str] | None = None
+    state: _Accumulator | None = None
+    use_levels = 0
+    for chunk in _quiet(chunks):
+        chunk = chunk.reset_index()
+        if header is None:
+            header = list(chunk.columns)
+            _check_columns(path, header)
+            wanted, types, use_levels = _column_plan(header, levels)
+            price_columns = [c for c in wanted if types[c] == pa.float64()]
+            state = _Accumulator(path, window, symbol, "decimal", price_columns, calibration_ns)
+        table = pa.Table.from_pandas(_dbn_to_text_timestamps(chunk[wanted]), preserve_index=False)
+        for batch in table.to_batches():
+            state.add(batch, 2)
+    if state is None:
+        raise UserError(f"{path} holds no records")
+    return state.finish(use_levels)
+
+
+def _quiet(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Iterate the package's chunks without its own pandas deprecation warnings reaching the user."""
+    iterator = iter(chunks)
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            chunk = next(iterator, None)
+        if chunk is None:
+            return
+        yield chunk
+
+
+def _dbn_to_text_timestamps(chunk: pd.DataFrame) -> pd.DataFrame:
+    """databento returns integer ns (pretty_ts=False); give them the CSV path's string form."""
+    chunk = chunk.copy()
+    for name in TIMESTAMP_COLUMNS:
+        if name in chunk.columns:
+            values = chunk[name]
+            if pd.api.types.is_datetime64_any_dtype(values):
+                values = values.astype("int64")
+            chunk[name] = values.astype("int64").astype(str)
+    return chunk
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300] or type(exc).__name__

@@ -1,0 +1,174 @@
+"""Every venue's message stream as arrays, in *cost space* for the order's side: what the simulator replays.
+
+The snapshot rule (allocator.snapshots.rule) decides what a strategy looks at when it decides; this module keeps
+every message of every venue, because execution happens against the venue's true state at the moment an
+order arrives, and queues move with every trade and cancel, not once per tick.
+
+Cost space. A buy takes asks and posts at the bid; a sell takes bids and posts at the ask. Writing every
+price as `sign · price` (sign +1 buy, −1 sell) makes one rule serve both: the liquidity we take is sorted
+ascending (cheapest first), "better for us" is always "lower", a more aggressive resting price is always
+"higher", and cash is Σ shares·(cost price + fee) − rebates, which for a sell is minus the proceeds. Only
+the report turns cost prices back into market prices (allocator.snapshots.side).
+
+Time. `ts_event` is when the venue's book changed (orders we send interact with the row in force at their
+arrival); `ts_seen` is the earliest time a trader could know the row: max(ts_recv, ts_event), made
+non-decreasing per venue because a row cannot be acted on before the rows in front of it arrived. Files
+without ts_recv use ts_event, i.e. a zero-latency feed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from allocator.data.schema import MAX_LEVELS, level_column
+from allocator.snapshots.rule import event_order
+from allocator.snapshots.side import Side, side_sign
+
+
+@dataclass(frozen=True)
+class VenueStream:
+    """One venue's messages in event order (arrays of length n; level arrays shaped [n, levels])."""
+
+    ts_event: np.ndarray  # int64
+    ts_seen: np.ndarray  # int64, non-decreasing
+    take_px: np.ndarray  # float64 [n, L] cost prices of the side we take, ascending, NaN where empty
+    take_sz: np.ndarray  # int64 [n, L]
+    post_px: np.ndarray  # float64 [n] cost price of the best level on the side we post, NaN if none
+    post_sz: np.ndarray  # int64 [n]
+    hit_px: np.ndarray  # float64 [n] cost price of a trade whose aggressor hit our posting side, else NaN
+    hit_sz: np.ndarray  # int64 [n]
+    interesting: np.ndarray  # int64 row indices where a resting order's state can change (see below)
+
+    @property
+    def rows(self) -> int:
+        return len(self.ts_event)
+
+    def row_at(self, t: int) -> int:
+        """The row in force at the venue at time t (last ts_event ≤ t), -1 before the first."""
+        return int(np.searchsorted(self.ts_event, t, side="right")) - 1
+
+    def row_seen(self, t: int) -> int:
+        """The latest row a trader could know at time t (last ts_seen ≤ t), -1 if none yet."""
+        return int(np.searchsorted(self.ts_seen, t, side="right")) - 1
+
+
+@dataclass(frozen=True)
+class Book:
+    """All venues' streams for one side, aligned with `publisher_ids` (the snapshot's venue order)."""
+
+    side: Side
+    publisher_ids: np.ndarray
+    streams: list[VenueStream]
+    levels: int
+    # frame row (file order) → (venue index, row in that venue's stream), to relate snapshots to streams
+    venue_of_row: np.ndarray
+    stream_row_of_row: np.ndarray
+
+    @property
+    def sign(self) -> int:
+        return side_sign(self.side)
+
+
+def _levels_in(frame: pd.DataFrame) -> int:
+    levels = 0
+    while levels < MAX_LEVELS and level_column("ask_px", levels) in frame.columns:
+        levels += 1
+    return levels
+
+
+def _level_block(frame: pd.DataFrame, field: str, levels: int, fill: float | int, dtype: type) -> np.ndarray:
+    cols = []
+    for lvl in range(levels):
+        name = level_column(field, lvl)
+        if name in frame.columns:
+            cols.append(frame[name].to_numpy(dtype=dtype, na_value=fill))
+        else:
+            cols.append(np.full(len(frame), fill, dtype=dtype))
+    return np.column_stack(cols) if cols else np.empty((len(frame), 0), dtype=dtype)
+
+
+def _hits_our_side(frame: pd.DataFrame, side: Side, mid_before: np.ndarray) -> np.ndarray:
+    """Trades whose aggressor traded against the side we post on (sell aggressors hit bids). An unknown
+    aggressor ('N') is judged by the trade price against the venue's mid *before* the trade (its previous
+    row), because a row may already show the book after the trade."""
+    if "action" not in frame.columns or "price" not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    action = np.asarray(frame["action"].astype(str))
+    trade = action == "T"
+    aggressor = np.asarray(frame["side"].astype(str)) if "side" in frame.columns else np.full(len(frame), "N")
+    price = frame["price"].to_numpy(dtype=np.float64, na_value=np.nan)
+    hits_bid = (aggressor == "A") | ((aggressor == "N") & (price <= mid_before))
+    hits_ask = (aggressor == "B") | ((aggressor == "N") & (price > mid_before))
+    return trade & (hits_bid if side == "buy" else hits_ask) & np.isfinite(price)
+
+
+def _mid_before(bid0: np.ndarray, ask0: np.ndarray, venue_rows: list[np.ndarray]) -> np.ndarray:
+    """Per frame row, the venue's mid on its previous row in event order (its own mid on its first row)."""
+    mid = (bid0 + ask0) / 2
+    before = mid.copy()
+    for rows in venue_rows:
+        before[rows[1:]] = mid[rows[:-1]]
+    return before
+
+
+def build_book(frame: pd.DataFrame, publisher_ids: np.ndarray, side: Side = "buy") -> Book:
+    """Split the frame into per-venue streams in event order and convert to cost space for `side`."""
+    sign = side_sign(side)
+    levels = _levels_in(frame)
+    ts = frame["ts_event"].to_numpy(dtype=np.int64)
+    recv = frame["ts_recv"].to_numpy(dtype=np.int64) if "ts_recv" in frame.columns else ts
+    pid = frame["publisher_id"].to_numpy(dtype=np.int64)
+    order = event_order(ts)
+    ask_px = _level_block(frame, "ask_px", levels, np.nan, np.float64)
+    ask_sz = _level_block(frame, "ask_sz", levels, 0, np.int64)
+    bid_px = _level_block(frame, "bid_px", levels, np.nan, np.float64)
+    bid_sz = _level_block(frame, "bid_sz", levels, 0, np.int64)
+    for px, sz in ((ask_px, ask_sz), (bid_px, bid_sz)):  # an unusable level offers nothing
+        bad = ~(np.isfinite(px) & (px > 0) & (sz > 0))
+        px[bad] = np.nan
+        sz[bad] = 0
+    venue_of_row = np.searchsorted(publisher_ids, pid)
+    # each venue's frame rows in event order
+    venue_rows = [order[venue_of_row[order] == v] for v in range(len(publisher_ids))]
+    hits = _hits_our_side(frame, side, _mid_before(bid_px[:, 0], ask_px[:, 0], venue_rows))
+    price = frame["price"].to_numpy(dtype=np.float64, na_value=np.nan) if "price" in frame.columns else None
+    size = frame["size"].to_numpy(dtype=np.int64, na_value=0) if "size" in frame.columns else None
+    if side == "buy":
+        take_px, take_sz, post_px, post_sz = ask_px, ask_sz, bid_px[:, 0], bid_sz[:, 0]
+    else:
+        take_px, take_sz, post_px, post_sz = -bid_px, bid_sz, -ask_px[:, 0], ask_sz[:, 0]
+    stream_row_of_row = np.empty(len(frame), dtype=np.int64)
+    streams = []
+    for rows in venue_rows:
+        stream_row_of_row[rows] = np.arange(len(rows))
+        t_event = ts[rows]
+        t_seen = np.maximum.accumulate(np.maximum(recv[rows], t_event)) if len(rows) else t_event
+        hit = hits[rows]
+        hit_px = (
+            np.where(hit, sign * price[rows], np.nan) if price is not None else np.full(len(rows), np.nan)
+        )
+        hit_sz = np.where(hit, size[rows], 0) if size is not None else np.zeros(len(rows), np.int64)
+        p_px, p_sz = post_px[rows], post_sz[rows]
+        # A resting order at the best posting price changes only where a trade hits our side or the best
+        # posting level changes; the simulator visits just those rows.
+        changed = np.ones(len(rows), dtype=bool)
+        if len(rows) > 1:
+            same_px = (p_px[1:] == p_px[:-1]) | (np.isnan(p_px[1:]) & np.isnan(p_px[:-1]))
+            changed[1:] = ~same_px | (p_sz[1:] != p_sz[:-1])
+        streams.append(
+            VenueStream(
+                ts_event=t_event,
+                ts_seen=t_seen,
+                take_px=np.ascontiguousarray(take_px[rows]),
+                take_sz=np.ascontiguousarray(take_sz[rows]),
+                post_px=p_px,
+                post_sz=p_sz,
+                hit_px=hit_px,
+                hit_sz=hit_sz,
+                interesting=np.flatnonzero(changed | hit),
+            )
+        )
+    return Book(side, publisher_ids, streams, levels, venue_of_row, stream_row_of_row)

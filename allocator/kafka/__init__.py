@@ -1,0 +1,1 @@
+"""Kafka edge: wire codec and client settings, producer, consumer, live decisions."""

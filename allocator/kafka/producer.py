@@ -1,0 +1,496 @@
+"""Replay rows into Kafka on the original clock: absolute schedule, idempotent producer, every delivery checked.
+
+Row i is sent at wall_start + (ts_i − ts_0) / speed, computed from the start each time, so sleeping
+errors never accumulate (no drift); when the producer falls behind it sends at once and reports how
+late it is. The replay is framed by `start` and `end` control messages so a consumer knows when the
+stream is complete and can check that every row arrived.
+
+Calibration history (the rows just before the window, `MarketData.history`) goes first and unpaced,
+as a real router would load it from a store at start-up; its replay indices come before the window's,
+so deduplication and gap checks cover it like any other row. The window is then paced as always.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from allocator.cli.common import non_negative_number
+from allocator.data.loader import MarketData, history_start
+from allocator.data.window import NS_PER_SECOND
+from allocator.errors import EXIT_INTERRUPTED_PRODUCER, BrokerError, UserError
+from allocator.kafka.codec import (
+    HEADER_KIND,
+    HEADER_SCHEMA,
+    KIND_END,
+    KIND_ROW,
+    KIND_START,
+    SCHEMA_VERSION,
+    control_message,
+    encode_rows,
+    previous_sequence,
+    redact,
+)
+from allocator.snapshots.rule import event_order
+
+log = logging.getLogger(__name__)
+ENCODE_CHUNK = 20_000  # rows encoded at a time: bounded memory, vectorised work
+PROGRESS_SECONDS = 2.0
+TOPIC_CONFIG = {"retention.ms": "-1"}  # historical timestamps must not be expired by retention
+
+
+@dataclass
+class ReplayStats:
+    """What the replay did, for the progress line, the final summary and the tests."""
+
+    run_id: str
+    rows: int
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    first_error: str = ""
+    max_lateness_s: float = 0.0
+    lateness_samples: list[float] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    history_rows: int = 0  # of `rows`, the unpaced calibration rows sent first
+
+    def lateness_p99(self) -> float:
+        return float(np.percentile(self.lateness_samples, 99)) if self.lateness_samples else 0.0
+
+
+def calibration_value(text: str) -> float:
+    """--calibration: seconds of history before the window (a finite number ≥ 0), one-line error otherwise."""
+    return non_negative_number(
+        text, "--calibration", "seconds of rows before the window sent as calibration history; 0 = none"
+    )
+
+
+def check_reachable(settings: dict[str, str], timeout: float) -> None:
+    """Fail fast with one line when no broker answers (librdkafka would otherwise retry forever)."""
+    admin = AdminClient(
+        settings
+        | {
+            "socket.connection.setup.timeout.ms": str(int(timeout * 1000)),
+            "logger": logging.getLogger("librdkafka"),
+        }
+    )
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            admin.list_topics(timeout=max(0.5, min(2.0, deadline - time.monotonic())))
+            return
+        except KafkaException as exc:
+            last = redact(str(exc.args[0] if exc.args else exc), settings)
+            time.sleep(0.2)
+    raise BrokerError(
+        f"cannot reach Kafka at {settings['bootstrap.servers']} within {timeout:g} s ({last or 'no answer'}); "
+        "start one with `make broker` or `docker compose up -d`, or pass --bootstrap-servers"
+    )
+
+
+def ensure_topic(
+    settings: dict[str, str],
+    topic: str,
+    partitions: int = 1,
+    config: dict[str, str] | None = None,
+    timeout: float = 10.0,
+    exact_partitions: bool = False,
+) -> bool:
+    """Create `topic` (unlimited retention by default) if it is missing and wait until it is visible.
+
+    Returns True when it was created. Retention matters: noida-db, like Kafka, expires messages by
+    their timestamps, so historical market data in a default-retention topic disappears within
+    seconds. `exact_partitions` refuses an existing topic with another partition count (a restarted
+    Tansu auto-creates topics with 4 partitions, which would break per-partition ordering).
+    """
+    admin = AdminClient(settings | {"logger": logging.getLogger("librdkafka")})
+    new = NewTopic(
+        topic, num_partitions=partitions, replication_factor=1, config=dict(config or TOPIC_CONFIG)
+    )
+    created = True
+    try:
+        admin.create_topics([new], request_timeout=timeout)[topic].result(timeout=timeout)
+    except KafkaException as exc:
+        error = exc.args[0]
+        if not (isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS):
+            raise BrokerError(f"cannot create topic {topic!r}: {redact(str(error), settings)}") from None
+        created = False
+    deadline = time.monotonic() + timeout
+    while True:  # metadata can lag the CreateTopics answer; producers would see UNKNOWN_TOPIC
+        with contextlib.suppress(KafkaException):
+            meta = admin.list_topics(topic=topic, timeout=min(2.0, timeout)).topics.get(topic)
+            if meta is not None and meta.error is None and meta.partitions:
+                if exact_partitions and len(meta.partitions) != partitions:
+                    raise BrokerError(
+                        f"topic {topic!r} has {len(meta.partitions)} partitions, expected {partitions}; "
+                        "delete it (or restart the broker) and retry"
+                    )
+                return created
+        if time.monotonic() > deadline:
+            raise BrokerError(f"topic {topic!r} is not visible after {timeout:g} s; is the broker healthy?")
+        time.sleep(0.1)
+
+
+def producer_settings(settings: dict[str, str]) -> dict[str, Any]:
+    """Idempotent, ordered delivery with batching; user -X settings win."""
+    return {
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "batch.num.messages": 10_000,
+        "queue.buffering.max.messages": 500_000,
+        "message.timeout.ms": 60_000,
+        "allow.auto.create.topics": False,  # a restarted broker must not recreate the topic its own way
+        "logger": logging.getLogger("librdkafka"),
+    } | settings
+
+
+MAX_PRODUCER_SESSIONS = 5  # fresh idempotent sessions after fatal errors before giving up
+
+
+class _FatalProducerError(Exception):
+    """librdkafka declared the idempotent producer unusable (e.g. the broker lost acknowledged data)."""
+
+
+def replay(
+    data: MarketData,
+    settings: dict[str, str],
+    topic: str,
+    *,
+    speed: float = 1.0,
+    flush_timeout: float = 30.0,
+    clock=time.perf_counter,
+    calibration_ns: int = 0,
+) -> ReplayStats:
+    """Publish every row of `data` (in event order) with pacing; return what was delivered.
+
+    The history rows (if `data` has them; `calibration_ns` is the span they were loaded with, for the
+    start message) are sent first without pacing; the window's pacing starts when they are handed over.
+
+    If the idempotent producer becomes fatally broken (a broker restart can do that), a new producer
+    session re-sends everything not yet acknowledged; the consumer drops the rows it sees twice by
+    their replay index, so the result is unchanged.
+    """
+    frame, history_rows = replay_frame(data)
+    ts = frame["ts_event"].to_numpy(dtype=np.int64)
+    symbol = str(frame["symbol"].iloc[0]) if "symbol" in frame.columns and len(frame) else ""
+    stats = ReplayStats(run_id=uuid.uuid4().hex, rows=len(frame), history_rows=history_rows)
+    sender = _Sender(producer_settings(settings), topic, symbol.encode() or b"all", settings, stats)
+    start_doc = {
+        "run_id": stats.run_id,
+        "rows": stats.rows,
+        "columns": list(frame.columns),
+        "source": data.source,
+        "window_start_ns": data.window.start_ns,
+        "window_end_ns": data.window.end_ns,
+        "levels": data.levels,
+        "price_format": data.price_format,
+        "schema": SCHEMA_VERSION,
+        "venue_rows": {
+            str(int(k)): int(v) for k, v in frame.groupby("publisher_id", observed=True).size().items()
+        },
+        # The first `history_rows` of `rows` are calibration history from `history_start_ns` on.
+        "history_rows": history_rows,
+        "history_start_ns": history_start(data.window, calibration_ns),
+    }
+    start_message = control_message(KIND_START, **start_doc)
+    first_ms, last_ms = int(ts[0] // 1_000_000), int(ts[-1] // 1_000_000)
+    started = clock()
+    pacing = _Pacing(history_rows)
+    resume = 0
+    try:
+        with _deferred_interrupts(sender):
+            while True:
+                try:
+                    sender.send(start_message, KIND_START, first_ms, _START)
+                    _paced_loop(frame, ts, speed, sender, started, clock, resume, pacing)
+                    end_message = control_message(KIND_END, run_id=stats.run_id, rows=stats.rows)
+                    sender.send(end_message, KIND_END, last_ms, _END)
+                    left = sender.flush(flush_timeout)
+                    break
+                except _FatalProducerError:
+                    resume = sender.new_session()
+    except KeyboardInterrupt:
+        try:
+            left = sender.flush(10)
+        except (_FatalProducerError, BrokerError):
+            left = len(sender.producer)
+        raise UserError(
+            f"interrupted: {stats.sent} of {stats.rows} rows sent, {stats.delivered} delivered"
+            + (f", {left} message(s) still unconfirmed" if left else ""),
+            exit_code=EXIT_INTERRUPTED_PRODUCER,
+        ) from None
+    stats.elapsed_s = clock() - started
+    _progress(stats, stats.elapsed_s, speed)
+    if left:
+        raise BrokerError(
+            f"{left} message(s) still undelivered after waiting {flush_timeout:g} s "
+            f"({stats.delivered} of {stats.rows} rows confirmed); is the broker still up?"
+        )
+    if stats.failed or sender.framing != {_START, _END}:
+        raise BrokerError(
+            f"{stats.failed} message(s) failed delivery to {topic!r} (first: {stats.first_error or 'control message'});"
+            f" {stats.delivered} of {stats.rows} rows delivered"
+        )
+    return stats
+
+
+_START, _END = -1, -2  # delivery-report tags of the control messages
+
+
+def _is_fatal(exc: BaseException) -> bool:
+    error = exc if isinstance(exc, KafkaError) else (exc.args[0] if exc.args else None)
+    return isinstance(error, KafkaError) and (error.fatal() or error.code() == KafkaError._FATAL)
+
+
+@contextlib.contextmanager
+def _deferred_interrupts(sender: _Sender) -> Iterator[None]:
+    """Ctrl-C sets a flag that the sender turns into KeyboardInterrupt between librdkafka calls.
+
+    Why: a KeyboardInterrupt raised inside a delivery callback comes out of confluent-kafka's poll() as a
+    SystemError (or a TypeError from produce()), which looks like a fatal producer and made the replay
+    start a new session and run to the end instead of stopping. A second Ctrl-C interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(_signum: int, _frame: object) -> None:
+        if sender.interrupted:
+            raise KeyboardInterrupt
+        sender.interrupted = True
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        sender.interrupted = False  # the caller's clean-up flush may poll again
+
+
+class _Sender:
+    """produce() with delivery accounting per row, and fresh producer sessions after fatal errors."""
+
+    def __init__(
+        self, config: dict[str, Any], topic: str, key: bytes, settings: dict[str, str], stats: ReplayStats
+    ):
+        self.config, self.topic, self.key, self.settings, self.stats = config, topic, key, settings, stats
+        self.confirmed = np.zeros(stats.rows, dtype=bool)
+        self.framing: set[int] = set()
+        self.generation = 0
+        self.fatal = False
+        self.interrupted = False  # set by Ctrl-C (see _deferred_interrupts), acted on between calls
+        self.producer = self._new_producer()
+
+    def _new_producer(self) -> Producer:
+        return Producer(self.config | {"error_cb": self._on_error})
+
+    def _on_error(self, err: KafkaError) -> None:
+        log.warning("kafka: %s", redact(str(err), self.settings))
+        if err.fatal():
+            self.fatal = True
+
+    def _delivered(self, generation: int, index: int, err: KafkaError | None, _msg: Any) -> None:
+        if err is None:
+            if index < 0:
+                self.framing.add(index)
+            elif not self.confirmed[index]:
+                self.confirmed[index] = True
+                self.stats.delivered += 1
+        elif generation == self.generation and not self.fatal and not err.fatal():
+            self.stats.failed += 1
+            self.stats.first_error = self.stats.first_error or redact(str(err), self.settings)
+        # Failures of an abandoned session are expected: those rows are sent again by the next one.
+
+    def send(self, value: bytes, kind: bytes, timestamp_ms: int, index: int) -> None:
+        headers = [(HEADER_SCHEMA, SCHEMA_VERSION.encode()), (HEADER_KIND, kind)]
+        report = functools.partial(self._delivered, self.generation, index)
+        while True:
+            if self.interrupted:
+                raise KeyboardInterrupt
+            if self.fatal:
+                raise _FatalProducerError
+            try:
+                self.producer.produce(
+                    self.topic,
+                    value=value,
+                    key=self.key,
+                    headers=headers,
+                    timestamp=timestamp_ms,
+                    on_delivery=report,
+                )
+                return
+            except BufferError:  # local queue full: let deliveries drain, then retry
+                self.poll(0.05)
+            except KafkaException as exc:
+                if _is_fatal(exc):
+                    self.fatal = True
+                    continue
+                raise BrokerError(
+                    f"producing to {self.topic!r} failed: {redact(str(exc), self.settings)}"
+                ) from None
+
+    def flush(self, timeout: float) -> int:
+        """Wait for outstanding deliveries; return how many are left after `timeout`.
+
+        A poll loop rather than Producer.flush(): when the idempotent producer turns fatal during
+        flush(), confluent-kafka 2.16 raises an error object that no `except` clause can catch
+        (observed on noida-db restarts), while poll() lets error_cb mark the session fatal first.
+        """
+        deadline = time.monotonic() + timeout
+        while len(self.producer) and time.monotonic() < deadline:
+            self.poll(0.1)
+        self.poll(0)
+        return len(self.producer)
+
+    def poll(self, timeout: float) -> None:
+        if self.interrupted:
+            raise KeyboardInterrupt
+        try:
+            self.producer.poll(timeout)
+        except SystemError:  # as in flush(): a fatal error surfacing without a Python exception
+            raise _FatalProducerError from None
+        except KafkaException as exc:
+            if not (self.fatal or _is_fatal(exc)):
+                raise
+            raise _FatalProducerError from None
+        if self.interrupted:
+            raise KeyboardInterrupt
+        if self.fatal:
+            raise _FatalProducerError
+
+    def new_session(self) -> int:
+        """Replace a fatally failed producer; return the row to re-send from (always 0).
+
+        librdkafka declares the idempotent producer fatal when the broker lost messages it had already
+        acknowledged, so acknowledgements cannot be trusted either: everything is sent again and the
+        consumer drops what it already has by replay index.
+        """
+        if self.generation + 1 >= MAX_PRODUCER_SESSIONS:
+            raise BrokerError(
+                f"the producer failed fatally {MAX_PRODUCER_SESSIONS} times ({self.stats.delivered} of "
+                f"{self.stats.rows} rows delivered); check the broker's health"
+            )
+        self.generation += 1
+        with contextlib.suppress(KafkaException):
+            self.producer.purge()
+        self.fatal = False
+        self.producer = self._new_producer()
+        # Everything is sent again, so what the abandoned session reported (including the failures
+        # librdkafka reports just before it declares the producer fatal) no longer counts.
+        self.confirmed[:] = False
+        self.stats.delivered = self.stats.failed = 0
+        self.stats.first_error = ""
+        self.framing.clear()
+        log.warning(
+            "the producer failed fatally (the broker may have lost data); session %d re-sends every row",
+            self.generation,
+        )
+        return 0
+
+
+@dataclass
+class _Pacing:
+    """Rows before `first_paced` (the history) go unpaced; the window's schedule starts at `origin`,
+    the clock when its first row is reached, kept across producer sessions like `started` was."""
+
+    first_paced: int = 0
+    origin: float | None = None
+
+
+def _paced_loop(
+    frame: pd.DataFrame,
+    ts: np.ndarray,
+    speed: float,
+    sender: _Sender,
+    started: float,
+    clock,
+    resume: int = 0,
+    pacing: _Pacing | None = None,
+) -> None:
+    """Encode a chunk column-wise, then hand each row to librdkafka at its scheduled instant."""
+    stats = sender.stats
+    pacing = pacing if pacing is not None else _Pacing()
+    prev_seq = previous_sequence(frame)
+    last_progress = started
+    first_paced = pacing.first_paced
+    paced_ts0 = ts[first_paced] if first_paced < len(ts) else 0
+    if pacing.origin is None and first_paced == 0:
+        pacing.origin = started  # no history: exactly the schedule of a plain replay
+    for chunk_start in range(resume, len(frame), ENCODE_CHUNK):
+        chunk_end = min(chunk_start + ENCODE_CHUNK, len(frame))
+        values = encode_rows(
+            frame.iloc[chunk_start:chunk_end],
+            first_index=chunk_start,
+            prev_sequence=prev_seq[chunk_start:chunk_end],
+        )
+        chunk_ts = ts[chunk_start:chunk_end]
+        due = (chunk_ts - paced_ts0) / NS_PER_SECOND / speed if speed > 0 else None
+        ms = chunk_ts // 1_000_000
+        for i, value in enumerate(values):
+            row = chunk_start + i
+            if due is not None and row >= first_paced:
+                if pacing.origin is None:
+                    pacing.origin = clock()
+                wait = due[i] - (clock() - pacing.origin)
+                if wait > 0:
+                    _sleep_polling(sender, wait)
+                else:
+                    stats.max_lateness_s = max(stats.max_lateness_s, -wait)
+                    stats.lateness_samples.append(-wait)
+            sender.send(value, KIND_ROW, int(ms[i]), row)
+            stats.sent = max(stats.sent, row + 1)
+            if row % 1000 == 0:
+                sender.poll(0)
+                now = clock()
+                if now - last_progress >= PROGRESS_SECONDS:
+                    last_progress = now
+                    _progress(stats, now - started, speed)
+
+
+def _sleep_polling(producer: _Sender, seconds: float) -> None:
+    """Wait while serving delivery reports; the final stretch is a plain sleep for precision."""
+    deadline = time.perf_counter() + seconds
+    while (left := deadline - time.perf_counter()) > 0.002:
+        producer.poll(min(left - 0.001, 0.05))
+    if (left := deadline - time.perf_counter()) > 0:
+        time.sleep(left)
+
+
+def _progress(stats: ReplayStats, elapsed: float, speed: float) -> None:
+    rate = stats.sent / elapsed if elapsed > 0 else 0.0
+    pacing = f", max lateness {stats.max_lateness_s * 1000:.1f} ms" if speed > 0 else ""
+    log.info(
+        "sent %d/%d rows (%.0f msg/s, %d confirmed%s)", stats.sent, stats.rows, rate, stats.delivered, pacing
+    )
+
+
+def replay_frame(data: MarketData) -> tuple[pd.DataFrame, int]:
+    """The rows in the order they are sent, and how many of them (first) are calibration history.
+
+    Without history this is `event_frame(data.frame)` itself, so such a replay is unchanged. History
+    and window are ordered separately: every history row precedes the window however the file is ordered.
+    """
+    window = event_frame(data.frame)
+    if not data.history_rows:
+        return window, 0
+    history = event_frame(data.history)
+    return pd.concat([history, window], ignore_index=True), len(history)
+
+
+def event_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows in the order they are streamed (stable by ts_event): what the consumer will rebuild."""
+    return frame.iloc[event_order(frame["ts_event"].to_numpy(dtype=np.int64))].reset_index(drop=True)

@@ -1,0 +1,1 @@
+"""Report: the JSON report, the decision log and the plot."""

@@ -1,0 +1,300 @@
+"""Data layer: every format gives the same snapshots; the window and snapshot rules; clear errors."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from allocator.data.loader import load
+from allocator.data.window import FULL_FILE, WindowSpec
+from allocator.errors import UserError
+from allocator.snapshots.rule import build_snapshots
+from tests.helpers import at, frame, quote, to_csv_text, write
+
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE = REPO.parent / "shared" / "reference" / "l1_day_head5.csv"
+
+
+@pytest.fixture
+def market_rows() -> pd.DataFrame:
+    """Three venues, a duplicate tick, an out-of-order row and an untradable quote, inside the window."""
+    return frame(
+        [
+            quote(at("13:36:33"), 2, 222.83, 200),
+            quote(at("13:36:33"), 2, 222.84, 300),  # same tick, same venue: not the first → ignored
+            quote(at("13:36:35"), 43, 222.85, 150),
+            quote(at("13:36:34"), 5, 222.83, 90),  # out of order in the file (received later)
+            quote(at("13:36:36"), 5, None, 0),  # untradable: no ask
+            quote(at("13:36:37"), 2, 222.82, 500),
+        ]
+    )
+
+
+def snapshot_arrays(path: Path, **kwargs) -> tuple:
+    snaps = build_snapshots(load(path, **kwargs).frame)
+    return snaps.ts_event, snaps.publisher_ids, snaps.ask_px, snaps.ask_sz, snaps.bid_px
+
+
+@pytest.mark.parametrize(
+    ("name", "timestamps", "prices", "levels", "columns"),
+    [
+        ("mbp10_int_ts.csv", "int", "decimal", 10, None),
+        ("mbp10_fixed.csv", "iso", "fixed", 10, None),
+        ("mbp10.csv.gz", "iso", "decimal", 10, None),
+        ("mbp10.csv.zst", "int", "fixed", 10, None),
+        ("mbp1.csv", "iso", "decimal", 1, None),
+        (
+            "minimal_l1.csv",
+            "iso",
+            "decimal",
+            1,
+            ["ts_event", "publisher_id", "ask_px_00", "ask_sz_00", "bid_px_00"],
+        ),
+    ],
+)
+def test_every_format_gives_the_same_snapshots(
+    tmp_path, market_rows, name, timestamps, prices, levels, columns
+):
+    reference = write(tmp_path / "reference.csv", to_csv_text(market_rows))
+    other = write(
+        tmp_path / name,
+        to_csv_text(market_rows, timestamps=timestamps, prices=prices, levels=levels, columns=columns),
+    )
+    expected = snapshot_arrays(reference)
+    got = snapshot_arrays(other)
+    for want, have in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(want, have)
+
+
+def test_dbn_gives_the_same_snapshots(tmp_path, market_rows):
+    from tests.helpers import write_dbn
+
+    reference = write(tmp_path / "reference.csv", to_csv_text(market_rows))
+    dbn = write_dbn(market_rows, tmp_path / "rows.mbp-1.dbn")
+    for want, have in zip(snapshot_arrays(reference), snapshot_arrays(dbn), strict=True):
+        np.testing.assert_array_equal(want, have)
+
+
+def test_snapshot_rule_on_crafted_rows(tmp_path, market_rows):
+    path = write(tmp_path / "rows.csv", to_csv_text(market_rows))
+    snaps = build_snapshots(load(path).frame)
+    assert list(snaps.publisher_ids) == [2, 5, 43]
+    assert [str(np.datetime64(int(t), "ns"))[11:19] for t in snaps.ts_event] == [
+        "13:36:33",
+        "13:36:34",
+        "13:36:35",
+        "13:36:36",
+        "13:36:37",
+    ]
+    nan = np.nan
+    # At 13:36:33 venue 2 is its FIRST message there (222.83 × 200); later ticks carry its LAST (222.84 × 300).
+    np.testing.assert_array_equal(
+        snaps.ask_px,
+        [
+            [222.83, nan, nan],
+            [222.84, 222.83, nan],
+            [222.84, 222.83, 222.85],
+            [222.84, nan, 222.85],
+            [222.82, nan, 222.85],
+        ],
+    )
+    np.testing.assert_array_equal(
+        snaps.ask_sz, [[200, 0, 0], [300, 90, 0], [300, 90, 150], [300, 0, 150], [500, 0, 150]]
+    )
+    assert snaps.untradable_quotes == 1
+    np.testing.assert_array_equal(snaps.fresh[:, 0], [True, False, False, False, True])
+
+
+def test_carry_forward_uses_last_message_of_earlier_tick():
+    df = frame(
+        [
+            quote(at("13:40:00"), 2, 10.00, 100),
+            quote(at("13:40:00"), 2, 10.05, 700),  # last message of venue 2's tick
+            quote(at("13:40:01"), 5, 10.10, 100),
+            quote(at("13:40:02"), 2, 10.20, 300),
+            quote(at("13:40:02"), 2, 10.30, 400),
+        ]
+    )
+    snaps = build_snapshots(df)
+    np.testing.assert_array_equal(snaps.ask_px[:, 0], [10.00, 10.05, 10.20])
+    np.testing.assert_array_equal(snaps.ask_sz[:, 0], [100, 700, 300])
+
+
+def test_one_venue_snapshots_are_first_row_per_ts_event():
+    rng = np.random.default_rng(7)
+    ts = at("13:37:00") + np.sort(rng.integers(0, 50, 400)) * 1000
+    rng.shuffle(ts[100:150])  # an unsorted stretch
+    df = frame([quote(int(t), 2, 100 + (i % 7) / 100, 100 + i) for i, t in enumerate(ts)])
+    snaps = build_snapshots(df)
+    expected = (
+        df.assign(row=np.arange(len(df))).sort_values("ts_event", kind="stable").groupby("ts_event").first()
+    )
+    np.testing.assert_array_equal(snaps.ts_event, expected.index.to_numpy())
+    np.testing.assert_array_equal(snaps.ask_sz[:, 0], expected["ask_sz_00"].to_numpy())
+
+
+def test_quoted_header_and_fields_are_read(tmp_path, market_rows):
+    text = to_csv_text(market_rows)
+    header, rest = text.split("\n", 1)
+    quoted = ",".join(f'"{name}"' for name in header.split(",")) + "\n" + rest.replace(",AAPL", ',"AAPL"')
+    plain = snapshot_arrays(write(tmp_path / "plain.csv", text))
+    for want, have in zip(plain, snapshot_arrays(write(tmp_path / "quoted.csv", quoted)), strict=True):
+        np.testing.assert_array_equal(want, have)
+
+
+def test_window_edges_at_nanosecond_precision(tmp_path):
+    stamps = [
+        "13:36:31.999999999",
+        "13:36:32.000000000",
+        "13:45:14.828351989",
+        "13:45:14.999999999",
+        "13:45:15.000000000",
+    ]
+    path = write(tmp_path / "edges.csv", to_csv_text(frame([quote(at(s), 2, 222.8, 100) for s in stamps])))
+    kept = load(path).frame["ts_event"].tolist()
+    assert kept == [at(s) for s in stamps[1:4]]
+    iso = load(path, WindowSpec("2024-08-01T13:36:31.999999999Z", "2024-08-01T13:45:14.828351989Z")).frame
+    assert iso["ts_event"].tolist() == [at(s) for s in stamps[:3]]
+    tenth = load(path, WindowSpec("13:36:32", "13:45:14.8")).frame
+    assert tenth["ts_event"].tolist() == [at(s) for s in stamps[1:3]]
+    assert len(load(path, FULL_FILE).frame) == 5
+
+
+def test_window_end_must_follow_start(tmp_path):
+    path = write(tmp_path / "a.csv", to_csv_text(frame([quote(at("13:40:00"), 2, 1.0, 1)])))
+    with pytest.raises(UserError, match="--end 13:00:00 is not after --start"):
+        load(path, WindowSpec("13:40:00", "13:00:00"))
+    with pytest.raises(UserError, match="--start 'noon' is not a time"):
+        load(path, WindowSpec("noon", "13:00:00"))
+
+
+def test_symbol_selection(tmp_path):
+    rows = [quote(at("13:40:00"), 2, 1.0, 1), quote(at("13:40:01"), 2, 2.0, 1)]
+    rows[1]["symbol"] = "MSFT"
+    path = write(tmp_path / "two.csv", to_csv_text(frame(rows)))
+    with pytest.raises(
+        UserError, match=r"several symbols in the window \(AAPL, MSFT\); choose one with --symbol"
+    ):
+        load(path)
+    assert load(path, symbol="MSFT").frame["ask_px_00"].tolist() == [2.0]
+
+
+@pytest.mark.skipif(not REFERENCE.exists(), reason="shared/reference is not beside this checkout")
+def test_reads_the_real_trial_rows():
+    data = load(REFERENCE)
+    assert data.rows_total == 5 and data.levels == 10 and data.symbols == ["AAPL"]
+    snaps = build_snapshots(data.frame)
+    assert snaps.ticks == 2  # four rows share the first ts_event
+    assert snaps.ask_px[0, 0] == 222.83 and snaps.ask_sz[0, 0] == 36  # first row of the tick
+    assert data.frame["ts_event"].iloc[0] == at("13:36:32.491911683")
+
+
+# ----------------------------------------------------------------------------------------------- errors
+
+
+def test_errors_name_what_to_fix(tmp_path):
+    good = to_csv_text(frame([quote(at("13:40:00"), 2, 222.8, 100)] * 3))
+    cases = {
+        "missing.csv": (None, "data file not found"),
+        "empty.csv": ("", "is empty"),
+        "header_only.csv": (good.splitlines()[0] + "\n", "has a header but no data rows"),
+        "semicolon.csv": (good.replace(",", ";"), "separated by ';'"),
+        "no_size.csv": (
+            to_csv_text(
+                frame([quote(at("13:40:00"), 2, 1.0, 1)]), columns=["ts_event", "publisher_id", "ask_px_00"]
+            ),
+            "missing required column(s) ask_sz_00",
+        ),
+        "bad_ts.csv": (
+            good.replace("2024-08-01T13:40:00.000000000Z", "yesterday", 1),
+            "line 2, column ts_event: 'yesterday' is not a timestamp",
+        ),
+        "bad_price.csv": (good.replace(",222.8,", ",abc,", 1), "line 2, column price: value 'abc'"),
+        "outside.csv": (
+            to_csv_text(frame([quote(at("09:30:00"), 2, 1.0, 1)])),
+            "no rows in the window 2024-08-01T13:36:32.000000000Z – 2024-08-01T13:45:14.999999999Z; "
+            "the file covers 2024-08-01T09:30:00.000000000Z",
+        ),
+    }
+    for name, (text, message) in cases.items():
+        path = tmp_path / name
+        if text is not None:
+            path.write_text(text)
+        with pytest.raises(UserError) as info:
+            load(path)
+        assert message in str(info.value), (name, str(info.value))
+        assert "\n" not in str(info.value)
+
+
+def test_truncated_gzip(tmp_path):
+    blob = gzip.compress(
+        to_csv_text(frame([quote(at("13:40:00") + i, 2, 222.8, 100) for i in range(3000)])).encode()
+    )
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(UserError, match="compressed data is truncated or corrupt"):
+        load(path)
+
+
+def test_dbn_without_databento_names_the_package(tmp_path, monkeypatch):
+    path = tmp_path / "x.dbn.zst"
+    path.write_bytes(b"DBN")
+    monkeypatch.setitem(sys.modules, "databento", None)
+    with pytest.raises(UserError, match="needs the 'databento' package"):
+        load(path)
+
+
+def test_cli_errors_are_one_line_without_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "kafka_producer.py"), "--dry-run", "--csv", str(tmp_path / "nope.csv")],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"kafka_producer.py: error: data file not found: {tmp_path / 'nope.csv'} "
+        "(pass --csv PATH to a Databento MBP-1/MBP-10 or L1 CSV)"
+    ]
+
+
+def test_dry_run_describes_the_window(tmp_path, market_rows):
+    import json
+
+    rows = [*market_rows.to_dict("records"), quote(at("13:50:00"), 2, 222.9, 100)]
+    path = write(tmp_path / "d.csv", to_csv_text(frame(rows)))
+    result = subprocess.run(
+        [sys.executable, str(REPO / "kafka_producer.py"), "--dry-run", "--csv", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    info = json.loads(result.stdout)
+    assert info["rows"] == 7 and info["rows_in_window"] == 6
+    assert info["venues"] == [2, 5, 43] and info["ticks"] == 5 and info["skipped_untradable"] == 1
+    assert info["first_ts_event"] == "2024-08-01T13:36:33.000000000Z"
+    assert info["last_ts_event"] == "2024-08-01T13:36:37.000000000Z"
+
+
+def test_an_unbounded_window_is_described_in_words():
+    from allocator.data.window import WindowSpec
+
+    first = at("13:36:32")
+    assert WindowSpec(start="all", end="all").resolve(first).describe() == "the whole file"
+    assert WindowSpec(start="13:36:00", end="all").resolve(first).describe() == (
+        "2024-08-01T13:36:00.000000000Z – the end of the file"
+    )
+    assert (
+        WindowSpec(start="all", end="13:37:00")
+        .resolve(first)
+        .describe()
+        .startswith("the start of the file – ")
+    )

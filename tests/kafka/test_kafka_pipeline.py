@@ -1,0 +1,233 @@
+"""The Kafka path end to end on real brokers (Tansu and noida-db, started by the fixtures)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Producer
+
+from allocator.kafka.codec import HEADER_KIND, HEADER_SCHEMA, KIND_ROW, SCHEMA_VERSION
+from allocator.kafka.consumer import consume_replay, state_directory
+from tests.kafka_helpers import DATASET, WINDOW, allocate_from, produce, script
+from tests.kafka_helpers import offline_report as offline
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(scope="module")
+def offline_report() -> dict:
+    return offline()
+
+
+def new_topic() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+def test_kafka_report_is_identical_to_offline(broker, offline_report):
+    topic = new_topic()
+    summary = produce(broker.bootstrap, topic, "--speed", "0")
+    assert summary["rows_sent"] == summary["rows_delivered"] == summary["rows"] > 10_000
+    report = json.loads(allocate_from(broker.bootstrap, topic).stdout)
+    run = report.pop("run")
+    assert report == offline_report
+    stream = run["stream"]
+    assert stream["stop_reason"] == "end_of_stream"
+    assert stream["rows_expected"] == stream["rows_received"] == summary["rows"]
+    assert stream["duplicates_dropped"] == stream["missing_rows"] == stream["undecodable_skipped"] == 0
+    assert run["run_id"] == summary["run_id"]
+
+
+REALISTIC = ["--mode", "cont-kukanov", "--horizon", "10", "--warmup", "5", "--lambda-under", "0.2,1.0"]
+
+
+@pytest.mark.parametrize("side", ["buy", "sell"])
+def test_cont_kukanov_kafka_report_is_identical_to_offline(broker, side):
+    # The realistic mode reads every message and all ten levels, so this proves the stream carries the
+    # whole book (trades, sides, ts_recv), not just the top of it.
+    expected = offline(*REALISTIC, "--side", side)
+    topic = new_topic()
+    produce(broker.bootstrap, topic, "--speed", "0")
+    report = json.loads(allocate_from(broker.bootstrap, topic, *REALISTIC, "--side", side).stdout)
+    report.pop("run")
+    assert report == expected
+    assert report["execution"]["model"]["book_levels"] == 10
+    assert report["execution"]["strategies"]["optimized"]["maker_shares"] > 0
+
+
+def test_consumer_started_first_waits_then_completes(broker, offline_report):
+    topic = new_topic()
+    holder: dict = {}
+    thread = threading.Thread(target=lambda: holder.update(result=allocate_from(broker.bootstrap, topic)))
+    thread.start()
+    time.sleep(4)  # the consumer has joined and is waiting for a topic that does not exist yet
+    assert thread.is_alive()
+    produce(broker.bootstrap, topic, "--speed", "0")
+    thread.join(timeout=120)
+    report = json.loads(holder["result"].stdout)
+    report.pop("run")
+    assert report == offline_report
+
+
+def test_pacing_at_speed_20(broker):
+    topic = new_topic()
+    started = time.perf_counter()
+    summary = produce(broker.bootstrap, topic, "--speed", "20", "--end", "13:36:51")  # 19 s of data → ~0.95 s
+    wall = time.perf_counter() - started
+    assert 0.9 <= summary["elapsed_seconds"] <= 3.0, summary
+    assert summary["p99_lateness_ms"] < 250, summary
+    assert wall < 30
+
+
+def test_unreachable_broker_is_one_clear_line():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound but not listening: connections are refused
+        started = time.perf_counter()
+        result = script(
+            "kafka_producer.py",
+            "--bootstrap-servers",
+            f"127.0.0.1:{port}",
+            "--connect-timeout",
+            "3",
+            *WINDOW,
+            check=False,
+        )
+    assert time.perf_counter() - started < 15
+    assert result.returncode == 3
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(
+        f"kafka_producer.py: error: cannot reach Kafka at 127.0.0.1:{port} within 3 s"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def _inject(broker, topic: str, values: list[bytes]) -> None:
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for value in values:
+        producer.produce(
+            topic,
+            value=value,
+            key=b"AAPL",
+            headers=[(HEADER_SCHEMA, SCHEMA_VERSION.encode()), (HEADER_KIND, KIND_ROW)],
+        )
+    assert producer.flush(10) == 0
+
+
+def test_undecodable_messages_are_skipped_and_counted(broker, offline_report):
+    topic = new_topic()
+    produce(broker.bootstrap, topic, "--speed", "0")
+    # Garbage appended after the end-of-stream message: a consumer reading it must not crash.
+    _inject(broker, topic, [b"{not json", b'{"ts_event": "soon"}', b"\xff\xfe"])
+    # Control messages that are not valid documents are counted too, never fatal.
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for kind, value in ((b"start", b"{broken"), (b"end", b'{"rows": "many"}'), (b"start", b"[1, 2]")):
+        producer.produce(topic, value=value, key=b"AAPL", headers=[(HEADER_KIND, kind)])
+    assert producer.flush(10) == 0
+    result = allocate_from(broker.bootstrap, topic)
+    report = json.loads(result.stdout)
+    run = report.pop("run")
+    assert report == offline_report
+    assert run["stream"]["undecodable_skipped"] == 6
+
+
+def test_missing_rows_make_the_report_incomplete(broker):
+    from allocator.data.loader import load
+    from allocator.kafka.codec import KIND_END, KIND_START, control_message, encode_rows, previous_sequence
+    from allocator.kafka.producer import event_frame
+
+    data = load(DATASET, levels=1)
+    frame = event_frame(data.frame).iloc[:500]
+    rows = encode_rows(frame, prev_sequence=previous_sequence(frame))
+    venue_rows = {str(k): int(v) for k, v in frame.groupby("publisher_id", observed=True).size().items()}
+    start = control_message(
+        KIND_START,
+        run_id="r1",
+        rows=500,
+        columns=list(frame.columns),
+        source="test",
+        window_start_ns=data.window.start_ns,
+        window_end_ns=data.window.end_ns,
+        levels=1,
+        venue_rows=venue_rows,
+    )
+    topic = new_topic()
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for kind, value in [
+        (KIND_START, start),
+        *((KIND_ROW, r) for i, r in enumerate(rows) if not 100 <= i < 150),
+        (KIND_ROW, rows[7]),
+        (KIND_END, control_message(KIND_END, run_id="r1", rows=500)),
+    ]:
+        producer.produce(topic, value=value, key=b"AAPL", headers=[(HEADER_KIND, kind)])
+    assert producer.flush(10) == 0
+    result = allocate_from(broker.bootstrap, topic, "--idle-timeout", "5", "--strict", check=False)
+    assert result.returncode == 4
+    report = json.loads(result.stdout)
+    assert report["status"] == "incomplete"
+    stream = report["run"]["stream"]
+    assert stream["missing_rows"] == 50 and stream["missing_ranges"] == [[100, 149]]
+    assert stream["duplicates_dropped"] == 1 and stream["rows_received"] == 450
+    # Each venue with rows among the lost 100..149 has one gap: after its last row before them,
+    # before its first row after them.
+    lost = frame.iloc[100:150]
+    expected = []
+    for pid in sorted(lost["publisher_id"].unique()):
+        mine = frame[frame["publisher_id"] == pid]
+        before = mine.loc[:99, "sequence"]
+        after = mine.loc[150:, "sequence"]
+        expected.append(
+            {
+                "publisher_id": int(pid),
+                "after_sequence": int(before.iloc[-1]) if len(before) else None,
+                "before_sequence": int(after.iloc[0]),
+            }
+        )
+    assert sorted(stream["venue_gaps"], key=lambda g: g["publisher_id"]) == expected
+    assert sum(stream["missing_by_venue"].values()) == 50
+    assert "gap at publisher_id" in result.stderr
+    assert "incomplete" in result.stderr
+
+
+def test_restart_in_the_same_group_resumes_from_the_checkpoint(broker, offline_report, tmp_path):
+    topic = new_topic()
+    # The replay is the calibration history (sent first) plus the window: `rows` counts both.
+    replay_rows = produce(broker.bootstrap, topic, "--speed", "0")["rows"]
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    settings = {"bootstrap.servers": broker.bootstrap}
+    # First consumer: stops after ~4,000 rows, having checkpointed and committed what it processed.
+    partial = consume_replay(
+        settings, topic, group=group, state_dir=state_directory(tmp_path, group, topic), stop_after_rows=4000
+    )
+    assert partial.stats.stop_reason == "stopped_early"
+    first_part = partial.stats.rows_received
+    assert 4000 <= first_part < replay_rows
+    result = allocate_from(broker.bootstrap, topic, "--group", group, "--state-dir", str(tmp_path))
+    report = json.loads(result.stdout)
+    run = report.pop("run")
+    assert report == offline_report
+    assert run["stream"]["resumed_from_checkpoint"] is True
+    assert run["stream"]["duplicates_dropped"] == 0  # nothing was read twice
+    assert run["stream"]["messages"] < replay_rows  # it did not start over
+
+
+def test_a_replay_started_twice_is_deduplicated(broker, offline_report):
+    """Two producers replaying the same window into one topic at once: every row arrives twice."""
+    from tests.kafka_helpers import finish, popen
+
+    topic = new_topic()
+    args = ["--bootstrap-servers", broker.bootstrap, "--topic", topic, *WINDOW, "--speed", "0"]
+    first, second = popen("kafka_producer.py", *args), popen("kafka_producer.py", *args)
+    assert finish(first)[0] == 0
+    assert finish(second)[0] == 0
+    result = allocate_from(broker.bootstrap, topic, "--live")
+    report = json.loads(result.stdout)
+    run = report.pop("run")
+    assert report == offline_report
+    assert run["stream"]["missing_rows"] == 0
+    assert run["stream"]["replays_seen"] >= 1
+    assert " fill: " in result.stderr  # --live printed the router's decisions as they happened
