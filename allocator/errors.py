@@ -6,6 +6,8 @@ one line naming the file, row, column or flag and what to do; the CLIs print it 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2  # bad flags, unreadable or invalid data files
 EXIT_BROKER = 3  # Kafka broker unreachable or delivery failed
@@ -23,6 +25,23 @@ class UserError(Exception):
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
+
+
+class SettingError(UserError):
+    """A bad value of a named setting. The library names the setting; a CLI names the flag instead.
+
+    `template` holds one `{placeholder}` per setting it mentions, and `settings` maps each placeholder to
+    the setting's name (a config field, e.g. "order_size"). `str(error)` reads with setting names, so the
+    library stays free of CLI flags; `render(label)` lets a CLI put its own names in, e.g. "--order-size".
+    """
+
+    def __init__(self, template: str, /, *, exit_code: int | None = None, **settings: str) -> None:
+        self.template = template
+        self.settings = settings
+        super().__init__(template.format(**settings), exit_code)
+
+    def render(self, label: Callable[[str], str]) -> str:
+        return self.template.format(**{key: label(name) for key, name in self.settings.items()})
 
 
 class BrokerError(UserError):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from allocator.data.window import DEFAULT_END, DEFAULT_START, WindowSpec
-from allocator.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED_PRODUCER, UserError
+from allocator.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED_PRODUCER, SettingError, UserError
 from allocator.kafka.codec import (
     BOOTSTRAP_ENV,
     DEFAULT_BOOTSTRAP,
@@ -138,6 +138,15 @@ def setup_logging(verbose: bool = False) -> None:
     logging.getLogger("librdkafka").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
 
 
+# Settings whose flag is not "--" + the setting's name with dashes (allocator.errors.SettingError).
+FLAG_NAMES = {"csv_path": "--csv", "venue_file": "--venues", "kafka_settings": "-X"}
+
+
+def flag_for(setting: str) -> str:
+    """The command-line flag that sets a library setting, so errors name what the user typed."""
+    return FLAG_NAMES.get(setting, "--" + setting.replace("_", "-"))
+
+
 def run_main(
     prog: str,
     main: Callable[[Sequence[str] | None], int],
@@ -147,6 +156,9 @@ def run_main(
     """Run a CLI main: user errors become one line on stderr and their exit code, never a traceback."""
     try:
         return main(argv)
+    except SettingError as exc:
+        print(f"{prog}: error: {exc.render(flag_for)}", file=sys.stderr)
+        return exc.exit_code
     except UserError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return exc.exit_code
