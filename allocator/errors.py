@@ -43,6 +43,11 @@ class SettingError(UserError):
     def render(self, label: Callable[[str], str]) -> str:
         return self.template.format(**{key: label(name) for key, name in self.settings.items()})
 
+    @staticmethod
+    def literal(text: str) -> str:
+        """`text` for a template, as is: paths and library messages may hold braces."""
+        return text.replace("{", "{{").replace("}", "}}")
+
 
 class BrokerError(UserError):
     """Kafka could not be reached or refused our messages."""

@@ -7,32 +7,26 @@ cannot change any decision and users should see that rather than read meaning in
 
 from __future__ import annotations
 
-import itertools
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
+from allocator.config import Penalties
 from allocator.errors import UserError
 from allocator.execution.faithful import Execution
 
-DEFAULT_LAMBDA_OVER = (0.2, 0.4, 0.6, 0.8, 1.0)
-DEFAULT_LAMBDA_UNDER = (0.2, 0.4, 0.6, 0.8, 1.0)
-DEFAULT_THETA_QUEUE = (0.1, 0.2, 0.3, 0.4, 0.5)
 # Fan out to worker processes only when the serial grid would take longer than this.
 PARALLEL_THRESHOLD_SECONDS = 1.0
 
-Params = tuple[float, float, float]
-Strategy = Callable[[float, float, float], Execution]
+Strategy = Callable[[Penalties], Execution]
 
 
 @dataclass(frozen=True)
 class GridPoint:
-    lambda_over: float
-    lambda_under: float
-    theta_queue: float
+    penalties: Penalties
     execution: Execution
     total_cost: float
 
@@ -49,26 +43,20 @@ class SearchResult:
         return self.points[self.best_index]
 
 
-def grid(
-    lambda_over: Sequence[float], lambda_under: Sequence[float], theta_queue: Sequence[float]
-) -> list[Params]:
-    return list(itertools.product(lambda_over, lambda_under, theta_queue))
-
-
 _WORKER_STRATEGY: Strategy | None = None
 
 
-def _run_point(params: Params) -> Execution:
+def _run_point(penalties: Penalties) -> Execution:
     assert _WORKER_STRATEGY is not None
-    return _WORKER_STRATEGY(*params)
+    return _WORKER_STRATEGY(penalties)
 
 
-def search(strategy: Strategy, points: list[Params], jobs: int | None = None) -> SearchResult:
+def search(strategy: Strategy, points: list[Penalties], jobs: int | None = None) -> SearchResult:
     """Evaluate `strategy` at each grid point; `jobs` None = all cores when that pays, 1 = serial."""
     if not points:
         raise UserError("the parameter grid is empty; give at least one value per grid flag")
     started = time.perf_counter()
-    executions = [strategy(*points[0])]
+    executions = [strategy(points[0])]
     first_seconds = time.perf_counter() - started
     cores = os.cpu_count() or 1
     workers = 1
@@ -86,11 +74,8 @@ def search(strategy: Strategy, points: list[Params], jobs: int | None = None) ->
             executions += list(pool.map(_run_point, rest, chunksize=max(1, len(rest) // (4 * workers))))
         _WORKER_STRATEGY = None
     else:
-        executions += [strategy(*p) for p in rest]
-    graded = [
-        GridPoint(lo, lu, th, ex, ex.total_cost(lo, lu, th))
-        for (lo, lu, th), ex in zip(points, executions, strict=True)
-    ]
+        executions += [strategy(p) for p in rest]
+    graded = [GridPoint(p, ex, ex.total_cost(p)) for p, ex in zip(points, executions, strict=True)]
     best_index = min(range(len(graded)), key=lambda i: (graded[i].total_cost, i))
     distinct = len({p.execution.signature() for p in graded})
     return SearchResult(points=graded, best_index=best_index, distinct_outcomes=distinct, workers=workers)

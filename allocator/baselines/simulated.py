@@ -14,10 +14,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from allocator.baselines.snapshot import TWAP_BUCKET_SECONDS, best_venue, proportional_split, twap_targets
-from allocator.data.window import NS_PER_SECOND
+from allocator.baselines.rules import (
+    TWAP_BUCKET_SECONDS,
+    best_venue,
+    proportional_split,
+    twap_buckets,
+    twap_targets,
+)
 from allocator.execution.faithful import Execution
-from allocator.execution.realistic import SimMarket, cleanup, to_execution
+from allocator.execution.sim_market import SimMarket, cleanup, to_execution
 from allocator.execution.simulator import Simulator
 
 # (tick, remaining, seen ask prices, seen available sizes) -> {venue: shares}
@@ -89,10 +94,8 @@ def simulated_twap(
 ) -> Execution:
     market = sim_market.market
     fee = market.taker_fee
-    bucket_ns = bucket_seconds * NS_PER_SECOND
     arrival = sim_market.arrival_ns
-    span = market.window_end_ns - arrival
-    buckets = max(int(-(-span // bucket_ns)), 1)
+    buckets, bucket_ns = twap_buckets(market.window_end_ns - arrival, bucket_seconds)
     due = np.cumsum(twap_targets(order_size, buckets))  # shares due by the end of each bucket
     acting = np.maximum(sim_market.tick_seen, arrival)  # when each tick is acted on
     bucket_of = np.clip((acting - arrival) // bucket_ns, 0, buckets - 1)

@@ -18,27 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from allocator.data.window import NS_PER_SECOND
+from allocator.baselines.rules import (
+    TWAP_BUCKET_SECONDS,
+    best_venue,
+    proportional_split,
+    twap_buckets,
+    twap_targets,
+)
 from allocator.execution.faithful import Execution, Market, make_execution
-
-TWAP_BUCKET_SECONDS = 60
-
-
-def best_venue(ask: np.ndarray, taker_fee: np.ndarray) -> np.ndarray:
-    """The best-ask rule on a [T, V] array of asks (inf where a venue offers nothing): per row, the venue
-    with the lowest ask (ties: lower ask+fee, then lower publisher_id); -1 where no venue offers."""
-    ask = np.atleast_2d(ask)
-    best = np.full(ask.shape[0], -1, dtype=np.int64)
-    if ask.shape[1] == 0:
-        return best
-    all_in = ask + taker_fee[None, :]
-    # publisher_ids are sorted, so the column index already orders ties by lower id.
-    best_ask = ask.min(axis=1, keepdims=True)
-    candidates = np.where(ask == best_ask, all_in, np.inf)
-    choice = np.argmin(candidates, axis=1)
-    has_quote = np.isfinite(best_ask[:, 0])
-    best[has_quote] = choice[has_quote]
-    return best
 
 
 def best_venue_per_tick(market: Market) -> np.ndarray:
@@ -63,21 +50,11 @@ def best_ask(market: Market, order_size: int) -> Execution:
     return make_execution("best_ask", order_size, market, ticks, venues, taken)
 
 
-def twap_targets(order_size: int, buckets: int) -> np.ndarray:
-    """Whole-share targets per bucket: order_size // buckets, plus one for the first remainder buckets."""
-    base, extra = divmod(int(order_size), buckets)
-    targets = np.full(buckets, base, dtype=np.int64)
-    targets[:extra] += 1
-    return targets
-
-
 def twap(market: Market, order_size: int, bucket_seconds: int = TWAP_BUCKET_SECONDS) -> Execution:
     """Time-sliced best-ask buying with carry-over of each bucket's shortfall."""
     snaps = market.snapshots
     start = market.window_start_ns
-    span = market.window_end_ns - start
-    bucket_ns = bucket_seconds * NS_PER_SECOND
-    buckets = max(int(-(-span // bucket_ns)), 1)
+    buckets, bucket_ns = twap_buckets(market.window_end_ns - start, bucket_seconds)
     targets = twap_targets(order_size, buckets)
     best = best_venue_per_tick(market)
     bucket_of = (snaps.ts_event - start) // bucket_ns
@@ -100,25 +77,6 @@ def twap(market: Market, order_size: int, bucket_seconds: int = TWAP_BUCKET_SECO
         np.concatenate(all_venues),
         np.concatenate(all_shares),
     )
-
-
-def proportional_split(quantity: int, sizes: np.ndarray) -> np.ndarray:
-    """Split `quantity` in proportion to `sizes` in whole shares (largest remainder, ties to lower index).
-
-    Never exceeds a venue's size: when quantity ≥ total every venue gives all it shows.
-    """
-    sizes = np.asarray(sizes, dtype=np.int64)
-    total = int(sizes.sum())
-    if total <= quantity:
-        return sizes.copy()
-    exact = sizes * quantity  # integer numerators of quantity·size/total
-    base = exact // total
-    left = quantity - int(base.sum())
-    if left:
-        remainders = exact - base * total
-        order = np.lexsort((np.arange(len(sizes)), -remainders))
-        base[order[:left]] += 1
-    return base
 
 
 def vwap(market: Market, order_size: int) -> Execution:

@@ -63,10 +63,7 @@ def explicit_window(args: argparse.Namespace) -> WindowSpec | None:
 
 def non_negative_number(text: str, flag: str, hint: str) -> float:
     """The one rule for numeric flags here: a finite number ≥ 0, or a one-line error naming the flag."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise UserError(f"{flag} {text!r} is not a number ({hint})") from None
+    value = parse_number(text, flag, hint)
     if not 0 <= value < float("inf"):
         raise UserError(f"{flag} {text}: must be a number ≥ 0 ({hint})")
     return value
@@ -79,13 +76,19 @@ def speed_value(text: str) -> float:
     )
 
 
+def parse_number(text: str, flag: str, hint: str) -> float:
+    """A flag's text as a number; its range is the config's to check (allocator.config)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f"{flag} {text!r} is not a number ({hint})") from None
+
+
 def parse_grid(text: str | None, default: Sequence[float], flag: str) -> tuple[float, ...]:
-    """A comma-separated list of penalties (each ≥ 0); one value fixes the parameter."""
+    """A comma-separated list of penalties; one value fixes the parameter (PenaltyGrid checks each ≥ 0)."""
     if text is None:
         return tuple(default)
-    return tuple(
-        non_negative_number(part.strip(), flag, f"use e.g. {flag} 0.2,0.5,1.0") for part in text.split(",")
-    )
+    return tuple(parse_number(part.strip(), flag, f"use e.g. {flag} 0.2,0.5,1.0") for part in text.split(","))
 
 
 def add_kafka_flags(parser: argparse.ArgumentParser) -> None:

@@ -680,3 +680,11 @@ def _dbn_to_text_timestamps(chunk: pd.DataFrame) -> pd.DataFrame:
 
 def _short(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
+def frame_with_history(data: MarketData) -> pd.DataFrame:
+    """History rows (before the window, for the outflow estimator only) followed by the window's rows."""
+    history = data.history
+    if history is None or len(history) == 0:
+        return data.frame
+    return pd.concat([history, data.frame], ignore_index=True)

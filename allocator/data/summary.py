@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from allocator.data.loader import MarketData
 from allocator.data.window import format_ns
-from allocator.pipeline import duplicate_rows
 from allocator.snapshots.rule import build_snapshots
 
 
@@ -38,3 +38,9 @@ def describe_replay(data: MarketData) -> dict[str, Any]:
         "symbols": data.symbols,
         "out_of_order_rows": int(np.count_nonzero(np.diff(ts) < 0)),
     }
+
+
+def duplicate_rows(frame: pd.DataFrame) -> int:
+    """Rows identical to an earlier row in every loaded column. Harmless under the snapshot rule (the
+    first message at a tick wins and an identical later one changes nothing), so they are counted only."""
+    return int(frame.duplicated().sum()) if len(frame) else 0

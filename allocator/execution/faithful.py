@@ -13,10 +13,15 @@ snapshot whose displayed size (in whole steps) cannot cover the remainder; those
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from allocator.allocation.static import Venue, allocate
+from allocator.config import Penalties
+
+if TYPE_CHECKING:
+    from allocator.allocation.policy import Decision
 from allocator.snapshots.rule import Snapshots
 from allocator.snapshots.side import Side
 
@@ -51,7 +56,9 @@ class Execution:
     kind: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="<U7"))  # taker / maker / cleanup
     queue_ahead: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))  # maker fills only
     order_id: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    decisions: list[dict] = field(default_factory=list)  # the router's per-horizon choices, when it has any
+    decisions: list[Decision] = field(
+        default_factory=list
+    )  # the router's per-horizon choices, when it has any
     # Realistic mode: shares bought beyond (or missing from) the order are valued at this cost-space price,
     # the arrival mid, in total_cost (see there). None = the specification's cost (the faithful mode).
     mark_px: float | None = None
@@ -104,7 +111,7 @@ class Execution:
         filled = self.shares_filled
         return self.total_cash / filled if filled else None
 
-    def total_cost(self, lambda_over: float, lambda_under: float, theta_queue: float) -> float:
+    def total_cost(self, penalties: Penalties) -> float:
         """total_cash plus the spec's penalty terms on what was never filled (or overfilled).
 
         With `mark_px` set (the realistic mode), missing shares are added and extra shares removed at that
@@ -115,7 +122,8 @@ class Execution:
         cash = self.total_cash
         if self.mark_px is not None:
             cash += (under - over) * self.mark_px
-        return cash + theta_queue * (under + over) + lambda_under * under + lambda_over * over
+        p = penalties
+        return cash + p.theta_queue * (under + over) + p.lambda_under * under + p.lambda_over * over
 
     def signature(self) -> tuple:
         """A hashable summary of the fills, so the grid can count distinct outcomes."""
@@ -166,9 +174,7 @@ def step_capacity(ask_sz: np.ndarray, step: int) -> np.ndarray:
 def run_faithful_router(
     market: Market,
     order_size: int,
-    lambda_over: float,
-    lambda_under: float,
-    theta_queue: float,
+    penalties: Penalties,
     step: int = 100,
 ) -> Execution:
     """The specification's router walked over the snapshots (see module docstring).
@@ -205,7 +211,7 @@ def run_faithful_router(
             )
             for v in live
         ]
-        split, _cost = allocate(remaining, quotes, lambda_over, lambda_under, theta_queue, step)
+        split, _cost = allocate(remaining, quotes, *penalties.as_tuple(), step)
         if not split:  # cannot happen given the capacity test; kept as a guard against a wrong number
             waited += 1
             tick += 1

@@ -44,55 +44,9 @@ from typing import Literal
 import numpy as np
 
 from allocator.execution.book import Book, VenueStream
+from allocator.execution.models import FeeModel, LatencyModel, QueueModel
 
 Liquidity = Literal["taker", "maker", "cleanup"]
-QUEUE_MODELS = ("conservative", "probabilistic")
-NS_PER_MS = 1_000_000
-
-
-@dataclass(frozen=True)
-class Latency:
-    """Order-entry latency: constant plus optional uniform jitter, in nanoseconds."""
-
-    entry_ns: int = NS_PER_MS
-    jitter_ns: int = 0
-
-    def __post_init__(self) -> None:
-        if self.entry_ns < 0 or self.jitter_ns < 0:
-            raise ValueError("latency and jitter must be ≥ 0")
-
-    @property
-    def max_ns(self) -> int:
-        """The longest one-way delay: what a strategy must wait to be sure a report or cancel has landed."""
-        return self.entry_ns + self.jitter_ns
-
-    def draw(self, rng: np.random.Generator) -> int:
-        return self.entry_ns + (int(rng.integers(0, self.jitter_ns + 1)) if self.jitter_ns else 0)
-
-
-@dataclass(frozen=True)
-class QueueModel:
-    """How cancellations at our price level move us forward (see the module docstring)."""
-
-    kind: str = "conservative"
-    power: float = 2.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in QUEUE_MODELS:
-            raise ValueError(f"queue model must be one of {', '.join(QUEUE_MODELS)}, got {self.kind!r}")
-        if not self.power > 0:
-            raise ValueError("the probabilistic queue model needs power > 0")
-
-    def after_cancel(self, ahead: float, level_before: float, cancelled: float) -> float:
-        """Shares still ahead of us after `cancelled` shares left a level of `level_before` (us excluded)."""
-        if self.kind == "conservative" or cancelled <= 0 or ahead <= 0 or math.isinf(ahead):
-            return ahead
-        behind = max(level_before - ahead, 0.0)
-        fa, fb = ahead**self.power, behind**self.power
-        front_share = fa / (fa + fb)
-        from_front = cancelled * front_share
-        overflow = max(cancelled - from_front - behind, 0.0)  # the back cannot lose more than it holds
-        return max(ahead - from_front - overflow, 0.0)
 
 
 def split_decrease(drop: float, pending: float, traded_now: float) -> tuple[float, float]:
@@ -236,17 +190,15 @@ class Simulator:
     def __init__(
         self,
         book: Book,
-        taker_fee: np.ndarray,
-        maker_rebate: np.ndarray,
-        latency: Latency,
-        queue_model: QueueModel,
+        fees: FeeModel,
+        latency: LatencyModel,
+        queue: QueueModel,
         seed: int = 0,
     ) -> None:
         self.book = book
-        self.taker_fee = np.asarray(taker_fee, dtype=float)
-        self.maker_rebate = np.asarray(maker_rebate, dtype=float)
+        self.fees = fees
         self.latency = latency
-        self.queue_model = queue_model
+        self.queue = queue
         self.rng = np.random.default_rng(seed)
         self.depletion = Depletion(book)
         self.ledger = Ledger()
@@ -283,7 +235,7 @@ class Simulator:
             return 0
         available = self.depletion.available(venue, row)
         prices = stream.take_px[row]
-        fee = float(self.taker_fee[venue])
+        fee = self.fees.taker_fee(venue)
         left = int(shares)
         for j in range(len(prices)):
             px = float(prices[j])
@@ -308,7 +260,7 @@ class Simulator:
         cands: list[tuple[float, int, int, float, int]] = []
         for v in range(len(self.book.streams)):
             prices, sizes = self.seen_take_levels(v, t_sent)
-            fee = float(self.taker_fee[v])
+            fee = self.fees.taker_fee(v)
             for j in range(len(prices)):
                 if sizes[j] > 0 and np.isfinite(prices[j]):
                     cands.append((float(prices[j]) + fee, v, j, float(prices[j]), int(sizes[j])))
@@ -355,7 +307,7 @@ class Simulator:
         where move = (arrival of the re-posted order, its price) or None, and end = when this posting stopped
         being live (its last fill, or its cancel landing)."""
         row = stream.row_at(arrival)
-        rebate = float(self.maker_rebate[venue])
+        rebate = self.fees.maker_rebate(venue)
         move_seen: int | None = None  # when we learn that the best posting price left ours
         if row >= 0 and stream.post_px[row] == price:
             ahead = float(stream.post_sz[row])
@@ -408,7 +360,7 @@ class Simulator:
                 new = float(post_sz[r])
                 cancelled, pending = split_decrease(level - new, pending, traded_now)
                 if cancelled > 0:
-                    ahead = self.queue_model.after_cancel(ahead, level, cancelled)
+                    ahead = self.queue.after_cancel(ahead, level, cancelled)
                 ahead = min(ahead, new)
                 level = new
             else:

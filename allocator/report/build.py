@@ -14,14 +14,25 @@ when the router received more. Internally all of these are computed once, in cos
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
+from allocator.allocation.policy import Decision
+from allocator.config import Penalties, RunConfig
+from allocator.data.loader import MarketData
+from allocator.data.summary import duplicate_rows
+from allocator.data.venues import FeeTable
 from allocator.data.window import NS_PER_SECOND, format_ns
 from allocator.execution.faithful import Execution
+from allocator.execution.sim_market import SimMarket
 from allocator.search import SearchResult
-from allocator.snapshots.side import side_sign
+from allocator.snapshots.rule import Snapshots
+from allocator.snapshots.side import Side, side_sign
+
+IntArray = npt.NDArray[np.int64]
 
 MONEY_DECIMALS = 6
 LIQUIDITY_KINDS = ("taker", "maker", "cleanup")
@@ -51,10 +62,10 @@ def market_avg_px(execution: Execution) -> float | None:
     return None if avg is None else side_sign(execution.side) * avg
 
 
-def strategy_summary(execution: Execution, params: tuple[float, float, float]) -> dict[str, Any]:
+def strategy_summary(execution: Execution, penalties: Penalties) -> dict[str, Any]:
     """The four numbers the original README shows for each strategy."""
     return {
-        "total_cost": _money(execution.total_cost(*params)),
+        "total_cost": _money(execution.total_cost(penalties)),
         "total_cash": _money(market_cash(execution)),
         "shares_filled": execution.shares_filled,
         "avg_fill_px": _money(market_avg_px(execution)),
@@ -92,82 +103,109 @@ def build_report(
     result: SearchResult,
     baselines: dict[str, Execution],
     *,
-    order_size: int,
-    publisher_ids,
+    config: RunConfig,
+    snapshots: Snapshots,
     venue_names: list[str],
-    tick_ts,
-    grid_axes: dict[str, tuple[float, ...]],
     data_section: dict[str, Any],
-    mode: str,
-    step: int,
+    sim_market: SimMarket | None = None,
 ) -> dict[str, Any]:
-    """Assemble the report dict (deterministic given the same inputs: run metadata is added by callers)."""
+    """The report, deterministic given the same inputs; `with_run_sections` adds what differs per run."""
     best = result.best
-    params = (best.lambda_over, best.lambda_under, best.theta_queue)
     router = best.execution
-    summaries = {name: strategy_summary(ex, params) for name, ex in baselines.items()}
-    optimized = strategy_summary(router, params)
-    filled = {"optimized": router.shares_filled} | {n: ex.shares_filled for n, ex in baselines.items()}
-    unfilled = {"optimized": router.unfilled} | {n: ex.unfilled for n, ex in baselines.items()}
-    equal = len(set(filled.values())) == 1
-    costs = [p.total_cost for p in result.points]
     report: dict[str, Any] = {
-        "best_parameters": {
-            "lambda_over": best.lambda_over,
-            "lambda_under": best.lambda_under,
-            "theta_queue": best.theta_queue,
-        },
-        "optimized": optimized,
-        "baselines": summaries,
+        "best_parameters": best.penalties.report(),
+        "optimized": strategy_summary(router, best.penalties),
+        "baselines": {name: strategy_summary(ex, best.penalties) for name, ex in baselines.items()},
         "savings_vs_baselines_bps": {
             name: savings_bps(ex.avg_fill_px, router.avg_fill_px) for name, ex in baselines.items()
         },
-        "fills": {
-            "order_size": order_size,
-            "shares_filled": filled,
-            "unfilled_shares": unfilled,
-            "equal_fills": equal,
-            "note": (
-                "all strategies filled the same number of shares"
-                if equal
-                else "strategies filled different quantities: compare avg_fill_px with care, and see total_cost, "
-                "which charges the penalties for unfilled shares"
-            ),
-        },
-        "router": {
-            "mode": mode,
-            "step": step,
-            "ticks_waited": router.ticks_waited,
-            "child_fills": len(router.shares),
-            "side": router.side,
-            "first_fill_ts": format_ns(fill_times(router, tick_ts)[0]) if len(router.tick) else None,
-            "last_fill_ts": format_ns(fill_times(router, tick_ts)[-1]) if len(router.tick) else None,
-            "fees_paid": _money(router.fees_paid),
-            "venues": venue_breakdown(router, publisher_ids, venue_names),
-        },
-        "grid": {
-            "points": len(result.points),
-            "lambda_over": list(grid_axes["lambda_over"]),
-            "lambda_under": list(grid_axes["lambda_under"]),
-            "theta_queue": list(grid_axes["theta_queue"]),
-            "distinct_outcomes": result.distinct_outcomes,
-            "best_total_cost": _money(min(costs)),
-            "worst_total_cost": _money(max(costs)),
-            "worst_minus_best": _money(max(costs) - min(costs)),
-            "worst_minus_best_bps": (
-                round((max(costs) - min(costs)) / abs(min(costs)) * 10_000, BPS_DECIMALS)
-                if min(costs)
-                else None
-            ),
-            "note": (
-                "every grid point made the same fills: the parameters only change the penalty terms"
-                if result.distinct_outcomes == 1
-                else f"the grid produced {result.distinct_outcomes} different sets of fills"
-            ),
-        },
+        "fills": fills_section(router, baselines, config.order_size),
+        "router": router_section(router, config, snapshots, venue_names),
+        "grid": grid_section(result, config),
         "data": data_section,
     }
+    if sim_market is not None:
+        report["execution"] = execution_section(sim_market, result, baselines, venue_names)
     return report
+
+
+def with_run_sections(
+    report: dict[str, Any],
+    *,
+    complete: bool,
+    source: dict[str, Any],
+    fee_table: FeeTable,
+    grid_workers: int,
+    elapsed_seconds: float,
+) -> dict[str, Any]:
+    """The report plus what differs from run to run (where the rows came from, timings, stream counters):
+    `status` and `run`, the only sections allowed to differ between an offline and a Kafka run."""
+    return report | {
+        "status": "complete" if complete else "incomplete",
+        "run": source
+        | {
+            "fee_table": fee_table.path,
+            "fee_override": fee_table.overridden or None,
+            "grid_workers": grid_workers,
+            "elapsed_seconds": round(elapsed_seconds, 3),
+        },
+    }
+
+
+def fills_section(router: Execution, baselines: dict[str, Execution], order_size: int) -> dict[str, Any]:
+    """Who filled how much: averages compare fairly only when every strategy filled the same shares."""
+    filled = {"optimized": router.shares_filled} | {n: ex.shares_filled for n, ex in baselines.items()}
+    unfilled = {"optimized": router.unfilled} | {n: ex.unfilled for n, ex in baselines.items()}
+    equal = len(set(filled.values())) == 1
+    return {
+        "order_size": order_size,
+        "shares_filled": filled,
+        "unfilled_shares": unfilled,
+        "equal_fills": equal,
+        "note": (
+            "all strategies filled the same number of shares"
+            if equal
+            else "strategies filled different quantities: compare avg_fill_px with care, and see total_cost, "
+            "which charges the penalties for unfilled shares"
+        ),
+    }
+
+
+def router_section(
+    router: Execution, config: RunConfig, snapshots: Snapshots, venue_names: list[str]
+) -> dict[str, Any]:
+    times = fill_times(router, snapshots.ts_event)
+    return {
+        "mode": config.mode,
+        "step": config.step,
+        "ticks_waited": router.ticks_waited,
+        "child_fills": len(router.shares),
+        "side": router.side,
+        "first_fill_ts": format_ns(times[0]) if len(router.tick) else None,
+        "last_fill_ts": format_ns(times[-1]) if len(router.tick) else None,
+        "fees_paid": _money(router.fees_paid),
+        "venues": venue_breakdown(router, snapshots.publisher_ids, venue_names),
+    }
+
+
+def grid_section(result: SearchResult, config: RunConfig) -> dict[str, Any]:
+    """The spread of outcomes over the grid, so a 'best' point that changed nothing reads as such."""
+    costs = [p.total_cost for p in result.points]
+    best, worst = min(costs), max(costs)
+    return {
+        "points": len(result.points),
+        **{axis: list(values) for axis, values in config.grid.axes().items()},
+        "distinct_outcomes": result.distinct_outcomes,
+        "best_total_cost": _money(best),
+        "worst_total_cost": _money(worst),
+        "worst_minus_best": _money(worst - best),
+        "worst_minus_best_bps": round((worst - best) / abs(best) * 10_000, BPS_DECIMALS) if best else None,
+        "note": (
+            "every grid point made the same fills: the parameters only change the penalty terms"
+            if result.distinct_outcomes == 1
+            else f"the grid produced {result.distinct_outcomes} different sets of fills"
+        ),
+    }
 
 
 def fill_times(execution: Execution, tick_ts) -> Any:
@@ -206,24 +244,25 @@ def execution_profile(
     }
 
 
-def decision_summary(decisions: list[dict], publisher_ids, side: str) -> list[dict[str, Any]]:
+def decision_summary(
+    decisions: Sequence[Decision], publisher_ids: IntArray, side: Side
+) -> list[dict[str, Any]]:
     """The router's per-horizon choices, in market prices and publisher ids."""
     sign = side_sign(side)
     out = []
     for d in decisions:
-        certificate = d.get("certificate") or {}
         out.append(
             {
-                "ts": format_ns(d["t"]),
-                "remaining": d["remaining"],
-                "market_shares": d["market"],
-                "limit_shares": {str(int(publisher_ids[v])): q for v, q in d["limits"].items()},
-                "limit_px": None if d.get("post_px") is None else _money(sign * d["post_px"]),
-                "queue_ahead": {str(int(publisher_ids[v])): q for v, q in d.get("queue_ahead", {}).items()},
-                "half_spread": _money(d["half_spread"]),
-                "outflow_samples": d.get("outflow_samples", 0),
-                "solver": d.get("solver"),
-                "certificate": certificate.get("method"),
+                "ts": format_ns(d.t),
+                "remaining": d.remaining,
+                "market_shares": d.market,
+                "limit_shares": {str(int(publisher_ids[v])): q for v, q in d.limits.items()},
+                "limit_px": None if d.post_px is None else _money(sign * d.post_px),
+                "queue_ahead": {str(int(publisher_ids[v])): q for v, q in d.queue_ahead.items()},
+                "half_spread": _money(d.half_spread),
+                "outflow_samples": d.outflow_samples,
+                "solver": d.solver,
+                "certificate": (d.certificate or {}).get("method"),
             }
         )
     return out
@@ -232,7 +271,9 @@ def decision_summary(decisions: list[dict], publisher_ids, side: str) -> list[di
 DECISION_LOG_VERSION = 1
 
 
-def decision_log(decisions: list[dict], publisher_ids, side: str, grid_point: int) -> list[dict[str, Any]]:
+def decision_log(
+    decisions: Sequence[Decision], publisher_ids: IntArray, side: Side, grid_point: int
+) -> list[dict[str, Any]]:
     """Every input and output of each router solve, as the README documents them, so anyone can re-solve
     a line (allocator.allocation.exact.solve_exact on S, h, f, r, Q, xi and the penalties) and get its M and L.
 
@@ -242,35 +283,31 @@ def decision_log(decisions: list[dict], publisher_ids, side: str, grid_point: in
     ids = [int(p) for p in publisher_ids]
     lines = []
     for d in decisions:
-        venues = d.get("venues", [])
-        x = d.get("x")
-        limits = d["limits"]
+        x = d.x
         line: dict[str, Any] = {
             "version": DECISION_LOG_VERSION,
             "grid_point": grid_point,
-            "ts": format_ns(d["t"]),
+            "ts": format_ns(d.t),
             "side": side,
-            "S": d["remaining"],
-            "horizon_seconds": d["horizon_ns"] / NS_PER_SECOND,
-            "mid": None if d.get("mid") is None else sign * d["mid"],
-            "h": d["half_spread"],
-            "f": d.get("f"),
-            "r": d.get("r", []),
-            "Q": d.get("Q", []),
-            "venues": [ids[v] for v in venues],
-            "market_venue": ids[d["market_venue"]],
-            "limit_px": None if d.get("post_px") is None else sign * d["post_px"],
-            "xi": d["xi"].tolist() if "xi" in d else [],
-            "lambda_over": d["lambda_over"],
-            "lambda_under": d["lambda_under"],
-            "theta_queue": d["theta_queue"],
-            "M": float(x[0]) + 0.0 if x is not None else float(d["market"]),
+            "S": d.remaining,
+            "horizon_seconds": d.horizon_ns / NS_PER_SECOND,
+            "mid": None if d.mid is None else sign * d.mid,
+            "h": d.half_spread,
+            "f": d.f,
+            "r": d.r,
+            "Q": d.Q,
+            "venues": [ids[v] for v in d.venues],
+            "market_venue": ids[d.market_venue],
+            "limit_px": None if d.post_px is None else sign * d.post_px,
+            "xi": d.xi.tolist() if d.xi is not None else [],
+            **d.penalties.report(),
+            "M": float(x[0]) + 0.0 if x is not None else float(d.market),
             "L": [float(v) + 0.0 for v in x[1:]] if x is not None else [],
-            "sent": {"M": d["market"], "L": [int(limits.get(v, 0)) for v in venues]},
-            "objective": d.get("objective"),
-            "sent_objective": d.get("sent_objective"),
-            "solver": d.get("solver"),
-            "certificate": d.get("certificate")
+            "sent": {"M": d.market, "L": [int(d.limits.get(v, 0)) for v in d.venues]},
+            "objective": d.objective,
+            "sent_objective": d.sent_objective,
+            "solver": d.solver,
+            "certificate": d.certificate
             or {"method": "forced", "reason": "no venue to post at: the whole remainder is a market order"},
         }
         lines.append(line)
@@ -282,21 +319,18 @@ def parameter_effects(result: SearchResult) -> dict[str, list[dict[str, Any]]]:
     sent as market orders at its decisions, how much it over-posted (M + ΣL − S, as a share of S), and the
     mean total_cost. Where every posted share surely fills these rows are flat: the parameters then have
     nothing to trade off, and the table says so rather than inventing an effect."""
-    axes = {"lambda_over": 0, "lambda_under": 1, "theta_queue": 2}
     out: dict[str, list[dict[str, Any]]] = {}
-    for axis, index in axes.items():
+    for axis in ("lambda_over", "lambda_under", "theta_queue"):
         rows = []
-        values = sorted({(p.lambda_over, p.lambda_under, p.theta_queue)[index] for p in result.points})
+        values = sorted({getattr(p.penalties, axis) for p in result.points})
         for value in values:
-            points = [
-                p for p in result.points if (p.lambda_over, p.lambda_under, p.theta_queue)[index] == value
-            ]
+            points = [p for p in result.points if getattr(p.penalties, axis) == value]
             market = posted = wanted = 0
             for p in points:
                 for d in p.execution.decisions:
-                    market += d["market"]
-                    posted += d["market"] + sum(d["limits"].values())
-                    wanted += d["remaining"]
+                    market += d.market
+                    posted += d.market + sum(d.limits.values())
+                    wanted += d.remaining
             rows.append(
                 {
                     "value": value,
@@ -307,3 +341,43 @@ def parameter_effects(result: SearchResult) -> dict[str, list[dict[str, Any]]]:
             )
         out[axis] = rows
     return out
+
+
+def data_section(data: MarketData, snaps: Snapshots) -> dict[str, Any]:
+    """What was replayed — identical whether the rows came from the file or from Kafka."""
+    ts = data.frame["ts_event"].to_numpy()
+    return {
+        "window": data.window.report(),
+        "rows_in_window": len(ts),
+        "ticks": snaps.ticks,
+        "venues": [int(p) for p in snaps.publisher_ids],
+        "first_ts_event": format_ns(int(ts.min())) if len(ts) else None,
+        "last_ts_event": format_ns(int(ts.max())) if len(ts) else None,
+        "untradable_quotes": snaps.untradable_quotes,
+        "crossed_quotes": snaps.crossed_quotes,
+        "duplicate_rows": duplicate_rows(data.frame),
+    }
+
+
+def execution_section(
+    sim_market: SimMarket, result: SearchResult, baselines: dict[str, Execution], names: list[str]
+) -> dict[str, Any]:
+    """What only the realistic mode knows: the model's settings, each strategy's liquidity mix and shortfall
+    against the arrival mid, the router's decisions at the best grid point, and how the grid moved them."""
+    market = sim_market.market
+    snaps = market.snapshots
+    mid = sim_market.arrival_mid
+    router = result.best.execution
+    strategies = {"optimized": router} | baselines
+    return {
+        "model": sim_market.settings.report() | {"book_levels": sim_market.book.levels},
+        "side": snaps.side,
+        "arrival_ts": format_ns(sim_market.arrival_ns),
+        "arrival": sim_market.arrival.report(),
+        "arrival_mid": None if mid is None else round(side_sign(snaps.side) * mid, 6),
+        "strategies": {
+            name: execution_profile(ex, mid, snaps.publisher_ids, names) for name, ex in strategies.items()
+        },
+        "router_decisions": decision_summary(router.decisions, snaps.publisher_ids, snaps.side),
+        "parameter_effects": parameter_effects(result),
+    }

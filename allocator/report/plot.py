@@ -8,17 +8,14 @@ close looks cheap until its last step. matplotlib is imported here only, so othe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from allocator.data.window import NS_PER_SECOND, format_ns
-from allocator.errors import UserError
+from allocator.errors import SettingError
+from allocator.execution.faithful import Execution, Market
 from allocator.report.build import fill_times, market_avg_px
 from allocator.snapshots.side import side_sign
-
-if TYPE_CHECKING:
-    from allocator.pipeline import RunResult
 
 STYLES = {
     "optimized": ("tab:red", "-"),
@@ -42,7 +39,7 @@ def cumulative_series(execution, tick_ts, start_ns: int) -> tuple[np.ndarray, np
     )
 
 
-def plot_executions(result: RunResult, path: str | Path) -> None:
+def plot_executions(executions: dict[str, Execution], market: Market, mode: str, path: str | Path) -> None:
     """Write the figure; a one-line error if matplotlib is missing or the file cannot be written."""
     try:
         import matplotlib
@@ -50,10 +47,8 @@ def plot_executions(result: RunResult, path: str | Path) -> None:
         matplotlib.use("Agg")  # files only: no display needed, none opened
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UserError("--plot needs matplotlib: pip install -r requirements.txt") from None
-    market = result.market
+        raise SettingError("{plot} needs matplotlib: pip install -r requirements.txt", plot="plot") from None
     snaps = market.snapshots
-    executions = {"optimized": result.search.best.execution} | result.baselines
     side = snaps.side
     fig, (ax_shares, ax_cash) = plt.subplots(2, 1, sharex=True, figsize=(10, 7), constrained_layout=True)
     for name, ex in executions.items():
@@ -69,12 +64,11 @@ def plot_executions(result: RunResult, path: str | Path) -> None:
             cleanup_ts = fill_times(ex, snaps.ts_event)[ex.kind == "cleanup"].min()
             x = (cleanup_ts - market.window_start_ns) / NS_PER_SECOND
             ax_shares.axvline(x, color=color, alpha=0.3, linewidth=1)
-    order_size = result.search.best.execution.order_size
+    order_size = executions["optimized"].order_size
     ax_shares.axhline(order_size, color="grey", linewidth=0.8, linestyle=":")
     ax_shares.set_ylabel("shares filled (cumulative)")
     ax_cash.set_ylabel(f"cash {'paid' if side == 'buy' else 'received'} ($, cumulative)")
     ax_cash.set_xlabel(f"seconds since {format_ns(market.window_start_ns)}")
-    mode = result.report.get("router", {}).get("mode", "")
     ax_shares.set_title(f"{side} {order_size:,} shares, mode {mode}: fills over time (faint lines: clean-up)")
     ax_shares.legend(loc="lower right", fontsize="small")
     ax_cash.ticklabel_format(axis="y", style="plain", useOffset=False)
@@ -83,6 +77,7 @@ def plot_executions(result: RunResult, path: str | Path) -> None:
     try:
         fig.savefig(path, dpi=120)
     except (OSError, ValueError) as exc:
-        raise UserError(f"--plot {path}: cannot write the picture ({exc})") from None
+        reason = SettingError.literal(f"{path}: cannot write the picture ({exc})")
+        raise SettingError("{plot} " + reason, plot="plot") from None
     finally:
         plt.close(fig)

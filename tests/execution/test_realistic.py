@@ -16,21 +16,17 @@ import pytest
 
 from allocator.allocation.cont_kukanov import Params, expected_cost
 from allocator.allocation.exact import solve_exact
+from allocator.allocation.policy import solve
+from allocator.config import Penalties, PenaltyGrid, RunConfig, SimSettings
 from allocator.data.loader import load
 from allocator.data.schema import level_column
 from allocator.data.venues import load_fee_table
 from allocator.data.window import NS_PER_SECOND, WindowSpec
-from allocator.execution.realistic import (
-    SimSettings,
-    model_params,
-    observe,
-    outflow_increments,
-    outflow_samples,
-    run_ck_router,
-    solve,
-)
-from allocator.pipeline import RunConfig, build_sim_market_for, fills_frame, run
+from allocator.execution.realistic import model_params, run_ck_router
+from allocator.execution.sim_market import observe, outflow_increments, outflow_samples
+from allocator.pipeline import RunResult, build_sim_market_for, run
 from allocator.report.build import decision_log
+from allocator.report.ledger import fills_frame
 
 REPO = Path(__file__).resolve().parents[2]
 DATASET = REPO / "data" / "l1_day.csv.gz"
@@ -55,13 +51,15 @@ def config(**kw) -> RunConfig:
     base = {
         "order_size": 3000,
         "mode": "cont-kukanov",
-        "lambda_over": (0.2,),
-        "lambda_under": (0.6,),
-        "theta_queue": (0.1,),
+        "grid": PenaltyGrid((0.2,), (0.6,), (0.1,)),
         "jobs": 1,
         "sim": SETTINGS,
     }
     return RunConfig(**(base | kw))
+
+
+def ledger(result: RunResult):
+    return fills_frame(result.executions().values(), result.market.snapshots, result.venue_names)
 
 
 def sim_market(data, fees, side="buy", settings=SETTINGS):
@@ -104,9 +102,9 @@ def test_the_first_decision_is_at_the_arrival_and_blind_to_everything_after_it(d
             altered.loc[future, name] = altered.loc[future, name] + 0.05
     sm = sim_market(data, fees)
     changed_sm = sim_market(dataclasses.replace(data, frame=altered), fees)
-    original = run_ck_router(sm, 3000, 0.2, 0.6, 0.1)
-    changed = run_ck_router(changed_sm, 3000, 0.2, 0.6, 0.1)
-    assert original.decisions[0]["t"] == arrival == sm.arrival_ns
+    original = run_ck_router(sm, 3000, Penalties(0.2, 0.6, 0.1))
+    changed = run_ck_router(changed_sm, 3000, Penalties(0.2, 0.6, 0.1))
+    assert original.decisions[0].t == arrival == sm.arrival_ns
     assert logged(original.decisions[:1], sm) == logged(changed.decisions[:1], changed_sm)
     assert original.signature() != changed.signature()  # ...while the fills do meet the new data
 
@@ -120,7 +118,7 @@ def test_every_strategy_starts_at_the_common_arrival(data, fees):
     assert arrival["delay_seconds"] == 0 and arrival["history_seconds_before_window"] > 90
     start = SLICE.resolve(int(data.frame["ts_event"].iloc[0])).start_ns
     router = result.search.best.execution
-    assert router.decisions[0]["t"] == start
+    assert router.decisions[0].t == start
     round_trip = 2 * SETTINGS.latency.max_ns
     for name, ex in result.baselines.items():
         assert ex.ts.min() >= start + SETTINGS.latency.entry_ns, name  # nothing fills before the arrival
@@ -136,7 +134,7 @@ def test_without_history_every_arrival_waits_the_same_warmup(fees, caplog):
     assert "every strategy" in arrival["note"]
     start = SLICE.resolve(int(bare.frame["ts_event"].iloc[0])).start_ns
     delayed = start + 5 * NS_PER_SECOND
-    assert result.search.best.execution.decisions[0]["t"] == delayed
+    assert result.search.best.execution.decisions[0].t == delayed
     for name, ex in result.baselines.items():
         assert ex.ts.min() >= delayed, name
     said = [r.getMessage() for r in caplog.records if "history before the window" in r.getMessage()]
@@ -160,13 +158,13 @@ def test_the_last_decision_samples_outflow_over_the_time_its_orders_rest(data, f
     # orders resting only until the window end (10 s), and its ξ sampled for those 10 s.
     settings = dataclasses.replace(SETTINGS, horizon_ns=25 * NS_PER_SECOND)
     sm = sim_market(data, fees, settings=settings)
-    ex = run_ck_router(sm, 40_000, 0.2, 0.6, 0.1)
+    ex = run_ck_router(sm, 40_000, Penalties(0.2, 0.6, 0.1))
     lines = logged(ex.decisions, sm)
     assert [line["horizon_seconds"] for line in lines] == [25.0, 25.0, 10.0]
     last = ex.decisions[-1]
-    ten = outflow_samples(sm, last["venues"], last["t"], 10 * NS_PER_SECOND)
-    full = outflow_samples(sm, last["venues"], last["t"], 25 * NS_PER_SECOND)
-    np.testing.assert_array_equal(last["xi"], ten)
+    ten = outflow_samples(sm, last.venues, last.t, 10 * NS_PER_SECOND)
+    full = outflow_samples(sm, last.venues, last.t, 25 * NS_PER_SECOND)
+    np.testing.assert_array_equal(last.xi, ten)
     assert full.mean() > 2 * ten.mean()
 
 
@@ -186,7 +184,7 @@ def risky_state(data, fees):
 
 def decide(risky_state, lambda_over, lambda_under, theta) -> np.ndarray:
     sm, obs = risky_state
-    params = model_params(obs, sm.market, lambda_over, lambda_under, theta)
+    params = model_params(obs, sm.market, Penalties(lambda_over, lambda_under, theta))
     solution = solve_exact(3000.0, params, obs.samples)
     assert solution.certified
     return solution.x
@@ -214,7 +212,7 @@ def test_penalties_cannot_matter_when_every_queue_surely_clears(risky_state):
     sure = np.full_like(obs.samples, 1e6)
     answers = []
     for lu in (0.01, 0.6, 5.0):
-        params = model_params(obs, sm.market, 0.2, lu, 0.1)
+        params = model_params(obs, sm.market, Penalties(0.2, lu, 0.1))
         answers.append(solve_exact(3000.0, params, sure).x)
     for other in answers[1:]:
         np.testing.assert_allclose(other, answers[0], atol=1e-9)
@@ -225,7 +223,7 @@ def test_a_higher_rebate_tilts_limit_orders_toward_that_venue(risky_state):
     # A rebate 0.4¢ richer at one venue never lowers what is posted there; at the most used venue it moves
     # shares from the market order to that venue (measured: 992 → 1086 of 3,000 at λ_u 0.6).
     sm, obs = risky_state
-    params = model_params(obs, sm.market, 0.2, 0.6, 0.1)
+    params = model_params(obs, sm.market, Penalties(0.2, 0.6, 0.1))
     base = solve_exact(3000.0, params, obs.samples).x
     favourite = int(np.argmax(base[1:]))
     for k in range(params.K):
@@ -238,7 +236,7 @@ def test_a_higher_rebate_tilts_limit_orders_toward_that_venue(risky_state):
 
 
 def test_the_grid_changes_the_outcome_and_reports_the_spread(data, fees):
-    report = run(data, fees, config(lambda_under=(0.05, 1.0, 5.0), theta_queue=(0.0, 0.5))).report
+    report = run(data, fees, config(grid=PenaltyGrid((0.2,), (0.05, 1.0, 5.0), (0.0, 0.5)))).report
     grid = report["grid"]
     assert grid["distinct_outcomes"] > 1
     assert grid["worst_minus_best"] == pytest.approx(
@@ -284,7 +282,7 @@ def test_cleanup_buys_what_resting_orders_missed_at_honest_prices(data, fees):
     # clean-up sweep at the close, walking the depth and paying the taker fee.
     settings = dataclasses.replace(SETTINGS, latency=dataclasses.replace(SETTINGS.latency, entry_ns=10**12))
     sm = sim_market(data, fees, settings=settings)
-    ex = run_ck_router(sm, 3000, 0.2, 0.01, 0.0)
+    ex = run_ck_router(sm, 3000, Penalties(0.2, 0.01, 0.0))
     assert ex.shares_of("cleanup") == ex.shares_filled == 3000
     assert (ex.fee == sm.market.taker_fee[ex.venue]).all()
     assert (ex.kind == "cleanup").all()
@@ -316,10 +314,10 @@ def mirror(frame: pd.DataFrame, center: float = CENTER) -> pd.DataFrame:
 @pytest.mark.parametrize("mode", ["faithful", "cont-kukanov"])
 def test_a_sell_on_the_mirrored_market_is_the_buy(data, fees, mode):
     mirrored = dataclasses.replace(data, frame=mirror(data.frame), history=mirror(data.history))
-    cfg = {"mode": mode, "order_size": 3000, "lambda_under": (0.2, 1.0), "jobs": 1}
+    cfg = {"mode": mode, "order_size": 3000, "grid": PenaltyGrid((0.2,), (0.2, 1.0), (0.1,)), "jobs": 1}
     buy = run(data, fees, config(**cfg))
     sell = run(mirrored, fees, config(**cfg, side="sell"))
-    fb, fs = fills_frame(buy), fills_frame(sell)
+    fb, fs = ledger(buy), ledger(sell)
     for column in ("strategy", "ts_event", "publisher_id", "liquidity", "shares", "fee_per_share", "rebate"):
         assert fb[column].tolist() == fs[column].tolist(), column
     assert np.allclose(fs["price"], 2 * CENTER - fb["price"], atol=1e-9)
@@ -442,7 +440,7 @@ def test_sa_never_beats_the_exact_solver_and_the_exact_solver_matches_the_lp(dat
             (5000, 0.0, 1.0, 0.2, 0.1),
             (1000, 0.6, 0.6, 0.3, 0.1),
         ):
-            params = model_params(obs, sm.market, lambda_over, lambda_under, theta)
+            params = model_params(obs, sm.market, Penalties(lambda_over, lambda_under, theta))
             params = Params(
                 params.h,
                 params.f,

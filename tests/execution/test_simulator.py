@@ -8,9 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from allocator.allocation.policy import Decision
+from allocator.config import Penalties
 from allocator.data.schema import MBP10_COLUMNS, level_column
 from allocator.execution.book import build_book
-from allocator.execution.simulator import Latency, QueueModel, Simulator
+from allocator.execution.models import EntryLatency, PerShareFees, queue_model
+from allocator.execution.simulator import Simulator
 from tests.helpers import at
 
 T0 = at("13:36:40")
@@ -83,7 +86,10 @@ def simulator(
     book = build_book(frame, pids, side)
     n = len(pids)
     return Simulator(
-        book, np.full(n, fee), np.full(n, rebate), Latency(entry_ns=latency_ns), QueueModel(queue, power)
+        book,
+        PerShareFees(np.full(n, fee), np.full(n, rebate)),
+        EntryLatency(entry_ns=latency_ns),
+        queue_model(queue, power),
     )
 
 
@@ -170,7 +176,7 @@ def test_sweep_takes_the_cheapest_levels_across_venues_fee_included():
         row(T0, pid=3, asks=((10.00, 100), (10.01, 100))),
     ]
     frame_sim = simulator(rows)
-    frame_sim.taker_fee[:] = [0.003, 0.001]  # venue 3 is cheaper all-in at the same price
+    frame_sim.fees.taker[:] = [0.003, 0.001]  # venue 3 is cheaper all-in at the same price
     assert frame_sim.sweep(T0, 250) == 250
     got = sorted(
         (v, p, q)
@@ -311,7 +317,7 @@ def test_a_strategy_sees_rows_only_once_received():
 
 
 def test_jitter_is_bounded_and_seeded():
-    lat = Latency(entry_ns=MS, jitter_ns=MS // 2)
+    lat = EntryLatency(entry_ns=MS, jitter_ns=MS // 2)
     draws = [lat.draw(np.random.default_rng(7)) for _ in range(3)]
     assert len(set(draws)) == 1 and MS <= draws[0] <= MS + MS // 2
     rng = np.random.default_rng(1)
@@ -344,7 +350,7 @@ def test_one_trade_print_never_fills_two_of_our_orders_at_a_venue():
     totals = set()
     for seed in range(50):
         sim = simulator(rows)
-        sim.latency = Latency(entry_ns=MS, jitter_ns=MS)
+        sim.latency = EntryLatency(entry_ns=MS, jitter_ns=MS)
         sim.rng = np.random.default_rng(seed)
         first = sim.rest(0, 9.99, 100, T0, t_next)
         second = sim.rest(0, 9.99, 100, t_next, t_next + 10 * MS)
@@ -365,7 +371,7 @@ def test_an_unknown_aggressor_is_judged_by_the_book_before_the_trade():
 
 @pytest.mark.parametrize("printed", ["after", "before"])
 def test_outflow_counts_each_traded_share_once_whichever_way_the_book_is_printed(printed):
-    from allocator.execution.realistic import cumulative_outflow
+    from allocator.execution.sim_market import cumulative_outflow
 
     book_after = 300 if printed == "after" else 500
     rows = [
@@ -375,8 +381,8 @@ def test_outflow_counts_each_traded_share_once_whichever_way_the_book_is_printed
         row(T0 + 2 * MS, action="C", side="B", price=9.99, size=50, bids=((9.99, 250),)),  # a real cancel
     ]
     stream = simulator(rows).book.streams[0]
-    assert cumulative_outflow(stream, QueueModel("probabilistic"))[-1] == 250
-    assert cumulative_outflow(stream, QueueModel("conservative"))[-1] == 200
+    assert cumulative_outflow(stream, queue_model("probabilistic"))[-1] == 250
+    assert cumulative_outflow(stream, queue_model("conservative"))[-1] == 200
 
 
 def test_parent_complete_cancels_every_resting_order_even_one_that_turned_marketable():
@@ -392,7 +398,17 @@ def test_parent_complete_cancels_every_resting_order_even_one_that_turned_market
         row(T0 + 20 * MS + MS // 2, pid=3, bids=((9.99, 50),), asks=((10.00, 300),)),  # ...which would cross
     ]
     sim = simulator(rows, latency_ns=MS)
-    _execute(
-        sim, {"market": 0, "limits": {0: 100, 1: 100}, "post_px": 9.99}, T0, T0 + 100 * MS, remaining=100
+    decision = Decision(
+        t=T0,
+        remaining=100,
+        market_venue=0,
+        half_spread=0.01,
+        mid=10.0,
+        horizon_ns=100 * MS,
+        penalties=Penalties(0.0, 0.0, 0.0),
+        market=0,
+        limits={0: 100, 1: 100},
+        post_px=9.99,
     )
+    _execute(sim, decision, T0, T0 + 100 * MS, remaining=100)
     assert sim.ledger.filled() == 100  # the cancel landed at +4 ms, long before the re-post could trade

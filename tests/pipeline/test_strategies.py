@@ -14,10 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from allocator import Venue, allocate
-from allocator.baselines.snapshot import best_ask, proportional_split, twap, twap_targets, vwap
+from allocator.baselines.rules import proportional_split, twap_targets
+from allocator.baselines.snapshot import best_ask, twap, vwap
+from allocator.config import Penalties, PenaltyGrid
 from allocator.execution.faithful import make_execution, run_faithful_router
 from allocator.report.build import savings_bps
-from allocator.search import grid, search
+from allocator.search import search
 from tests.helpers import NS, at, make_market
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,7 +27,7 @@ nan = math.nan
 
 
 def router(market, order_size, lo=0.5, lu=0.5, th=0.1):
-    return run_faithful_router(market, order_size, lo, lu, th)
+    return run_faithful_router(market, order_size, Penalties(lo, lu, th))
 
 
 def test_one_venue_fills_at_the_first_snapshot_that_covers_the_order():
@@ -53,7 +55,7 @@ def test_remainder_not_a_multiple_of_the_step_waits_forever_and_is_reported():
     market = make_market([[10.0]] * 4, [[1000]] * 4, [0.0])
     ex = router(market, 250, lo=0.2, lu=0.7, th=0.1)
     assert ex.shares_filled == 0 and ex.unfilled == 250 and ex.ticks_waited == 4
-    assert ex.total_cost(0.2, 0.7, 0.1) == pytest.approx((0.7 + 0.1) * 250)
+    assert ex.total_cost(Penalties(0.2, 0.7, 0.1)) == pytest.approx((0.7 + 0.1) * 250)
 
 
 def test_no_candidate_means_wait_until_displayed_size_covers_the_order():
@@ -114,7 +116,7 @@ def test_router_shortcut_equals_calling_the_allocator_at_every_tick(data, n_tick
     )
     fees = data.draw(st.lists(st.sampled_from([0.0, 0.003, -0.001]), min_size=n_venues, max_size=n_venues))
     market = make_market(prices, sizes, fees)
-    fast = run_faithful_router(market, order, 0.3, 0.6, 0.2, 100)
+    fast = run_faithful_router(market, order, Penalties(0.3, 0.6, 0.2), 100)
     slow = naive_router(market, order, 0.3, 0.6, 0.2, 100)
     assert fast.signature() == slow.signature()
     assert fast.ticks_waited == slow.ticks_waited
@@ -191,12 +193,12 @@ def test_savings_formula():
 
 def test_search_picks_the_lowest_cost_and_breaks_ties_by_grid_order():
     market = make_market([[10.0]], [[1000]], [0.0])
-    points = grid((0.1, 0.2), (0.3, 0.1), (0.5,))
-    result = search(lambda lo, lu, th: run_faithful_router(market, 250, lo, lu, th), points, jobs=1)
+    points = PenaltyGrid((0.1, 0.2), (0.3, 0.1), (0.5,)).points()
+    result = search(lambda p: run_faithful_router(market, 250, p), points, jobs=1)
     # 250 is never filled: cost = (θ + λ_under)·250, lowest at λ_under = 0.1; first such point wins.
-    assert (result.best.lambda_over, result.best.lambda_under) == (0.1, 0.1)
+    assert (result.best.penalties.lambda_over, result.best.penalties.lambda_under) == (0.1, 0.1)
     assert result.distinct_outcomes == 1
-    parallel = search(lambda lo, lu, th: run_faithful_router(market, 250, lo, lu, th), points, jobs=2)
+    parallel = search(lambda p: run_faithful_router(market, 250, p), points, jobs=2)
     assert [p.total_cost for p in parallel.points] == [p.total_cost for p in result.points]
 
 
@@ -249,17 +251,18 @@ def test_report_json_shape_and_types(tmp_path):
 
 def test_live_decisions_are_the_reports_decisions():
     """--live applies the snapshot rule incrementally; its fills must be the batch router's, tick for tick."""
+    from allocator.config import RunConfig
     from allocator.data.loader import load
     from allocator.data.venues import load_fee_table
     from allocator.data.window import WindowSpec
     from allocator.kafka.live import LiveRouter
     from allocator.kafka.producer import event_frame
-    from allocator.pipeline import RunConfig, run
+    from allocator.pipeline import run
 
     data = load(REPO / "data" / "l1_day.csv.gz", WindowSpec("13:36:32", "13:38:00"), levels=1)
     fees = load_fee_table()
     for order in (3000, 5000, 12_000):
-        config = RunConfig(order_size=order, lambda_over=(0.5,), lambda_under=(0.5,), theta_queue=(0.1,))
+        config = RunConfig(order_size=order, grid=PenaltyGrid((0.5,), (0.5,), (0.1,)))
         result = run(data, fees, config)
         router = result.search.best.execution
         snaps = result.market.snapshots
