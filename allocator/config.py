@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from allocator.allocation.outflow import DEFAULT_SAMPLES
 from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS, calibration_to_ns
@@ -33,7 +33,9 @@ DEFAULT_THETA_QUEUE = (0.1, 0.2, 0.3, 0.4, 0.5)
 DEFAULT_HORIZON_SECONDS = 30.0
 DEFAULT_WARMUP_SECONDS = 10.0
 DEFAULT_SA_ITERATIONS = 4000
-SA_STEP = "adaptive"  # see allocator.allocation.cont_kukanov.solve_sa: measured against the exact optimum
+SA_STEP: Final = (
+    "adaptive"  # see allocator.allocation.cont_kukanov.solve_sa: measured against the exact optimum
+)
 SA_GAMMA0 = 0.3
 
 

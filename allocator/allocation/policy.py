@@ -90,7 +90,7 @@ def best_whole_shares(
     pts = np.unique(np.array(candidates), axis=0)
     costs = np.array([sample_costs(p, samples, params, float(remaining)).mean() for p in pts])
     weights = tie_weights(k)
-    best = min(range(len(pts)), key=lambda i: (round(costs[i], 9), float(pts[i] @ weights)))
+    best = min(range(len(pts)), key=lambda i: (float(np.round(costs[i], 9)), float(pts[i] @ weights)))
     point = pts[best]
     return int(point[0]), point[1:].astype(np.int64), float(costs[best])
 

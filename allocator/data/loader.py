@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -363,7 +364,9 @@ def _value_ok(value: bytes, dtype: pa.DataType | None) -> bool:
     return True
 
 
-_Columns = dict[str, np.ndarray | pd.Series | pd.Categorical]
+# One chunk's columns by name: int64/float64 arrays, string Series, or Categoricals (the kind follows the
+# column's name, which pandas-stubs cannot see, so values are Any).
+_Columns = dict[str, Any]
 
 
 class _Accumulator:
@@ -472,7 +475,7 @@ class _Accumulator:
         """Join the kept blocks one column at a time, freeing each column's blocks as it goes, so the
         peak is the result plus one column rather than twice the result."""
         names = list(self.kept[0])
-        out: dict[str, np.ndarray | pd.Categorical] = {}
+        out: _Columns = {}
         for name in names:
             parts = [part.pop(name) for part in self.kept]
             if name in STRING_COLUMNS:
@@ -489,8 +492,8 @@ class _Accumulator:
         """Like `_concatenate`, for the window and the history together: each string column is one
         categorical over both, split after, so `pd.concat([history, frame])` keeps the category dtype."""
         names = list(self.kept[0])
-        out: dict[str, np.ndarray | pd.Categorical] = {}
-        out_history: dict[str, np.ndarray | pd.Categorical] = {}
+        out: _Columns = {}
+        out_history: _Columns = {}
         for name in names:
             parts = [part.pop(name) for part in self.kept]
             before = [part.pop(name) for part in history]
@@ -524,6 +527,7 @@ class _Accumulator:
         if self.rows_total == 0 or self.window is None:
             raise UserError(f"{self.path} has a header but no data rows")
         if not self.kept:
+            assert self.first_ts is not None and self.last_ts is not None  # rows were read
             raise UserError(
                 f"{self.path}: no rows in the window {self.window.describe()}; the file covers "
                 f"{format_ns(self.first_ts)} – {format_ns(self.last_ts)} (pass --start/--end inside that range)"
@@ -647,6 +651,7 @@ def _load_dbn(
             price_columns = [c for c in wanted if types[c] == pa.float64()]
             state = _Accumulator(path, window, symbol, "decimal", price_columns, calibration_ns)
         table = pa.Table.from_pandas(_dbn_to_text_timestamps(chunk[wanted]), preserve_index=False)
+        assert state is not None  # made with the first chunk's header
         for batch in table.to_batches():
             state.add(batch, 2)
     if state is None:

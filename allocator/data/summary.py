@@ -29,7 +29,9 @@ def describe_replay(data: MarketData) -> dict[str, Any]:
         "last_ts_event": format_ns(int(ts.max())),
         "ticks": snaps.ticks,
         "venues": [int(p) for p in snaps.publisher_ids],
-        "rows_per_venue": {str(int(k)): int(v) for k, v in per_venue.items()},
+        "rows_per_venue": {
+            str(int(k)): int(v) for k, v in zip(per_venue.index.tolist(), per_venue.tolist(), strict=True)
+        },
         "skipped_untradable": snaps.untradable_quotes,
         "crossed_quotes": snaps.crossed_quotes,
         "duplicate_rows": duplicate_rows(frame),

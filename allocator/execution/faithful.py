@@ -13,7 +13,7 @@ snapshot whose displayed size (in whole steps) cannot cover the remainder; those
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -144,7 +144,7 @@ def make_execution(
     ticks: np.ndarray,
     venues: np.ndarray,
     shares: np.ndarray,
-    **extra,
+    **extra: Any,
 ) -> Execution:
     """Build an Execution for taker fills at the snapshot ask; zero-share entries are dropped."""
     ticks = np.asarray(ticks, dtype=np.int64)

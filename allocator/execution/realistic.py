@@ -24,6 +24,8 @@ best posting level.
 
 from __future__ import annotations
 
+import functools
+
 from allocator.allocation.cont_kukanov import Params
 from allocator.allocation.policy import Decision, best_whole_shares, solve
 from allocator.config import Penalties
@@ -94,23 +96,23 @@ def _decide(
     obs = sim_market.observe(sim, t, horizon_ns)
     if obs is None:
         return None
-    seen = {
-        "t": t,
-        "remaining": remaining,
-        "market_venue": obs.market_venue,
-        "half_spread": obs.half_spread,
-        "mid": obs.mid,
-        "horizon_ns": horizon_ns,
-        "penalties": penalties,
-    }
+    seen = functools.partial(
+        Decision,
+        t=t,
+        remaining=remaining,
+        market_venue=obs.market_venue,
+        half_spread=obs.half_spread,
+        mid=obs.mid,
+        horizon_ns=horizon_ns,
+        penalties=penalties,
+    )
     if not obs.limit_venues:
-        return Decision(**seen, market=remaining, limits={}, post_px=None)
+        return seen(market=remaining, limits={}, post_px=None)
     params = model_params(obs, sim_market.market, penalties)
     solved = solve(remaining, params, obs.samples, sim_market.settings, seed)
     mkt, limits, sent_cost = best_whole_shares(solved.x, remaining, params, obs.samples)
     venues = obs.limit_venues
-    return Decision(
-        **seen,
+    return seen(
         market=mkt,
         limits={v: int(q) for v, q in zip(venues, limits, strict=True) if q > 0},
         post_px=obs.post_px,

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from allocator.allocation.outflow import block_bootstrap, block_length, increment_step, increment_times
+from allocator.allocation.policy import Decision
 from allocator.config import SimSettings
 from allocator.data.window import NS_PER_SECOND, format_ns
 from allocator.execution.book import Book, VenueStream
@@ -248,7 +249,7 @@ def cleanup(sim_market: SimMarket, sim: Simulator, order_size: int) -> None:
 
 
 def to_execution(
-    ledger: Ledger, name: str, order_size: int, sim_market: SimMarket, decisions: list[dict]
+    ledger: Ledger, name: str, order_size: int, sim_market: SimMarket, decisions: list[Decision]
 ) -> Execution:
     """Ledger → Execution in time order, with `tick` the snapshot in force at each fill (for the ledger CSV)
     and the arrival mid as the price at which extra or missing shares are valued."""

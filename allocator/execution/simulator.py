@@ -157,8 +157,10 @@ class Depletion:
         deficit = self._deficit(venue, px, row)
         size = int(stream.take_sz[row][stream.take_px[row] == px].sum())
         entry = self._taken[venue].get(px)
-        start = max(row, entry[0]) if entry is not None else row
-        self._taken[venue][px] = [start, size if start == row else entry[1], deficit + shares]
+        if entry is None or row >= entry[0]:
+            self._taken[venue][px] = [row, size, deficit + shares]
+        else:  # an earlier record at a later row stands: keep its row and size
+            self._taken[venue][px] = [entry[0], entry[1], deficit + shares]
 
 
 def _decreases(stream: VenueStream, after: int, upto: int, px: float, size: int) -> tuple[int, int]:

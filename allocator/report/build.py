@@ -72,7 +72,7 @@ def strategy_summary(execution: Execution, penalties: Penalties) -> dict[str, An
     }
 
 
-def venue_breakdown(execution: Execution, publisher_ids, names: list[str]) -> list[dict[str, Any]]:
+def venue_breakdown(execution: Execution, publisher_ids: IntArray, names: list[str]) -> list[dict[str, Any]]:
     """Shares and cash per venue, in publisher_id order, only venues that filled something."""
     rows = []
     for v, pid in enumerate(publisher_ids):
@@ -208,7 +208,7 @@ def grid_section(result: SearchResult, config: RunConfig) -> dict[str, Any]:
     }
 
 
-def fill_times(execution: Execution, tick_ts) -> Any:
+def fill_times(execution: Execution, tick_ts: IntArray) -> IntArray:
     """ns timestamps of the fills: the simulator's own times, or the faithful mode's tick times."""
     return execution.ts if len(execution.ts) == len(execution.shares) else tick_ts[execution.tick]
 
@@ -222,7 +222,7 @@ def shortfall_bps(execution: Execution, arrival_mid_cost: float | None) -> float
 
 
 def execution_profile(
-    execution: Execution, arrival_mid_cost: float | None, publisher_ids, names: list[str]
+    execution: Execution, arrival_mid_cost: float | None, publisher_ids: IntArray, names: list[str]
 ) -> dict[str, Any]:
     """How one strategy filled in the realistic mode: shortfall, fill rate before clean-up, liquidity mix."""
     cleanup = execution.shares_of("cleanup")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from allocator.data.window import NS_PER_SECOND, format_ns
 from allocator.errors import SettingError
@@ -25,7 +26,9 @@ STYLES = {
 }
 
 
-def cumulative_series(execution, tick_ts, start_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cumulative_series(
+    execution: Execution, tick_ts: npt.NDArray[np.int64], start_ns: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(seconds since start, cumulative shares, cumulative market cash) at each fill, starting from zero."""
     ts = np.asarray(fill_times(execution, tick_ts), dtype=np.int64)
     order = np.argsort(ts, kind="stable")
