@@ -39,16 +39,19 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
-Sampler = Callable[[np.random.Generator, int], np.ndarray]
+FloatArray = npt.NDArray[np.float64]
+Sampler = Callable[[np.random.Generator, int], FloatArray]
 StepSchedule = Literal["paper", "sqrt", "adaptive"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Params:
     """Per-share economics of one decision. `f` is one scalar because the caller picks the market venue.
 
-    r and Q accept any 1-D array-like and are stored as read-only float arrays.
+    r and Q accept any 1-D array-like and are stored as read-only float arrays (hence the hand-written
+    __init__: the constructor takes what the stored fields are made from).
 
     h: half-spread; f: taker fee on M; r[k]: maker rebate at venue k (net of adverse selection if the
     caller wants); Q[k]: shares queued ahead at venue k; theta: impact per share sent; lambda_u /
@@ -57,30 +60,50 @@ class Params:
 
     h: float
     f: float
-    r: np.ndarray
-    Q: np.ndarray
+    r: FloatArray
+    Q: FloatArray
     theta: float
     lambda_u: float
     lambda_o: float
 
-    def __post_init__(self) -> None:
-        r = np.atleast_1d(np.asarray(self.r, dtype=float)).copy()
-        q = np.atleast_1d(np.asarray(self.Q, dtype=float)).copy()
-        if r.ndim != 1 or q.shape != r.shape or r.size == 0:
+    def __init__(
+        self,
+        h: float,
+        f: float,
+        r: npt.ArrayLike,
+        Q: npt.ArrayLike,  # noqa: N803 - the paper's symbol
+        theta: float,
+        lambda_u: float,
+        lambda_o: float,
+    ) -> None:
+        rebates = np.atleast_1d(np.asarray(r, dtype=float)).copy()
+        queues = np.atleast_1d(np.asarray(Q, dtype=float)).copy()
+        if rebates.ndim != 1 or queues.shape != rebates.shape or rebates.size == 0:
             raise ValueError(
-                f"r and Q must be 1-D arrays of one common length ≥ 1, got {r.shape} and {q.shape}"
+                f"r and Q must be 1-D arrays of one common length ≥ 1, got {rebates.shape} and {queues.shape}"
             )
-        scalars = (self.h, self.f, self.theta, self.lambda_u, self.lambda_o)
+        scalars = (h, f, theta, lambda_u, lambda_o)
         if not (
-            all(math.isfinite(float(s)) for s in scalars) and np.isfinite(r).all() and np.isfinite(q).all()
+            all(math.isfinite(float(s)) for s in scalars)
+            and np.isfinite(rebates).all()
+            and np.isfinite(queues).all()
         ):
             raise ValueError("every parameter must be finite")
-        if min(self.theta, self.lambda_u, self.lambda_o) < 0 or (q < 0).any():
+        if min(theta, lambda_u, lambda_o) < 0 or (queues < 0).any():
             raise ValueError("theta, lambda_u, lambda_o and Q must be ≥ 0")
-        r.flags.writeable = False  # frozen means frozen: no silent edits through the array
-        q.flags.writeable = False
-        object.__setattr__(self, "r", r)
-        object.__setattr__(self, "Q", q)
+        rebates.flags.writeable = False  # frozen means frozen: no silent edits through the array
+        queues.flags.writeable = False
+        stored = {
+            "h": h,
+            "f": f,
+            "r": rebates,
+            "Q": queues,
+            "theta": theta,
+            "lambda_u": lambda_u,
+            "lambda_o": lambda_o,
+        }
+        for name, value in stored.items():
+            object.__setattr__(self, name, value)
 
     @property
     def K(self) -> int:  # noqa: N802 - the paper's symbol
@@ -88,21 +111,21 @@ class Params:
         return int(self.r.size)
 
 
-def _decision(x: np.ndarray, params: Params) -> np.ndarray:
+def _decision(x: FloatArray, params: Params) -> FloatArray:
     arr = np.asarray(x, dtype=float)
     if arr.shape != (params.K + 1,):
         raise ValueError(f"x must have shape ({params.K + 1},) = (M, L_1..L_K), got {arr.shape}")
     return arr
 
 
-def _outflows(xi: np.ndarray, params: Params) -> np.ndarray:
+def _outflows(xi: FloatArray, params: Params) -> FloatArray:
     arr = np.asarray(xi, dtype=float)
     if arr.ndim not in (1, 2) or arr.shape[-1] != params.K:
         raise ValueError(f"outflows must have shape (K,) or (n, K) with K = {params.K}, got {arr.shape}")
     return arr
 
 
-def sample_costs(x: np.ndarray, samples: np.ndarray, params: Params, S: float) -> np.ndarray:  # noqa: N803
+def sample_costs(x: FloatArray, samples: FloatArray, params: Params, S: float) -> FloatArray:  # noqa: N803
     """v(X, ξ) for each row ξ of `samples` (shape (n, K)); kept separate so tests can see the whole law."""
     x = _decision(x, params)
     xi = np.atleast_2d(_outflows(samples, params))
@@ -120,7 +143,7 @@ def sample_costs(x: np.ndarray, samples: np.ndarray, params: Params, S: float) -
     )
 
 
-def expected_cost(x: np.ndarray, samples: np.ndarray, params: Params, S: float) -> float:  # noqa: N803
+def expected_cost(x: FloatArray, samples: FloatArray, params: Params, S: float) -> float:  # noqa: N803
     """Monte Carlo estimate of V(X) = E v(X, ξ): the mean over the outflow rows in `samples`.
 
     S is a required argument (not in the issue's signature) because v depends on the target through
@@ -129,7 +152,7 @@ def expected_cost(x: np.ndarray, samples: np.ndarray, params: Params, S: float) 
     return float(sample_costs(x, samples, params, S).mean())
 
 
-def cost_subgradient(x: np.ndarray, xi: np.ndarray, params: Params, S: float) -> np.ndarray:  # noqa: N803
+def cost_subgradient(x: FloatArray, xi: FloatArray, params: Params, S: float) -> FloatArray:  # noqa: N803
     """A subgradient g(X, ξ) of v(·, ξ), for one ξ of shape (K,) or one row per sample for ξ of shape (n, K).
 
     Differentiating the objective (∂A/∂M = 1, ∂fill_k/∂L_k = 1{ξ_k − Q_k > L_k}):
@@ -156,7 +179,7 @@ def cost_subgradient(x: np.ndarray, xi: np.ndarray, params: Params, S: float) ->
     return grad[0] if single else grad
 
 
-def project(x: np.ndarray, S: float) -> np.ndarray:  # noqa: N803
+def project(x: FloatArray, S: float) -> FloatArray:  # noqa: N803
     """Exact Euclidean projection of x = (M, L_1..L_K) onto C = {0≤M≤S, 0≤L_k≤S−M, M+ΣL_k≥S}.
 
     Why not clip: clipping M to [0, S] and then L to [0, S − M] ignores the coupling. It sends
@@ -188,7 +211,7 @@ def project(x: np.ndarray, S: float) -> np.ndarray:  # noqa: N803
     return _project(y, float(S))
 
 
-def _project(y: np.ndarray, s: float) -> np.ndarray:
+def _project(y: FloatArray, s: float) -> FloatArray:
     if y.size == 1:  # K = 0: only the market order exists, so C = {S}
         return np.array([s])
     p = _project_coupled_box(y, s)
@@ -197,7 +220,7 @@ def _project(y: np.ndarray, s: float) -> np.ndarray:
     return _project_simplex(y, s)
 
 
-def _project_coupled_box(y: np.ndarray, s: float) -> np.ndarray:
+def _project_coupled_box(y: FloatArray, s: float) -> FloatArray:
     m, lim = y[0], y[1:]
     t = np.sort(s - lim)  # L_k's cap S − M binds once M > t_k
     before = np.concatenate(([0.0], np.cumsum(t)))  # before[i] = Σ_{j<i} t_j
@@ -211,7 +234,7 @@ def _project_coupled_box(y: np.ndarray, s: float) -> np.ndarray:
     return out
 
 
-def _project_simplex(y: np.ndarray, s: float) -> np.ndarray:
+def _project_simplex(y: FloatArray, s: float) -> FloatArray:
     if s == 0.0:
         return np.zeros_like(y)
     u = np.sort(y)[::-1]
@@ -242,7 +265,7 @@ def closed_form_single_venue(
     theta: float,
     lambda_u: float,
     lambda_o: float,
-    outflow_samples: np.ndarray,
+    outflow_samples: FloatArray,
 ) -> tuple[float, float]:
     """Exact minimiser (M*, L*) of the empirical expected cost for one venue, from the quantile of ξ.
 
@@ -279,19 +302,28 @@ def closed_form_single_venue(
     if not (math.isfinite(S) and S >= 0):
         raise ValueError(f"S must be finite and ≥ 0, got {S!r}")
     p = critical_ratio(h, f, r, theta, lambda_u)
-    n = xi.size
     if p <= 0:
         limit = 0.0
     elif p > 1:
         limit = float(S)
     else:
-        k = math.ceil(n * p)  # smallest k with k/n ≥ p, guarded against rounding in n·p
-        while k > 1 and (k - 1) / n >= p:
-            k -= 1
-        while k / n < p:
-            k += 1
-        limit = min(max(float(xi[k - 1]) - Q, 0.0), float(S))
+        limit = min(max(_empirical_quantile(xi, p) - Q, 0.0), float(S))
     return float(S) - limit, limit
+
+
+def _empirical_quantile(ascending: FloatArray, p: float) -> float:
+    """F⁻¹(p) = inf{x : F(x) ≥ p} of the empirical CDF of the sorted samples, for 0 < p ≤ 1.
+
+    That is the k-th smallest sample for the smallest k with k/n ≥ p; k is found from ⌈n·p⌉ and then
+    checked with the comparison itself, because n·p can round across an integer.
+    """
+    n = ascending.size
+    k = math.ceil(n * p)
+    while k > 1 and (k - 1) / n >= p:
+        k -= 1
+    while k / n < p:
+        k += 1
+    return float(ascending[k - 1])
 
 
 def gradient_bound(params: Params) -> float:
@@ -321,7 +353,7 @@ def paper_step_size(S: float, params: Params, n_iter: int) -> float:  # noqa: N8
 def solve_sa(
     S: float,  # noqa: N803
     params: Params,
-    outflows: np.ndarray | Sampler,
+    outflows: FloatArray | Sampler,
     n_iter: int = 4_000,
     step: StepSchedule = "sqrt",
     rng: np.random.Generator | int | None = 0,
@@ -329,8 +361,8 @@ def solve_sa(
     batch_size: int = 32,
     gamma0: float = 1.0,
     average_from: float = 0.5,
-    x0: np.ndarray | None = None,
-) -> tuple[np.ndarray, dict[str, object]]:
+    x0: FloatArray | None = None,
+) -> tuple[FloatArray, dict[str, object]]:
     """Projected stochastic subgradient descent (Robbins–Monro) with Polyak–Ruppert averaging.
 
     x_{n+1} = P_C(x_n − γ_n·ḡ_n), where ḡ_n is the mean of `cost_subgradient` over `batch_size` fresh
@@ -340,14 +372,10 @@ def solve_sa(
     outflows: either an (n_obs, K) array of observed outflow vectors, whose rows are resampled uniformly
     with replacement so that cross-venue dependence is kept (the caller guarantees they were observed
     before the decision), or a callable (rng, size) -> (size, K) array.
-    step: "paper" is the constant `paper_step_size` with N = n_iter. "sqrt" is γ_n = γ0·S/(G·√n), the
-    classic decreasing choice, made scale-free by the same G. "adaptive" is γ_n = γ0·S/√(Σ_{j≤n} ‖ḡ_j‖²)
-    (AdaGrad-norm): the same 1/√n decay, but scaled by the gradients actually met instead of the
-    worst-case bound G, which is dominated by λ_u and λ_o and made "sqrt" crawl when they are large. It is
-    one scalar per step, so the Euclidean projection stays the right one. Measured against the exact
-    optimum (an LP, tests/lp_oracle.py) on 140 recorded decision states, 4,000 adaptive steps with γ0 = 0.3
-    leave a median excess expected cost of 0.02 bps of notional (max 0.32) where 1,000 "sqrt" steps left
-    0.07 (max 2.4); see bench/bench_ck_model.py.
+    step: "paper", "sqrt" or "adaptive" (see `_StepRule`). Measured against the exact optimum (an LP,
+    tests/lp_oracle.py) on 140 recorded decision states, 4,000 adaptive steps with γ0 = 0.3 leave a median
+    excess expected cost of 0.02 bps of notional (max 0.32) where 1,000 "sqrt" steps left 0.07 (max 2.4);
+    see bench/bench_ck_model.py.
     Why mini-batches: the Python loop costs far more than a vectorised subgradient. Averaging B draws per
     step leaves ḡ unbiased and bounded by G (so the step-size argument is unchanged) and divides its
     variance by B. batch_size = 1 is the paper's one-sample recursion.
@@ -359,6 +387,30 @@ def solve_sa(
     λ_o·(A − S)⁺ of the concave A). The abstract states a convex formulation, but its conditions were not
     readable here. So the two-venue tests compare against a grid search instead of assuming convexity.
     """
+    _check_sa_settings(S, n_iter, batch_size, average_from, step)
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    draws, observed = _draw_outflows(outflows, gen, n_iter * batch_size, params.K)
+    avail = np.maximum(draws - params.Q, 0.0).reshape(n_iter, batch_size, params.K)
+    rule = _StepRule(step, S, params, n_iter, gamma0)
+    x = project(_start_point(x0, params.K), S)
+    start = int(average_from * n_iter)
+    x_last, x_avg = _averaged_descent(x, avail, _BatchSubgradient(params, float(S)), rule, start)
+    info: dict[str, object] = {
+        "x_last": x_last,
+        "n_iter": n_iter,
+        "batch_size": batch_size,
+        "n_draws": n_iter * batch_size,
+        "step": step,
+        "gamma_first": float(rule.gammas[0]),
+        "gamma_last": float(rule.gammas[-1]),
+        "averaged_from": start,
+    }
+    if observed is not None:
+        info["expected_cost"] = expected_cost(x_avg, observed, params, S)
+    return x_avg, info
+
+
+def _check_sa_settings(S: float, n_iter: int, batch_size: int, average_from: float, step: str) -> None:  # noqa: N803
     if not (math.isfinite(S) and S >= 0):
         raise ValueError(f"S must be finite and ≥ 0, got {S!r}")
     if n_iter < 1 or batch_size < 1:
@@ -367,12 +419,21 @@ def solve_sa(
         raise ValueError("average_from must be in [0, 1)")
     if step not in ("paper", "sqrt", "adaptive"):
         raise ValueError(f"step must be 'paper', 'sqrt' or 'adaptive', got {step!r}")
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    k = params.K
+
+
+def _draw_outflows(
+    outflows: FloatArray | Sampler, gen: np.random.Generator, n_draws: int, k: int
+) -> tuple[FloatArray, FloatArray | None]:
+    """All of the run's outflow draws up front (one vectorised call), and the observed rows if given.
+
+    The observed rows are returned so that the run can report the expected cost of its answer under the
+    very law it resampled.
+    """
+    observed: FloatArray | None
     if callable(outflows):
-        draws = np.asarray(outflows(gen, n_iter * batch_size), dtype=float)
-        if draws.shape != (n_iter * batch_size, k):
-            raise ValueError(f"sampler must return shape ({n_iter * batch_size}, {k}), got {draws.shape}")
+        draws = np.asarray(outflows(gen, n_draws), dtype=float)
+        if draws.shape != (n_draws, k):
+            raise ValueError(f"sampler must return shape ({n_draws}, {k}), got {draws.shape}")
         observed = None
     else:
         observed = np.asarray(outflows, dtype=float)
@@ -380,57 +441,81 @@ def solve_sa(
             observed = observed[:, None]
         if observed.ndim != 2 or observed.shape[1] != k or observed.shape[0] == 0:
             raise ValueError(f"outflow array must have shape (n_obs ≥ 1, {k}), got {observed.shape}")
-        draws = observed[gen.integers(0, observed.shape[0], size=n_iter * batch_size)]
+        draws = observed[gen.integers(0, observed.shape[0], size=n_draws)]
     if not np.isfinite(draws).all():
         raise ValueError("outflows must be finite")
-    avail = np.maximum(draws - params.Q, 0.0).reshape(n_iter, batch_size, k)
+    return draws, observed
 
-    adaptive = step == "adaptive"
-    squares = 0.0  # Σ‖ḡ_j‖² for the adaptive step
-    if step == "paper":
-        gammas = np.full(n_iter, paper_step_size(S, params, n_iter))
-    elif adaptive:
-        gammas = np.empty(n_iter)  # filled as the gradients arrive
-    else:
-        gammas = gamma0 * S / (gradient_bound(params) * np.sqrt(np.arange(1, n_iter + 1)))
 
+def _start_point(x0: FloatArray | None, k: int) -> FloatArray:
     start_point = np.zeros(k + 1) if x0 is None else np.asarray(x0, dtype=float)
     if start_point.shape != (k + 1,):
         raise ValueError(f"x0 must have shape ({k + 1},), got {start_point.shape}")
-    x = project(start_point, S)
-    s = float(S)
-    h_r = params.h + params.r
-    dm_base = params.h + params.f + params.theta
-    under_w = -(params.theta + params.lambda_u)
-    over_w = params.lambda_o
-    theta = params.theta
-    start = int(average_from * n_iter)
-    total = np.zeros(k + 1)
-    grad = np.empty(k + 1)
-    for n in range(n_iter):
-        a = avail[n]
+    return start_point
+
+
+class _StepRule:
+    """γ_n of one run, recording every γ used (the run reports the first and the last).
+
+    "paper" is the constant `paper_step_size` with N = n_iter. "sqrt" is γ_n = γ0·S/(G·√n), the classic
+    decreasing choice, made scale-free by the same G. "adaptive" is γ_n = γ0·S/√(Σ_{j≤n} ‖ḡ_j‖²)
+    (AdaGrad-norm): the same 1/√n decay, but scaled by the gradients actually met instead of the
+    worst-case bound G, which is dominated by λ_u and λ_o and made "sqrt" crawl when they are large. It is
+    one scalar per step, so the Euclidean projection stays the right one.
+    """
+
+    def __init__(self, schedule: StepSchedule, S: float, params: Params, n_iter: int, gamma0: float) -> None:  # noqa: N803
+        self.adaptive = schedule == "adaptive"
+        self.gamma0, self.s = gamma0, float(S)
+        self.squares = 0.0  # Σ‖ḡ_j‖² for the adaptive step
+        self.gammas: FloatArray
+        if schedule == "paper":
+            self.gammas = np.full(n_iter, paper_step_size(S, params, n_iter))
+        elif self.adaptive:
+            self.gammas = np.empty(n_iter)  # filled as the gradients arrive
+        else:
+            self.gammas = gamma0 * S / (gradient_bound(params) * np.sqrt(np.arange(1, n_iter + 1)))
+
+    def __call__(self, n: int, grad: FloatArray) -> np.float64:
+        """γ_n, given the n-th step's mean subgradient."""
+        if self.adaptive:
+            self.squares += float(grad @ grad)
+            self.gammas[n] = self.gamma0 * self.s / math.sqrt(self.squares) if self.squares > 0 else 0.0
+        return self.gammas[n]
+
+
+class _BatchSubgradient:
+    """ḡ: the mean of `cost_subgradient` over one step's batch, with the constants hoisted out of the loop
+    (the same arithmetic as `cost_subgradient`, specialised to the available outflows a = (ξ − Q)⁺)."""
+
+    def __init__(self, params: Params, s: float) -> None:
+        self.s = s
+        self.h_r = params.h + params.r
+        self.dm_base = params.h + params.f + params.theta
+        self.under_w = -(params.theta + params.lambda_u)
+        self.over_w = params.lambda_o
+        self.theta = params.theta
+
+    def __call__(self, x: FloatArray, a: FloatArray) -> FloatArray:
         lim = x[1:]
         executed = x[0] + np.minimum(a, lim).sum(axis=1)
-        c = under_w * (executed < s) + over_w * (executed > s)
-        grad[0] = dm_base + c.mean()
-        grad[1:] = theta + ((a > lim) * (c[:, None] - h_r)).mean(axis=0)
-        if adaptive:
-            squares += float(grad @ grad)
-            gammas[n] = gamma0 * s / math.sqrt(squares) if squares > 0 else 0.0
-        x = _project(x - gammas[n] * grad, s)
+        c = self.under_w * (executed < self.s) + self.over_w * (executed > self.s)
+        grad = np.empty(x.size)
+        grad[0] = self.dm_base + c.mean()
+        grad[1:] = self.theta + ((a > lim) * (c[:, None] - self.h_r)).mean(axis=0)
+        return grad
+
+
+def _averaged_descent(
+    x: FloatArray, avail: FloatArray, subgradient: _BatchSubgradient, rule: _StepRule, start: int
+) -> tuple[FloatArray, FloatArray]:
+    """The projected recursion from x, one batch of `avail` per step: (last iterate, tail average)."""
+    s = subgradient.s
+    total = np.zeros(x.size)
+    n_iter = avail.shape[0]
+    for n in range(n_iter):
+        grad = subgradient(x, avail[n])
+        x = _project(x - rule(n, grad) * grad, s)
         if n >= start:
             total += x
-    x_avg = total / (n_iter - start)
-    info: dict[str, object] = {
-        "x_last": x,
-        "n_iter": n_iter,
-        "batch_size": batch_size,
-        "n_draws": n_iter * batch_size,
-        "step": step,
-        "gamma_first": float(gammas[0]),
-        "gamma_last": float(gammas[-1]),
-        "averaged_from": start,
-    }
-    if observed is not None:
-        info["expected_cost"] = expected_cost(x_avg, observed, params, S)
-    return x_avg, info
+    return x, total / (n_iter - start)

@@ -53,6 +53,7 @@ from typing import Any
 
 import highspy
 import numpy as np
+import numpy.typing as npt
 from highspy._core import _Highs  # the base class: the wrapper prints a banner on stdout when built
 
 from allocator.allocation.cont_kukanov import Params, sample_costs
@@ -66,12 +67,15 @@ _DUAL_ZERO = 1e-9  # a reduced cost or row dual this small is zero: the optimum 
 _BUDGET_SLACK = 1e-11  # on the scaled cost: room for HiGHS's arithmetic, far inside the certificate
 _INF = highspy.kHighsInf
 
+FloatArray = npt.NDArray[np.float64]
+Int32Array = npt.NDArray[np.int32]
+
 
 @dataclass(frozen=True)
 class ExactSolution:
     """The minimiser and how its optimality was established."""
 
-    x: np.ndarray  # (M, L_1..L_K) in shares, before rounding
+    x: FloatArray  # (M, L_1..L_K) in shares, before rounding
     objective: float  # V(x): mean sample cost at x, in $ (allocator.allocation.cont_kukanov.sample_costs)
     lower_bound: float  # a bound V* ≥ lower_bound proven by the relaxation or the branch-and-bound
     method: str  # "lp", "lp-incremental", "milp" or "trivial" (nothing to decide)
@@ -110,9 +114,29 @@ def cost_scale(S: float, params: Params) -> float:  # noqa: N803
     return float(S) * (per_share + params.lambda_u + params.lambda_o)
 
 
-def solve_exact(S: float, params: Params, samples: np.ndarray) -> ExactSolution:  # noqa: N803
-    """min over C of the mean of v(X, ξ_i) over the rows of `samples` (shape (n, K)), certified."""
+def solve_exact(S: float, params: Params, samples: FloatArray) -> ExactSolution:  # noqa: N803
+    """min over C of the mean of v(X, ξ_i) over the rows of `samples` (shape (n, K)), certified.
+
+    Stages: the cheapest formulation whose certificate closes (`_certified_minimiser`), the tie rule's
+    candidate (`_tie_candidate`), then `_settle`, which keeps the candidate and the whole-share snap
+    only when the certificate still holds.
+    """
     started = time.perf_counter()
+    xi = _checked_samples(S, params, samples)
+    tolerance = RELATIVE_TOLERANCE * max(cost_scale(S, params), 1e-300)
+    if S == 0:
+        x = np.zeros(params.K + 1)
+        value = float(sample_costs(x, xi, params, 0.0).mean())
+        return ExactSolution(x, value, value, "trivial", tolerance, 0, False, time.perf_counter() - started)
+    decision = _Decision(float(S), params, xi, tolerance)
+    found = _certified_minimiser(decision)
+    tied, ties = _tie_candidate(decision, found)
+    x, value, moved = _settle(decision, found, tied)
+    seconds = time.perf_counter() - started
+    return ExactSolution(x, value, found.lower, found.method, tolerance, found.binaries, moved, seconds, ties)
+
+
+def _checked_samples(S: float, params: Params, samples: FloatArray) -> FloatArray:  # noqa: N803
     xi = np.atleast_2d(np.asarray(samples, dtype=float))
     if xi.ndim != 2 or xi.shape[1] != params.K or xi.shape[0] == 0:
         raise ValueError(f"samples must have shape (n ≥ 1, {params.K}), got {xi.shape}")
@@ -120,60 +144,94 @@ def solve_exact(S: float, params: Params, samples: np.ndarray) -> ExactSolution:
         raise ValueError("samples must be finite")
     if not (math.isfinite(S) and S >= 0):
         raise ValueError(f"S must be finite and ≥ 0, got {S!r}")
-    tolerance = RELATIVE_TOLERANCE * max(cost_scale(S, params), 1e-300)
-    if S == 0:
-        x = np.zeros(params.K + 1)
-        value = float(sample_costs(x, xi, params, 0.0).mean())
-        return ExactSolution(x, value, value, "trivial", tolerance, 0, False, time.perf_counter() - started)
-    model: _Model = _Relaxation(float(S), params, xi)
-    x, lower = model.solve()
-    method, binaries = "lp", 0
-    value = model.true_cost(x)
-    if value - lower > tolerance:
-        model = _IntegerModel(float(S), params, xi)
-        x_inc, lower_inc = model.solve_relaxed(x)
-        if model.true_cost(x_inc) - lower_inc <= tolerance:
-            x, lower, method = x_inc, lower_inc, "lp-incremental"
-        else:
-            model = _IntegerModel(float(S), params, xi)
-            x, lower, binaries = model.solve(x)
-            method = "milp"
-        value = model.true_cost(x)
-    ties = "all minimisers"
-    if method != "milp":
-        # The true minimisers lie on the relaxation's optimal face (the bound is attained), so the face's
-        # tie point is the rule's point whenever its true cost is optimal too; the face can hold more
-        # only in the non-convex case, where fills on it may be understated.
-        tied = model.break_ties()
-        if tied is not None and model.true_cost(tied) - lower > tolerance:
-            tied = None
-            if method == "lp":  # the tighter incremental relaxation's face, if it attains the minimum
-                incremental = _IntegerModel(float(S), params, xi)
-                x_inc, lower_inc = incremental.solve_relaxed(x)
-                if value - lower_inc <= tolerance:
-                    tied = incremental.break_ties()
-                    tied = x_inc if tied is None else tied
-                    if incremental.true_cost(tied) - value > tolerance:
-                        tied = None
-            if tied is None:  # the integer model with the rule as objective and its cost held at the minimum
-                tied = _IntegerModel(float(S), params, xi).tie_point(x, value, tolerance)
-    else:
+    return xi
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """One decision's data and the certificate's tolerance, as every stage of `solve_exact` needs them."""
+
+    S: float
+    params: Params
+    xi: FloatArray
+    tolerance: float
+
+
+@dataclass(frozen=True)
+class _Minimiser:
+    """A certified minimiser: the model that proved it, its point, true cost and proven lower bound."""
+
+    model: _Model
+    x: FloatArray
+    value: float
+    lower: float
+    method: str
+    binaries: int
+
+
+def _certified_minimiser(d: _Decision) -> _Minimiser:
+    """The cheapest formulation whose certificate closes: the LP relaxation (exact in the convex case),
+    else the incremental formulation's relaxation, else its branch-and-bound from the LP's point."""
+    relaxation = _Relaxation(d.S, d.params, d.xi)
+    x, lower = relaxation.solve()
+    value = relaxation.true_cost(x)
+    if value - lower <= d.tolerance:
+        return _Minimiser(relaxation, x, value, lower, "lp", 0)
+    incremental = _IntegerModel(d.S, d.params, d.xi)
+    x_inc, lower_inc = incremental.solve_relaxed(x)
+    if incremental.true_cost(x_inc) - lower_inc <= d.tolerance:
+        return _Minimiser(incremental, x_inc, incremental.true_cost(x_inc), lower_inc, "lp-incremental", 0)
+    milp = _IntegerModel(d.S, d.params, d.xi)
+    x_mip, lower_mip, binaries = milp.solve(x)
+    return _Minimiser(milp, x_mip, milp.true_cost(x_mip), lower_mip, "milp", binaries)
+
+
+def _tie_candidate(d: _Decision, found: _Minimiser) -> tuple[FloatArray | None, str]:
+    """The tie rule's point (None when the optimum is unique or no solve found one), and over which
+    minimisers the rule was applied."""
+    if found.method == "milp":
         # After branch-and-bound, ties are broken among the minimisers sharing its binary pattern (on that
         # pattern's LP face): a search over every pattern measured 3–16 s a decision on recorded states.
-        assert isinstance(model, _IntegerModel)
-        tied = model.break_ties_within_pattern()
-        ties = "within the branch-and-bound pattern"
-    moved = False
-    if tied is not None and not np.allclose(tied, x, rtol=0, atol=1e-9 * S):
-        tied_value = model.true_cost(tied)
-        if tied_value - lower <= tolerance:
+        assert isinstance(found.model, _IntegerModel)
+        return found.model.break_ties_within_pattern(), "within the branch-and-bound pattern"
+    # The true minimisers lie on the relaxation's optimal face (the bound is attained), so the face's
+    # tie point is the rule's point whenever its true cost is optimal too; the face can hold more
+    # only in the non-convex case, where fills on it may be understated.
+    tied = found.model.break_ties()
+    if tied is None or found.model.true_cost(tied) - found.lower <= d.tolerance:
+        return tied, "all minimisers"
+    tied = _incremental_face_tie(d, found) if found.method == "lp" else None
+    if tied is None:  # the integer model with the rule as objective and its cost held at the minimum
+        tied = _IntegerModel(d.S, d.params, d.xi).tie_point(found.x, found.value, d.tolerance)
+    return tied, "all minimisers"
+
+
+def _incremental_face_tie(d: _Decision, found: _Minimiser) -> FloatArray | None:
+    """The tie point on the tighter incremental relaxation's face, if that face attains the minimum."""
+    incremental = _IntegerModel(d.S, d.params, d.xi)
+    x_inc, lower_inc = incremental.solve_relaxed(found.x)
+    if found.value - lower_inc > d.tolerance:
+        return None
+    tied = incremental.break_ties()
+    tied = x_inc if tied is None else tied
+    if incremental.true_cost(tied) - found.value > d.tolerance:
+        return None
+    return tied
+
+
+def _settle(d: _Decision, found: _Minimiser, tied: FloatArray | None) -> tuple[FloatArray, float, bool]:
+    """(x, its true cost, whether the tie point moved it): the tie point re-checked against the
+    certificate, then whole-share snapping where it costs nothing."""
+    x, value, moved = found.x, found.value, False
+    true_cost = found.model.true_cost
+    if tied is not None and not np.allclose(tied, x, rtol=0, atol=1e-9 * d.S):
+        tied_value = true_cost(tied)
+        if tied_value - found.lower <= d.tolerance:
             x, value, moved = tied, tied_value, True
-    snapped = _snap(x, float(S))
-    if snapped is not None and model.true_cost(snapped) <= value + 1e-12 * max(abs(value), 1.0):
-        x, value = snapped, model.true_cost(snapped)
-    return ExactSolution(
-        x, value, lower, method, tolerance, binaries, moved, time.perf_counter() - started, ties
-    )
+    snapped = _snap(x, d.S)
+    if snapped is not None and true_cost(snapped) <= value + 1e-12 * max(abs(value), 1.0):
+        x, value = snapped, true_cost(snapped)
+    return x, value, moved
 
 
 class _Model:
@@ -184,7 +242,7 @@ class _Model:
 
     n_fill: int
 
-    def __init__(self, S: float, params: Params, xi: np.ndarray) -> None:  # noqa: N803
+    def __init__(self, S: float, params: Params, xi: FloatArray) -> None:  # noqa: N803
         self.S, self.params, self.xi = S, params, xi
         a = np.minimum(np.maximum(xi - params.Q, 0.0), S) / S  # min(a, L) = L once a ≥ S ≥ L
         rows, counts = np.unique(a, axis=0, return_counts=True)
@@ -203,7 +261,7 @@ class _Model:
         self.n_cols = first_o + self.o_rows.size
         self.highs: _Highs | None = None
         self.built: dict[str, Any] = {}  # the arrays of the model as built (see `arrays`)
-        self.solution: dict[str, np.ndarray] = {}  # the last solve's values and duals
+        self.solution: dict[str, FloatArray] = {}  # the last solve's values and duals
         # $ per share of the model, so HiGHS's absolute tolerances mean the same at any price scale
         self.unit = cost_scale(S, params) / S or 1.0
 
@@ -213,13 +271,13 @@ class _Model:
     def _fill_rows(self, rows: _Rows) -> None:
         raise NotImplementedError
 
-    def _fill_bounds(self, hi: np.ndarray) -> None:
+    def _fill_bounds(self, hi: FloatArray) -> None:
         raise NotImplementedError
 
-    def _fill_values(self, z: np.ndarray, values: np.ndarray) -> None:
+    def _fill_values(self, z: FloatArray, values: FloatArray) -> None:
         raise NotImplementedError
 
-    def cost(self) -> np.ndarray:
+    def cost(self) -> FloatArray:
         """Scaled cost per column; the constant (θ + λ_u) is the model's offset."""
         p, k = self.params, self.params.K
         cost = np.zeros(self.n_cols)
@@ -300,7 +358,7 @@ class _Model:
         h.passModel(lp)
         return h
 
-    def run(self, h: _Highs) -> np.ndarray:
+    def run(self, h: _Highs) -> FloatArray:
         h.run()
         status = h.getModelStatus()
         if status != highspy.HighsModelStatus.kOptimal:
@@ -334,7 +392,7 @@ class _Model:
             "offset": float(lp.offset_),
         }
 
-    def shares(self, col_value: np.ndarray) -> np.ndarray:
+    def shares(self, col_value: FloatArray) -> FloatArray:
         """(M, L) in shares, projected onto C against the solver's last-digit noise."""
         k = self.params.K
         z = np.clip(col_value[: 1 + k], 0.0, 1.0)
@@ -345,10 +403,10 @@ class _Model:
             z[1:] = np.minimum(z[1:], 1.0 - z[0])
         return z * self.S + 0.0  # + 0.0: no negative zeros in logs
 
-    def true_cost(self, x: np.ndarray) -> float:
+    def true_cost(self, x: FloatArray) -> float:
         return float(sample_costs(x, self.xi, self.params, self.S).mean())
 
-    def point_values(self, x: np.ndarray) -> np.ndarray:
+    def point_values(self, x: FloatArray) -> FloatArray:
         """Every column at the point x with its true fills (a feasible start for branch-and-bound)."""
         k = self.params.K
         z = x / self.S
@@ -381,7 +439,7 @@ class _Model:
         cols_part = np.minimum(reduced * col_lo, reduced * col_hi)
         return float(d["offset"] + rows_part.sum() + cols_part.sum())
 
-    def break_ties(self) -> np.ndarray | None:
+    def break_ties(self) -> FloatArray | None:
         """The documented tie rule on the optimal face of the last solve, or None if that face is a point.
 
         The optimal face is cut out exactly, not with an objective budget: complementary slackness says
@@ -408,7 +466,10 @@ class _Model:
         fix_cols = np.flatnonzero(col_at & ~loose_cols).astype(np.int32)
         h.changeColsBounds(fix_cols.size, fix_cols, col_value[fix_cols], col_value[fix_cols])
         fix_rows = np.flatnonzero(row_at & ~loose_rows).astype(np.int32)
-        h.changeRowsBounds(fix_rows.size, fix_rows, row_value[fix_rows], row_value[fix_rows])
+        # ignore: highspy's stub omits changeRowsBounds, which the binding has (like changeColsBounds)
+        h.changeRowsBounds(  # type: ignore[attr-defined]
+            fix_rows.size, fix_rows, row_value[fix_rows], row_value[fix_rows]
+        )
         h.changeColsCost(n, np.arange(n, dtype=np.int32), tie_weights(k, n))
         try:
             values = self.run(h)
@@ -432,15 +493,15 @@ class _Relaxation(_Model):
             np.stack([self.fill_col[yi, yk], 1 + yk], axis=1), np.tile([1.0, -1.0], (yi.size, 1)), -_INF, 0.0
         )
 
-    def _fill_bounds(self, hi: np.ndarray) -> None:
+    def _fill_bounds(self, hi: FloatArray) -> None:
         yi, yk = np.nonzero(self.partial)
         hi[self.fill_col[yi, yk]] = self.a[yi, yk]
 
-    def _fill_values(self, z: np.ndarray, values: np.ndarray) -> None:
+    def _fill_values(self, z: FloatArray, values: FloatArray) -> None:
         yi, yk = np.nonzero(self.partial)
         values[self.fill_col[yi, yk]] = np.minimum(self.a[yi, yk], z[1 + yk])
 
-    def solve(self) -> tuple[np.ndarray, float]:
+    def solve(self) -> tuple[FloatArray, float]:
         self.highs = self.new_highs()
         values = self.run(self.highs)
         return self.shares(values), self.dollars(self.lagrangian_bound())
@@ -456,7 +517,7 @@ class _IntegerModel(_Model):
 
     def _layout_fills(self) -> None:
         k = self.params.K
-        self.values: list[np.ndarray] = []
+        self.values: list[FloatArray] = []
         self.f_first = np.zeros(k, dtype=np.int64)
         col = 1 + k
         for j in range(k):
@@ -479,23 +540,23 @@ class _IntegerModel(_Model):
             if m >= 1:  # 0 ≤ l_k − F_km ≤ 1 − v_km
                 rows.add(np.array([[1 + j, first + m - 1]]), np.array([[1.0, -1.0]]), 0.0, 1.0 - values[-1:])
 
-    def _fill_bounds(self, hi: np.ndarray) -> None:
+    def _fill_bounds(self, hi: FloatArray) -> None:
         for j in range(self.params.K):
             first = int(self.f_first[j])
             hi[first : first + self.values[j].size] = self.values[j]
 
-    def _fill_values(self, z: np.ndarray, values: np.ndarray) -> None:
+    def _fill_values(self, z: FloatArray, values: FloatArray) -> None:
         for j in range(self.params.K):
             first = int(self.f_first[j])
             values[first : first + self.values[j].size] = np.minimum(self.values[j], z[1 + j])
 
-    def solve(self, incumbent: np.ndarray) -> tuple[np.ndarray, float, int]:
+    def solve(self, incumbent: FloatArray) -> tuple[FloatArray, float, int]:
         """Branch-and-bound to a zero gap from the incumbent (the relaxation's point with its true fills)."""
         h, binaries = self._branch_and_bound(incumbent)
         values = self.run(h)
         return self.shares(values), self.dollars(float(h.getInfo().mip_dual_bound)), binaries
 
-    def break_ties_within_pattern(self) -> np.ndarray | None:
+    def break_ties_within_pattern(self) -> FloatArray | None:
         """The tie rule on the LP face of the branch-and-bound answer's binary pattern (binaries fixed)."""
         assert self.highs is not None
         h = self.highs
@@ -509,7 +570,7 @@ class _IntegerModel(_Model):
             return None
         return self.break_ties()
 
-    def tie_point(self, optimum: np.ndarray, value: float, tolerance: float) -> np.ndarray | None:
+    def tie_point(self, optimum: FloatArray, value: float, tolerance: float) -> FloatArray | None:
         """The tie rule's point among the true minimisers: minimise the tie weights subject to the exact
         model's cost ≤ the minimum (plus HiGHS's arithmetic), starting from the known optimum."""
         h, _ = self._branch_and_bound(optimum)
@@ -525,7 +586,7 @@ class _IntegerModel(_Model):
         except RuntimeError:
             return None
 
-    def solve_relaxed(self, incumbent: np.ndarray) -> tuple[np.ndarray, float]:
+    def solve_relaxed(self, incumbent: FloatArray) -> tuple[FloatArray, float]:
         """This formulation's LP relaxation (segment binaries continuous): its point and a proven bound.
         The incremental formulation is the tightest for each venue's fill curve, and on every recorded
         state it was tight, so this usually certifies without branching."""
@@ -533,7 +594,7 @@ class _IntegerModel(_Model):
         values = self.run(h)
         return self.shares(values), self.dollars(self.lagrangian_bound())
 
-    def _branch_and_bound(self, incumbent: np.ndarray, integer: bool = True) -> tuple[_Highs, int]:
+    def _branch_and_bound(self, incumbent: FloatArray, integer: bool = True) -> tuple[_Highs, int]:
         p = self.params
         h = self.highs = self.new_highs()
         start_values = list(self.point_values(incumbent))
@@ -574,7 +635,7 @@ class _IntegerModel(_Model):
         return h, binaries
 
 
-def _snap(x: np.ndarray, S: float) -> np.ndarray | None:  # noqa: N803
+def _snap(x: FloatArray, S: float) -> FloatArray | None:  # noqa: N803
     """x with coordinates within 1e-6 share of a whole number set to it (solver round-off), if that point
     is still in C; None when nothing moves. Kept only when it costs no more (see solve_exact)."""
     whole = np.rint(x)
@@ -587,7 +648,7 @@ def _snap(x: np.ndarray, S: float) -> np.ndarray | None:  # noqa: N803
     return y
 
 
-def tie_weights(k: int, n: int | None = None) -> np.ndarray:
+def tie_weights(k: int, n: int | None = None) -> FloatArray:
     """The tie rule as costs: 1 + (K+1)·δ on M, 1 + k·δ on L_k, 0 on every other of the n columns
     (n defaults to the K + 1 of (M, L): the weights of a point, as the router's rounding uses them)."""
     delta = _TIE_STEP / (k + 1)
@@ -601,13 +662,15 @@ class _Rows:
     """Rows of a sparse matrix collected as blocks of equal length (or ragged with −1 for no entry)."""
 
     def __init__(self) -> None:
-        self.cols: list[np.ndarray] = []
-        self.vals: list[np.ndarray] = []
-        self.lengths: list[np.ndarray] = []
-        self.lower: list[np.ndarray] = []
-        self.upper: list[np.ndarray] = []
+        self.cols: list[npt.NDArray[np.integer]] = []
+        self.vals: list[FloatArray] = []
+        self.lengths: list[npt.NDArray[np.integer]] = []
+        self.lower: list[FloatArray] = []
+        self.upper: list[FloatArray] = []
 
-    def add(self, cols: np.ndarray, vals: np.ndarray, lower: Any, upper: Any) -> None:
+    def add(
+        self, cols: npt.NDArray[np.integer], vals: FloatArray, lower: npt.ArrayLike, upper: npt.ArrayLike
+    ) -> None:
         n = cols.shape[0]
         self.cols.append(cols.ravel())
         self.vals.append(vals.ravel())
@@ -615,7 +678,9 @@ class _Rows:
         self.lower.append(np.broadcast_to(np.asarray(lower, dtype=float), (n,)))
         self.upper.append(np.broadcast_to(np.asarray(upper, dtype=float), (n,)))
 
-    def add_ragged(self, cols: np.ndarray, vals: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+    def add_ragged(
+        self, cols: npt.NDArray[np.integer], vals: FloatArray, lower: FloatArray, upper: FloatArray
+    ) -> None:
         present = cols >= 0
         self.cols.append(cols[present])
         self.vals.append(vals[present])
@@ -623,7 +688,8 @@ class _Rows:
         self.lower.append(lower)
         self.upper.append(upper)
 
-    def csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def csr(self) -> tuple[Int32Array, Int32Array, FloatArray, FloatArray, FloatArray]:
+        """(row starts, column indices, values, row lower bounds, row upper bounds), as HiGHS takes them."""
         length = np.concatenate(self.lengths)
         start = np.concatenate(([0], np.cumsum(length))).astype(np.int32)
         return (

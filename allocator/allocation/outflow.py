@@ -27,10 +27,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 MAX_STEP_NS = 1_000_000_000  # increments over at most 1 s
 BLOCK_NS = 5_000_000_000  # bootstrap blocks of 5 s
 DEFAULT_SAMPLES = 200
+
+FloatArray = npt.NDArray[np.float64]
 
 
 def increment_step(horizon_ns: int) -> tuple[int, int]:
@@ -41,7 +44,7 @@ def increment_step(horizon_ns: int) -> tuple[int, int]:
     return horizon_ns // per_horizon, per_horizon
 
 
-def increment_times(t: int, history_start: int, step_ns: int, lookback_ns: int) -> np.ndarray:
+def increment_times(t: int, history_start: int, step_ns: int, lookback_ns: int) -> npt.NDArray[np.int64]:
     """Boundaries t − m·δ … t of the increments (oldest first); empty when less than one δ is seen."""
     span = min(t - history_start, lookback_ns)
     m = max(span // step_ns, 0)
@@ -49,8 +52,8 @@ def increment_times(t: int, history_start: int, step_ns: int, lookback_ns: int) 
 
 
 def block_bootstrap(
-    increments: np.ndarray, per_horizon: int, n_samples: int, block: int, rng: np.random.Generator
-) -> np.ndarray:
+    increments: npt.ArrayLike, per_horizon: int, n_samples: int, block: int, rng: np.random.Generator
+) -> FloatArray:
     """n_samples sums of `per_horizon` increments drawn as circular blocks of `block` rows (see above)."""
     d = np.asarray(increments, dtype=float)
     if d.ndim != 2 or d.shape[0] == 0:

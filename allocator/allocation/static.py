@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 DEFAULT_STEP = 100
 # Bound on Σ|ask + fee|·order_size: keeps every partial sum (and the DP's thresholds, which are a few
@@ -40,10 +41,14 @@ _MAX_COST_MAGNITUDE = 1e300
 # drifts by at most Σ|p| ≤ 1e300 in total, so it can never be confused with a real threshold.
 _UNREACHABLE = -1e306
 
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
 
 @dataclass(frozen=True, slots=True)
-class Venue:
-    """One venue's displayed best ask; `fee` is paid per executed share, `rebate` earned per unfilled one."""
+class Quote:
+    """One venue's displayed best ask at one snapshot; `fee` is paid per executed share, `rebate` earned
+    per unfilled one. `publisher_id` says which venue it is (the allocator itself never reads it)."""
 
     ask: float
     ask_size: int
@@ -52,9 +57,12 @@ class Venue:
     publisher_id: int = 0
 
 
+Venue = Quote  # the old name: kept for `from allocator import Venue` and modules not yet switched
+
+
 def split_cost(
     order_size: int,
-    venues: Sequence[Venue],
+    venues: Sequence[Quote],
     split: Sequence[int],
     lambda_over: float,
     lambda_under: float,
@@ -79,7 +87,7 @@ def split_cost(
 
 def _check_inputs(
     order_size: int,
-    venues: Sequence[Venue],
+    venues: Sequence[Quote],
     lambda_over: float,
     lambda_under: float,
     theta_queue: float,
@@ -102,7 +110,7 @@ def _check_inputs(
 
 def allocate_exhaustive(
     order_size: int,
-    venues: Sequence[Venue],
+    venues: Sequence[Quote],
     lambda_over: float,
     lambda_under: float,
     theta_queue: float,
@@ -137,7 +145,7 @@ def allocate_exhaustive(
 
 def allocate(
     order_size: int,
-    venues: Sequence[Venue],
+    venues: Sequence[Quote],
     lambda_over: float,
     lambda_under: float,
     theta_queue: float,
@@ -152,26 +160,11 @@ def allocate(
     the minimum F*. Two splits with the same exact cost can differ in the last bit, and a split with a
     slightly higher exact cost can round lower, so no tolerance-based comparison can reproduce this.
 
-    How. (a) Pruning with a proof, not a tolerance: in exact arithmetic the optimum is the greedy fill
-    by t_i, and every split's exact excess over it is Σ_i step·|k_i − g_i|·|t_i − t_m| (t_m = the
-    marginal price). Every split's float cost is within E = O(n·u·max|t|·order_size) of its exact cost,
-    so a split that can tie or beat the greedy split in floats has excess ≤ 2E; that bounds each
-    venue's k to a window around g_i (the whole range for venues priced at t_m, typically a single
-    value for the others). When at most one venue keeps a range, the greedy split is the only candidate
-    and is returned directly. (b) Otherwise a dynamic programme over (venue i, units used u) *replays*
-    the reference's IEEE operations (numpy float64 add/multiply round exactly like Python's); venues
-    pinned to 0 are dropped (they add ±0.0) and pinned venues before the first free one only set the
-    starting prefix sum:
-
-    1. Forward: M_i(u) = least reachable prefix sum. As x ↦ fl(x + p) is monotone non-decreasing, the
-       least prefix leads to the least completion, so M_{i+1}(u) = min_k fl(M_i(u − k) + p_i(k)) is
-       exact and F* = M_n(units).
-    2. Backward: T_i(u) = the largest prefix sum from which some completion still ends at ≤ F* (by
-       monotonicity a down-set of floats): T_n(units) = F*, T_i(u) = max_k G(T_{i+1}(u + k), p_i(k)),
-       G(y, p) = the largest float x with fl(x + p) ≤ y (see `_largest_base`).
-    3. Tie-break: walk forward replaying the actual prefix sum x and give venue i the smallest k with
-       fl(x + p_i(k)) ≤ T_{i+1}(u + k). This is right even when a lexicographically earlier prefix has
-       a *larger* prefix sum that rounding later absorbs, which keeping argmins of M would miss.
+    How, in two stages. (a) Pruning with a proof, not a tolerance (`_candidate_windows`): every split
+    that can tie or beat the exact-arithmetic optimum in floats keeps each venue's units in a window
+    around it; when at most one venue keeps a range, that optimum is the only candidate. (b) Otherwise
+    `_lexicographic_float_optimum` replays the reference's IEEE operations in a dynamic programme over
+    (venue, units used) restricted to the windows.
 
     The returned cost is `split_cost` of the chosen split (equal to F* by construction). Work is
     O(n · units · window) element operations in a fixed number of numpy calls per venue; no Python loop
@@ -199,9 +192,11 @@ def _candidate_windows(
 ) -> tuple[list[int], list[int], list[int]]:
     """The greedy optimum g (in units) and per-venue [low, high] unit windows holding every float optimum.
 
-    Exact excess of a split over g is Σ_i step·|k_i − g_i|·|t_i − t_m| (all terms ≥ 0 because cheaper
-    venues are full and dearer ones empty in g), and a float optimum has excess ≤ 2E, where
-    E = γ_{n+1}·max|t|·order_size (+ underflow slack) bounds |float cost − exact cost| for any split.
+    In exact arithmetic the optimum is the greedy fill by t_i, and the exact excess of a split over g is
+    Σ_i step·|k_i − g_i|·|t_i − t_m| (t_m = the marginal price; all terms ≥ 0 because cheaper venues are
+    full and dearer ones empty in g). Every split's float cost is within
+    E = γ_{n+1}·max|t|·order_size (+ underflow slack) of its exact cost, so a float optimum has
+    excess ≤ 2E: the whole range for venues priced at t_m, typically a single value for the others.
     The slack below is twice that 2E, so the float roundings of this very computation cannot matter.
     """
     n = len(prices)
@@ -224,15 +219,28 @@ def _candidate_windows(
     return greedy, low, high
 
 
-def _lexicographic_float_optimum(
-    units: int, step: int, prices: list[float], low: list[int], high: list[int]
-) -> list[int]:
-    """Units per venue of the reference's answer, k_i restricted to [low_i, high_i] (see `allocate`).
+@dataclass(frozen=True, slots=True)
+class _Programme:
+    """The DP's venues after the pinned ones are folded away, and the unit range live at each stage.
 
     Venues pinned to 0 add ±0.0, which changes no prefix sum, and pinned venues before the first free
-    one only fix the starting prefix sum; the DP runs over what is left.
+    one only fix the starting prefix sum `cash`; `active[i]` is the original index of DP venue i.
+    A state (i, u) is live when u ∈ [lo[i], hi[i]]: reachable from the windows before i and completable
+    by the windows from i on.
     """
-    chosen = list(low)
+
+    active: list[int]
+    cash: float
+    units: int
+    low: list[int]
+    high: list[int]
+    lo: list[int]
+    hi: list[int]
+    addends: list[FloatArray]  # p_i(k) for k in [low_i, high_i], exactly as split_cost forms it
+
+
+def _programme(units: int, step: int, prices: list[float], low: list[int], high: list[int]) -> _Programme:
+    """Fold the pinned venues away and lay out the live unit ranges and the addends p_i(k)."""
     first_free = next(i for i, (a, b) in enumerate(zip(low, high, strict=True)) if a < b)
     cash = 0.0
     for i in range(first_free):
@@ -242,71 +250,114 @@ def _lexicographic_float_optimum(
     prices = [prices[i] for i in active]
     low = [low[i] for i in active]
     high = [high[i] for i in active]
-    n = len(active)
-
-    # Live states (i, u): reachable from the windows before i and completable by the windows from i on.
     pre_lo = [0, *itertools.accumulate(low)]
     pre_hi = [0, *itertools.accumulate(high)]
     suf_lo = [pre_lo[-1] - a for a in pre_lo]
     suf_hi = [pre_hi[-1] - a for a in pre_hi]
     lo = [max(a, units - b) for a, b in zip(pre_lo, suf_hi, strict=True)]
     hi = [min(a, units - b) for a, b in zip(pre_hi, suf_lo, strict=True)]
-    pad = max(high)
-    # p_i(k) for k in [low_i, high_i], exactly as split_cost forms it: float(int shares) · t_i.
-    shares = (np.arange(pad + 1, dtype=np.int64) * step).astype(np.float64)
+    # float(int shares) · t_i, as split_cost forms it
+    shares = (np.arange(max(high) + 1, dtype=np.int64) * step).astype(np.float64)
     addends = [shares[a : b + 1] * t for t, a, b in zip(prices, low, high, strict=True)]
+    return _Programme(active, cash, units, low, high, lo, hi, addends)
 
-    # Pass 1: least prefix sums. `buf` holds `pad` leading +inf so every window stays in bounds.
+
+def _lexicographic_float_optimum(
+    units: int, step: int, prices: list[float], low: list[int], high: list[int]
+) -> list[int]:
+    """Units per venue of the reference's answer, k_i restricted to [low_i, high_i] (see `allocate`).
+
+    Three passes over the DP, each its own function: the least prefix sums give F*, the thresholds say
+    from where F* is still reachable, and a forward replay picks the lexicographically first split.
+    """
+    dp = _programme(units, step, prices, low, high)
+    best = _least_final_cost(dp)
+    limits = _reachability_thresholds(dp, best)
+    chosen = list(low)
+    for i, k in zip(dp.active, _first_split_reaching(dp, limits), strict=True):
+        chosen[i] = k
+    return chosen
+
+
+def _least_final_cost(dp: _Programme) -> float:
+    """F* = M_n(units), with M_i(u) the least reachable prefix sum after venue i.
+
+    As x ↦ fl(x + p) is monotone non-decreasing, the least prefix leads to the least completion, so
+    M_{i+1}(u) = min_k fl(M_i(u − k) + p_i(k)) is exact.
+    """
+    pad, units = max(dp.high), dp.units
+    # `buf` holds `pad` leading +inf so every window stays in bounds.
     buf = np.full(pad + units + 1, np.inf)
     least = np.full(units + 1, np.inf)
-    least[0] = cash
-    for i, addend in enumerate(addends):
+    least[0] = dp.cash
+    for i, addend in enumerate(dp.addends):
         buf[pad:] = least
         # row r ↔ u = lo + r; column j ↔ least[u − high_i + j], i.e. k = high_i − j
-        windows = _windows(buf, pad + lo[i + 1] - high[i], hi[i + 1] - lo[i + 1] + 1, addend.size)
+        lo, hi = dp.lo[i + 1], dp.hi[i + 1]
+        windows = _windows(buf, pad + lo - dp.high[i], hi - lo + 1, addend.size)
         least = np.full(units + 1, np.inf)
-        least[lo[i + 1] : hi[i + 1] + 1] = (windows + addend[::-1]).min(axis=1)
-    best = float(least[units])
+        least[lo : hi + 1] = (windows + addend[::-1]).min(axis=1)
+    return float(least[units])
 
-    # Pass 2: thresholds. `buf` now holds `pad` trailing "unreachable" sentinels.
-    limits: list[np.ndarray] = [np.empty(0)] * (n + 1)
+
+def _reachability_thresholds(dp: _Programme, best: float) -> list[FloatArray]:
+    """T_i(u): the largest prefix sum from which some completion still ends at ≤ F* (`limits[i]`).
+
+    By monotonicity the good prefixes form a down-set of floats: T_n(units) = F*,
+    T_i(u) = max_k G(T_{i+1}(u + k), p_i(k)), G(y, p) = the largest float x with fl(x + p) ≤ y (see
+    `_largest_base`). T_0 is never needed (the replay starts from a known prefix sum).
+    """
+    pad, units, n = max(dp.high), dp.units, len(dp.active)
+    limits: list[FloatArray] = [np.empty(0)] * (n + 1)
     limits[n] = np.full(units + 1, _UNREACHABLE)
     limits[n][units] = best
+    # `buf` holds `pad` trailing "unreachable" sentinels.
     buf = np.full(units + 1 + pad, _UNREACHABLE)
     for i in range(n - 1, 0, -1):
         buf[: units + 1] = limits[i + 1]
-        addend = addends[i]
+        addend = dp.addends[i]
+        lo, hi = dp.lo[i], dp.hi[i]
         # row r ↔ u = lo + r; column j ↔ limits[i + 1][u + low_i + j], i.e. k = low_i + j
-        windows = _windows(buf, lo[i] + low[i], hi[i] - lo[i] + 1, addend.size)
+        windows = _windows(buf, lo + dp.low[i], hi - lo + 1, addend.size)
         limit = np.full(units + 1, _UNREACHABLE)
-        limit[lo[i] : hi[i] + 1] = _largest_base(windows, addend).max(axis=1)
+        limit[lo : hi + 1] = _largest_base(windows, addend).max(axis=1)
         limits[i] = limit
+    return limits
 
-    # Pass 3: lexicographically first split reaching `best`, replaying the reference's prefix sums.
-    used = 0
-    for i, addend in enumerate(addends):
-        count = min(high[i], units - used) - low[i] + 1
+
+def _first_split_reaching(dp: _Programme, limits: list[FloatArray]) -> list[int]:
+    """Units per DP venue of the lexicographically first split whose float cost is F*.
+
+    Walk forward replaying the actual prefix sum x and give venue i the smallest k with
+    fl(x + p_i(k)) ≤ T_{i+1}(u + k). This is right even when a lexicographically earlier prefix has a
+    *larger* prefix sum that rounding later absorbs, which keeping argmins of M would miss.
+    """
+    cash, used = dp.cash, 0
+    split = []
+    for i, addend in enumerate(dp.addends):
+        low = dp.low[i]
+        count = min(dp.high[i], dp.units - used) - low + 1
         trial = cash + addend[:count]
-        fits = trial <= limits[i + 1][used + low[i] : used + low[i] + count]
+        fits = trial <= limits[i + 1][used + low : used + low + count]
         j = int(fits.argmax())
         if not fits[j]:
             raise RuntimeError("allocate: tie-break pass lost the optimum (internal error)")
         cash = float(trial[j])
-        used += low[i] + j
-        chosen[active[i]] = low[i] + j
-    return chosen
+        used += low + j
+        split.append(low + j)
+    return split
 
 
-def _windows(buf: np.ndarray, start: int, rows: int, width: int) -> np.ndarray:
+def _windows(buf: FloatArray, start: int, rows: int, width: int) -> FloatArray:
     """Read-only view: row r is buf[start + r : start + r + width] (no copy; cheaper than sliding_window_view)."""
-    view = np.ndarray(
+    view: FloatArray = np.ndarray(
         (rows, width), dtype=np.float64, buffer=buf, offset=start * buf.itemsize, strides=(buf.itemsize,) * 2
     )
     view.flags.writeable = False
     return view
 
 
-def _largest_base(limit: np.ndarray, addend: np.ndarray) -> np.ndarray:
+def _largest_base(limit: FloatArray, addend: FloatArray) -> FloatArray:
     """Elementwise largest float x with fl(x + addend) ≤ limit (all finite; addend broadcasts on rows).
 
     The passing x form a down-set because x ↦ fl(x + addend) is monotone. Every x whose exact sum with
@@ -329,7 +380,7 @@ def _largest_base(limit: np.ndarray, addend: np.ndarray) -> np.ndarray:
     return x
 
 
-def _nudge(limit: np.ndarray, addend: np.ndarray, x: np.ndarray) -> np.ndarray:
+def _nudge(limit: FloatArray, addend: FloatArray, x: FloatArray) -> FloatArray:
     """Move each near-miss estimate x to the largest float with fl(x + addend) ≤ limit (1-D arrays)."""
     for _ in range(_NUDGES):
         passes = x + addend <= limit
@@ -348,7 +399,7 @@ _SIGN = np.int64(-(2**63))
 _MAGNITUDE = np.int64(2**63 - 1)
 
 
-def _largest_base_bisect(limit: np.ndarray, addend: np.ndarray) -> np.ndarray:
+def _largest_base_bisect(limit: FloatArray, addend: FloatArray) -> FloatArray:
     """Same contract as `_largest_base`, by bisection over float bit patterns.
 
     Slow (64 rounds) but needs no estimate: floats map monotonically onto integers, so the largest
@@ -366,13 +417,13 @@ def _largest_base_bisect(limit: np.ndarray, addend: np.ndarray) -> np.ndarray:
     return _key_float(lo)
 
 
-def _float_key(x: np.ndarray) -> np.ndarray:
+def _float_key(x: FloatArray) -> IntArray:
     """An int64 that orders like the float (−0.0 and 0.0 share key 0)."""
     bits = np.asarray(x, dtype=np.float64).view(np.int64)
     return np.where(bits < 0, -(bits & _MAGNITUDE), bits)
 
 
-def _key_float(key: np.ndarray) -> np.ndarray:
+def _key_float(key: IntArray) -> FloatArray:
     """Inverse of `_float_key`."""
     bits = np.where(key < 0, (-key) | _SIGN, key)
     return bits.view(np.float64)

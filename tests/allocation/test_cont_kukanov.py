@@ -11,6 +11,7 @@ grid search over C (two venues).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -20,6 +21,8 @@ from hypothesis import strategies as st
 
 from allocator.allocation.cont_kukanov import (
     Params,
+    _empirical_quantile,
+    _StepRule,
     closed_form_single_venue,
     cost_subgradient,
     critical_ratio,
@@ -306,6 +309,18 @@ def test_closed_form_quantile_and_catch_up_theta():
     )
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(-5, 5), min_size=1, max_size=12),
+    st.integers(1, 60).map(lambda k: k / 60),
+)
+def test_empirical_quantile_is_the_smallest_sample_whose_cdf_reaches_p(samples, p):
+    """The definition, literally: inf{x : F(x) ≥ p} over the samples, F the empirical CDF."""
+    xi = np.sort(np.array(samples, dtype=float))
+    cdf = lambda x: np.count_nonzero(xi <= x) / xi.size  # noqa: E731
+    assert _empirical_quantile(xi, p) == min(x for x in xi if cdf(x) >= p)
+
+
 def test_closed_form_rejects_bad_input():
     with pytest.raises(ValueError, match="λ_u \\+ h \\+ r \\+ θ > 0"):
         closed_form_single_venue(10.0, 0.0, 0.001, 0.0, -0.01, 0.0, 0.0, 0.0, np.ones(3))
@@ -400,6 +415,31 @@ def test_sa_rejects_bad_input():
         solve_sa(10.0, P2, xi, x0=np.zeros(2))
     with pytest.raises(ValueError, match="sampler"):
         solve_sa(10.0, P2, lambda g, n: np.ones((n, 3)), n_iter=5)
+
+
+def test_step_rules_follow_their_formulas_and_record_every_step():
+    n, s, gamma0 = 50, 800.0, 0.3
+    paper = _StepRule("paper", s, P2, n, gamma0)
+    assert np.array_equal(paper.gammas, np.full(n, paper_step_size(s, P2, n)))
+    sqrt = _StepRule("sqrt", s, P2, n, gamma0)
+    assert sqrt.gammas == pytest.approx(gamma0 * s / (gradient_bound(P2) * np.sqrt(np.arange(1, n + 1))))
+    adaptive = _StepRule("adaptive", s, P2, n, gamma0)
+    grads = np.random.default_rng(3).normal(size=(n, 3))
+    grads[0] = 0.0  # no gradient met yet: no step
+    used = [adaptive(i, g) for i, g in enumerate(grads)]
+    squares = np.cumsum((grads**2).sum(axis=1))
+    want = np.zeros(n)
+    want[1:] = gamma0 * s / np.sqrt(squares[1:])
+    assert used == pytest.approx(want) and adaptive.gammas == pytest.approx(want)
+
+
+def test_params_take_array_likes_and_dataclass_replace_keeps_the_checks():
+    p = Params(0.01, 0.0, [0.002, 0.001], (10.0, 20.0), 0.001, 0.02, 0.0)
+    assert p.r.dtype == np.float64 and p.Q.tolist() == [10.0, 20.0] and p.K == 2
+    richer = dataclasses.replace(p, r=np.array([0.003, 0.001]))
+    assert richer.r.tolist() == [0.003, 0.001] and not richer.r.flags.writeable and richer.h == p.h
+    with pytest.raises(ValueError, match="≥ 0"):
+        dataclasses.replace(p, lambda_o=-1.0)
 
 
 def test_params_validation_and_gradient_bound():

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from allocator.allocation.static import (
-    Venue,
+    Quote,
     _largest_base,
     _largest_base_bisect,
     _nudge,
@@ -43,7 +43,7 @@ def assert_identical(fast: tuple[list[int], float], ref: tuple[list[int], float]
     assert math.copysign(1.0, fast[1]) == math.copysign(1.0, ref[1])
 
 
-def greedy_split(order_size: int, venues: list[Venue], step: int = 100) -> list[int] | None:
+def greedy_split(order_size: int, venues: list[Quote], step: int = 100) -> list[int] | None:
     """The exact-arithmetic optimum under this spec: fill the cheapest ask + fee first, whole steps only.
 
     Why it is optimal: every q_i ≤ ask_size_i, so exe_i = q_i, under = over = 0 and the cost is the
@@ -59,7 +59,7 @@ def greedy_split(order_size: int, venues: list[Venue], step: int = 100) -> list[
     return split if left == 0 and order_size % step == 0 else None
 
 
-def exact_cost(venues: list[Venue], split: list[int]) -> Fraction:
+def exact_cost(venues: list[Quote], split: list[int]) -> Fraction:
     """The split's cost with no rounding after forming each float ask + fee (as split_cost forms it)."""
     return sum(
         (Fraction(q) * Fraction(v.ask + v.fee) for v, q in zip(venues, split, strict=True)), Fraction(0)
@@ -71,57 +71,57 @@ def exact_cost(venues: list[Venue], split: list[int]) -> Fraction:
 
 
 def test_one_venue_takes_the_whole_order():
-    assert both(300, [Venue(ask=222.83, ask_size=500, fee=0.003)]) == ([300], 300 * (222.83 + 0.003))
-    assert both(300, [Venue(ask=222.83, ask_size=500, fee=0.003)])[1] == pytest.approx(66_849.9)
+    assert both(300, [Quote(ask=222.83, ask_size=500, fee=0.003)]) == ([300], 300 * (222.83 + 0.003))
+    assert both(300, [Quote(ask=222.83, ask_size=500, fee=0.003)])[1] == pytest.approx(66_849.9)
 
 
 def test_fee_flips_the_choice_between_two_venues():
-    cheap_ask_dear_fee = Venue(ask=10.00, ask_size=100, fee=0.03)
-    dear_ask_no_fee = Venue(ask=10.01, ask_size=100, fee=0.0)
+    cheap_ask_dear_fee = Quote(ask=10.00, ask_size=100, fee=0.03)
+    dear_ask_no_fee = Quote(ask=10.01, ask_size=100, fee=0.0)
     assert both(100, [cheap_ask_dear_fee, dear_ask_no_fee]) == ([0, 100], 1001.0)
-    assert both(100, [Venue(ask=10.00, ask_size=100), dear_ask_no_fee]) == ([100, 0], 1000.0)
+    assert both(100, [Quote(ask=10.00, ask_size=100), dear_ask_no_fee]) == ([100, 0], 1000.0)
 
 
 def test_order_not_a_multiple_of_step_has_no_candidate():
-    assert both(250, [Venue(ask=10.0, ask_size=1000)]) == EMPTY
-    assert both(7, [Venue(ask=10.0, ask_size=1000)], step=5) == EMPTY
+    assert both(250, [Quote(ask=10.0, ask_size=1000)]) == EMPTY
+    assert both(7, [Quote(ask=10.0, ask_size=1000)], step=5) == EMPTY
 
 
 def test_displayed_size_below_order_has_no_candidate():
-    assert both(300, [Venue(ask=10.0, ask_size=100), Venue(ask=10.0, ask_size=100)]) == EMPTY
+    assert both(300, [Quote(ask=10.0, ask_size=100), Quote(ask=10.0, ask_size=100)]) == EMPTY
     # 150 + 150 = 300 is displayed, but only whole steps count: 100 + 100 < 300.
-    assert both(300, [Venue(ask=10.0, ask_size=150), Venue(ask=10.0, ask_size=150)]) == EMPTY
+    assert both(300, [Quote(ask=10.0, ask_size=150), Quote(ask=10.0, ask_size=150)]) == EMPTY
 
 
 def test_bound_is_included_only_when_it_is_a_multiple_of_step():
-    assert both(200, [Venue(ask=10.0, ask_size=250)]) == ([200], 2000.0)
-    assert both(300, [Venue(ask=10.0, ask_size=250)]) == EMPTY
-    assert both(300, [Venue(ask=10.0, ask_size=300)]) == ([300], 3000.0)
+    assert both(200, [Quote(ask=10.0, ask_size=250)]) == ([200], 2000.0)
+    assert both(300, [Quote(ask=10.0, ask_size=250)]) == EMPTY
+    assert both(300, [Quote(ask=10.0, ask_size=300)]) == ([300], 3000.0)
 
 
 def test_equal_prices_first_in_enumeration_order_wins():
-    # Venue 0's q ascending is the outer loop, so (0, 100) is met before (100, 0): ties go to later venues.
-    assert both(100, [Venue(ask=10.0, ask_size=100), Venue(ask=10.0, ask_size=100)]) == ([0, 100], 1000.0)
-    three = [Venue(ask=10.0, ask_size=100) for _ in range(3)]
+    # Quote 0's q ascending is the outer loop, so (0, 100) is met before (100, 0): ties go to later venues.
+    assert both(100, [Quote(ask=10.0, ask_size=100), Quote(ask=10.0, ask_size=100)]) == ([0, 100], 1000.0)
+    three = [Quote(ask=10.0, ask_size=100) for _ in range(3)]
     assert both(200, three) == ([0, 100, 100], 2000.0)
 
 
 def test_zero_sizes_and_zero_orders():
-    assert both(100, [Venue(ask=9.0, ask_size=0), Venue(ask=10.0, ask_size=500)]) == ([0, 100], 1000.0)
-    assert both(0, [Venue(ask=10.0, ask_size=0), Venue(ask=11.0, ask_size=500)]) == ([0, 0], 0.0)
+    assert both(100, [Quote(ask=9.0, ask_size=0), Quote(ask=10.0, ask_size=500)]) == ([0, 100], 1000.0)
+    assert both(0, [Quote(ask=10.0, ask_size=0), Quote(ask=11.0, ask_size=500)]) == ([0, 0], 0.0)
     assert both(0, []) == ([], 0.0)  # the empty split is a complete split summing to 0
     assert both(100, []) == EMPTY
-    assert both(-100, [Venue(ask=1.0, ask_size=100)]) == EMPTY
-    assert both(100, [Venue(ask=1.0, ask_size=-100), Venue(ask=1.0, ask_size=500)]) == EMPTY
+    assert both(-100, [Quote(ask=1.0, ask_size=100)]) == EMPTY
+    assert both(100, [Quote(ask=1.0, ask_size=-100), Quote(ask=1.0, ask_size=500)]) == EMPTY
 
 
 def test_last_bit_near_tie_on_realistic_prices():
     # 222.84 + 0.01 == 222.85 but 222.83 + 0.02 == 222.85000000000002: every candidate costs 89140.0
     # after rounding, and the lexicographically first one goes through the *dearer* prefix (0, 200).
     venues = [
-        Venue(ask=222.84, ask_size=500, fee=0.01),
-        Venue(ask=222.83, ask_size=200, fee=0.02),
-        Venue(ask=222.84, ask_size=200, fee=0.01),
+        Quote(ask=222.84, ask_size=500, fee=0.01),
+        Quote(ask=222.83, ask_size=200, fee=0.02),
+        Quote(ask=222.84, ask_size=200, fee=0.01),
     ]
     assert venues[1].ask + venues[1].fee > venues[0].ask + venues[0].fee
     assert both(400, venues) == ([0, 200, 200], 89_140.0)
@@ -131,9 +131,9 @@ def test_rounding_absorbs_a_dearer_prefix():
     # Prefix (0, 1) costs 1 + 2^-52 > prefix (1, 0) = 1, but adding −2^53 rounds both to −(2^53 − 1),
     # so the lexicographically first split (0, 1, 1) is optimal although its prefix was not.
     venues = [
-        Venue(ask=1.0, ask_size=1),
-        Venue(ask=1.0 + 2**-52, ask_size=1),
-        Venue(ask=-(2.0**53), ask_size=1),
+        Quote(ask=1.0, ask_size=1),
+        Quote(ask=1.0 + 2**-52, ask_size=1),
+        Quote(ask=-(2.0**53), ask_size=1),
     ]
     assert both(2, venues, step=1) == ([0, 1, 1], -(2.0**53 - 1))
 
@@ -141,17 +141,17 @@ def test_rounding_absorbs_a_dearer_prefix():
 def test_invalid_inputs_are_rejected_by_both():
     for function in (allocate, allocate_exhaustive):
         with pytest.raises(ValueError, match="step"):
-            function(100, [Venue(ask=1.0, ask_size=100)], 0.0, 0.0, 0.0, 0)
+            function(100, [Quote(ask=1.0, ask_size=100)], 0.0, 0.0, 0.0, 0)
         with pytest.raises(ValueError, match="finite"):
-            function(100, [Venue(ask=math.nan, ask_size=100)], 0.0, 0.0, 0.0)
+            function(100, [Quote(ask=math.nan, ask_size=100)], 0.0, 0.0, 0.0)
         with pytest.raises(ValueError, match="finite"):
-            function(100, [Venue(ask=1.0, ask_size=100)], math.inf, 0.0, 0.0)
+            function(100, [Quote(ask=1.0, ask_size=100)], math.inf, 0.0, 0.0)
         with pytest.raises(ValueError, match="overflow"):
-            function(100, [Venue(ask=1e300, ask_size=100)], 0.0, 0.0, 0.0)
+            function(100, [Quote(ask=1e300, ask_size=100)], 0.0, 0.0, 0.0)
 
 
 def test_split_cost_applies_penalties_and_rebates_when_split_exceeds_display():
-    venues = [Venue(ask=10.0, ask_size=100, fee=0.5, rebate=0.25)]
+    venues = [Quote(ask=10.0, ask_size=100, fee=0.5, rebate=0.25)]
     # exe = 100, unfilled 100 earns the rebate, under = 300 − 100 = 200.
     assert split_cost(300, venues, [200], 1.0, 2.0, 3.0) == 100 * 10.5 - 100 * 0.25 + 3.0 * 200 + 2.0 * 200
 
@@ -181,7 +181,7 @@ def problems(draw, asks, fees):
     palette = draw(st.lists(st.tuples(asks, fees), min_size=1, max_size=4))
     quotes = [draw(st.sampled_from(palette)) for _ in range(n)]
     venues = [
-        Venue(ask=ask, ask_size=draw(size), fee=fee, rebate=draw(rebate), publisher_id=i)
+        Quote(ask=ask, ask_size=draw(size), fee=fee, rebate=draw(rebate), publisher_id=i)
         for i, (ask, fee) in enumerate(quotes)
     ]
     units = draw(st.integers(min_value=0, max_value=8 if n <= 4 else 6))
@@ -241,7 +241,7 @@ def test_penalties_never_change_the_answer(problem, first, second):
 # Larger problems: the greedy oracle
 
 
-def error_bound(order_size: int, venues: list[Venue]) -> float:
+def error_bound(order_size: int, venues: list[Quote]) -> float:
     """A generous bound on |float cost − exact cost| of any split (a few n·ε·max|price|·order)."""
     biggest = max(abs(v.ask + v.fee) for v in venues)
     return 4 * (len(venues) + 2) * 2.0**-53 * biggest * order_size
@@ -251,7 +251,7 @@ def error_bound(order_size: int, venues: list[Venue]) -> float:
 @given(
     st.lists(
         st.builds(
-            Venue,
+            Quote,
             ask=st.sampled_from(GRID_ASKS),
             ask_size=st.integers(min_value=0, max_value=3000),
             fee=st.sampled_from(GRID_FEES),
@@ -276,14 +276,14 @@ def test_optimal_against_greedy_oracle_on_medium_problems(venues, units):
     assert 0 <= excess <= 2 * error_bound(order_size, venues)  # exactly optimal up to rounding
 
 
-def sixteen_venues(same_price: bool) -> list[Venue]:
+def sixteen_venues(same_price: bool) -> list[Quote]:
     rng = np.random.default_rng(20240601)
     sizes = rng.integers(50, 151, size=16) * 100  # 5,000–15,000 shares each, ≥ 100,000 in total
     if same_price:
-        return [Venue(ask=222.83, ask_size=int(s), fee=0.003) for s in sizes]
+        return [Quote(ask=222.83, ask_size=int(s), fee=0.003) for s in sizes]
     ticks = rng.permutation(16)
     return [
-        Venue(
+        Quote(
             ask=round(222.83 + 0.01 * (t // 4), 2), ask_size=int(s), fee=[0.003, 0.0029, 0.0025, 0.002][t % 4]
         )
         for t, s in zip(ticks, sizes, strict=True)
@@ -336,3 +336,12 @@ def test_largest_base_matches_bisection_across_magnitudes():
         assert np.array_equal(got.ravel(), want)
         # The nudging fallback, started from a useless estimate, must reach the same answer.
         assert np.array_equal(_nudge(limit.ravel().copy(), flat_addend.copy(), np.zeros(limit.size)), want)
+
+
+def test_venue_is_an_alias_of_quote_and_the_top_level_import_works():
+    from allocator import Venue, allocate, allocate_exhaustive  # the public API, as users import it
+
+    assert Venue is Quote
+    quotes = [Venue(ask=10.0, ask_size=100, fee=0.01), Quote(ask=10.0, ask_size=100)]
+    assert allocate(100, quotes, 0.4, 0.6, 0.5) == allocate_exhaustive(100, quotes, 0.4, 0.6, 0.5)
+    assert allocate(100, quotes, 0.4, 0.6, 0.5) == ([0, 100], 1000.0)
