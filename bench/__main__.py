@@ -9,8 +9,23 @@ import time
 
 import bench
 
+# Earlier names, so an old command line gets a one-line pointer instead of a near-miss match.
+RENAMED = {
+    "allocation": "allocate_speed",
+    "ck_model": "ck_solvers",
+    "ck_mode": "ck_grid",
+    "load": "kafka_long_replay",
+    "loader": "loader_vs_pandas",
+    "pipeline": "faithful_run",
+}
+
 
 def main(names: list[str]) -> int:
+    renamed = [n for n in names if n.removeprefix("bench_") in RENAMED]
+    if renamed:
+        hints = ", ".join(f"{n} is now {RENAMED[n.removeprefix('bench_')]}" for n in renamed)
+        print(f"renamed benchmarks: {hints}", file=sys.stderr)
+        return 2
     modules = sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_"))
     exact = [m for m in modules if m in names or m.removeprefix("bench_") in names]
     chosen = exact or [m for m in modules if not names or any(n in m for n in names)]

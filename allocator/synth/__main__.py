@@ -2,6 +2,6 @@
 
 import sys
 
-from allocator.synth.generator import main
+from allocator.synth.cli import main
 
 sys.exit(main())

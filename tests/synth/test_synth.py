@@ -15,11 +15,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from allocator.data.schema import MAX_LEVELS, MBP10_COLUMNS, level_column
-from allocator.synth import generator as synth
+from allocator.errors import SettingError
+from allocator.snapshots.rule import build_snapshots
+from allocator.synth.cli import main
+from allocator.synth.clock import parse_clock
+from allocator.synth.csv_writer import price_strings, sha256_file, to_csv_bytes, write_csv
+from allocator.synth.generator import DEFAULT_SEED, generate
+from allocator.synth.latent import LatentPath
+from allocator.synth.stats import (
+    FileStats,
+    file_stats,
+    quote_by_quote_consolidated,
+    read_mbp_csv,
+    venue_tick_quotes,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "data" / "l1_day.csv.gz"
-SHORT = {"start": "13:36:30", "end": "13:36:45"}
+SHORT_START, SHORT_END = "13:36:30", "13:36:45"
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
 PRICE_RE = re.compile(r"^\d+(\.\d?[1-9])?$")  # shortest decimal: 222.8, 222.83, 223; never 222.80
 VENUES = {2, 3, 5, 8, 38, 43}
@@ -28,7 +41,7 @@ NS = 1_000_000_000
 
 def _gz_bytes(df: pd.DataFrame, tmp_path: Path, name: str) -> bytes:
     path = tmp_path / name
-    synth.write_csv(df, path)
+    write_csv(df, path)
     return path.read_bytes()
 
 
@@ -39,20 +52,20 @@ def _text_frame(csv: bytes) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def short_df() -> pd.DataFrame:
-    return synth.generate(seed=7, **SHORT)
+    return generate(seed=7, start=SHORT_START, end=SHORT_END)
 
 
 @pytest.fixture(scope="module")
 def short_csv(short_df: pd.DataFrame) -> bytes:
-    return synth.to_csv_bytes(short_df)
+    return to_csv_bytes(short_df)
 
 
 # ------------------------------------------------------------------------------ reproducibility
 
 
 def test_same_seed_gives_identical_bytes(tmp_path: Path) -> None:
-    a = _gz_bytes(synth.generate(seed=11, **SHORT), tmp_path, "a.csv.gz")
-    b = _gz_bytes(synth.generate(seed=11, **SHORT), tmp_path, "b.csv.gz")
+    a = _gz_bytes(generate(seed=11, start=SHORT_START, end=SHORT_END), tmp_path, "a.csv.gz")
+    b = _gz_bytes(generate(seed=11, start=SHORT_START, end=SHORT_END), tmp_path, "b.csv.gz")
     assert a == b
     # gzip header: no FNAME flag, mtime 0, so the bytes do not depend on when or where it ran
     assert a[3] & 0x08 == 0
@@ -60,7 +73,7 @@ def test_same_seed_gives_identical_bytes(tmp_path: Path) -> None:
 
 
 def test_different_seed_gives_different_data(short_csv: bytes) -> None:
-    other = synth.to_csv_bytes(synth.generate(seed=8, **SHORT))
+    other = to_csv_bytes(generate(seed=8, start=SHORT_START, end=SHORT_END))
     assert other != short_csv
 
 
@@ -95,7 +108,7 @@ def test_empty_level_is_written_as_empty_price_zero_size_zero_count(short_df: pd
     row = short_df.iloc[:1].copy()
     for field, value in (("bid_px", np.nan), ("bid_sz", 0), ("bid_ct", 0)):
         row[level_column(field, 9)] = value
-    line = synth.to_csv_bytes(row).decode().splitlines()[1].split(",")
+    line = to_csv_bytes(row).decode().splitlines()[1].split(",")
     at = {c: i for i, c in enumerate(MBP10_COLUMNS)}
     assert line[at["bid_px_09"]] == ""
     assert line[at["bid_sz_09"]] == "0"
@@ -104,7 +117,7 @@ def test_empty_level_is_written_as_empty_price_zero_size_zero_count(short_df: pd
 
 def test_shortest_decimal_prices() -> None:
     values = np.array([222.8, 222.83, 223.0, 222.05, np.nan])
-    assert synth._price_strings(values).to_pylist() == ["222.8", "222.83", "223", "222.05", None]
+    assert price_strings(values).to_pylist() == ["222.8", "222.83", "223", "222.05", None]
 
 
 def test_timestamps_order_and_deltas(short_df: pd.DataFrame) -> None:
@@ -232,7 +245,7 @@ def test_books_evolve_with_their_messages(short_df: pd.DataFrame) -> None:
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), minute=st.sampled_from(["13:35", "13:38", "13:44"]))
 def test_any_seed_keeps_the_invariants(seed: int, minute: str) -> None:
-    df = synth.generate(seed=seed, start=f"{minute}:10", end=f"{minute}:13")
+    df = generate(seed=seed, start=f"{minute}:10", end=f"{minute}:13")
     assert set(df["publisher_id"]) == VENUES
     assert (df["ask_px_00"] > df["bid_px_00"]).all()
     assert (df["ts_recv"].array.asi8 >= df["ts_event"].array.asi8).all()
@@ -243,18 +256,94 @@ def test_any_seed_keeps_the_invariants(seed: int, minute: str) -> None:
 
 def test_cli_generates_and_describes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "small.csv.gz"
-    assert synth.main(["--out", str(out), "--start", "13:36:30", "--end", "13:36:33"]) == 0
+    assert main(["--out", str(out), "--start", "13:36:30", "--end", "13:36:33"]) == 0
     with gzip.open(out, "rt") as f:
         assert f.readline().rstrip("\n").split(",") == list(MBP10_COLUMNS)
-    assert synth.main(["--stats", str(out)]) == 0
+    assert main(["--stats", str(out)]) == 0
     assert "| Nasdaq (2) |" in capsys.readouterr().out
 
 
 def test_cli_rejects_a_bad_time(capsys: pytest.CaptureFixture[str]) -> None:
-    assert synth.main(["--out", "unused.csv.gz", "--start", "1336"]) == 2
+    assert main(["--out", "unused.csv.gz", "--start", "1336"]) == 2
     err = capsys.readouterr().err
     assert "--start" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_names_the_flags_of_a_backwards_window(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--out", "unused.csv.gz", "--start", "13:40:00", "--end", "13:39:00"]) == 2
+    assert capsys.readouterr().err == "error: --end 13:39:00 must be after --start 13:40:00\n"
+
+
+def test_window_errors_name_settings_not_flags() -> None:
+    with pytest.raises(SettingError) as backwards:
+        generate(start="13:40:00", end="13:39:00")
+    assert str(backwards.value) == "end 13:39:00 must be after start 13:40:00"
+    assert backwards.value.settings == {"end": "end", "start": "start"}
+    with pytest.raises(SettingError) as braces:
+        parse_clock("{x}", "start")  # braces in the text are literal, not template fields
+    assert (
+        braces.value.render(lambda name: f"--{name}")
+        == "--start '{x}': expected HH:MM:SS (UTC), e.g. 13:36:32"
+    )
+    with pytest.raises(SettingError) as out_of_range:
+        parse_clock("25:00:00", "end")
+    assert str(out_of_range.value) == "end '25:00:00': time of day out of range"
+    assert parse_clock("13:36:32.5", "start") == 13 * 3600 + 36 * 60 + 32.5
+
+
+# ------------------------------------------------------------------------------ the latent path
+
+
+def test_latent_path_within_a_window_starts_from_the_last_value_before_it() -> None:
+    path = LatentPath(np.array([1.0, 2.0, 3.0, 4.0]), np.array([11, 12, 13, 14]), m2_start=10)
+    inner = path.within(2.0, 4.0)
+    assert inner.times.tolist() == [3.0]  # strictly inside: the jumps at 2.0 and 4.0 are not
+    assert inner.m2.tolist() == [13]
+    assert inner.m2_start == 12  # the value set by the jump at t_lo itself
+    assert path.within(0.5, 1.5).m2_start == 10
+    assert path.within(0.5, 1.5).m2.tolist() == [11]
+
+
+# ------------------------------------------------------------------------------ statistics
+
+
+def _quotes_frame(rows: list[tuple[int, int, float, float, int]]) -> pd.DataFrame:
+    """(ts_event ns, publisher_id, bid, ask, ask size) rows of a minimal MBP frame, in file order."""
+    return pd.DataFrame(
+        rows, columns=["ts_event", "publisher_id", "bid_px_00", "ask_px_00", "ask_sz_00"]
+    ).assign(bid_sz_00=100)
+
+
+def test_consolidated_stats_carry_a_quiet_venue_at_its_first_row() -> None:
+    """Venue 1's first row at t=10 (ask 10.01 × 100) stands, not its last (10.03 × 700): the file
+    statistics' rule, which the router's snapshot rule does not share (it carries the last row)."""
+    frame = _quotes_frame(
+        [
+            (10, 1, 10.00, 10.01, 100),
+            (10, 1, 10.00, 10.03, 700),
+            (20, 2, 9.99, 10.01, 300),
+        ]
+    )
+    quotes = venue_tick_quotes(frame)
+    assert len(quotes) == 2
+    stats = quote_by_quote_consolidated(quotes, {1: 0.003, 2: 0.001})
+    assert stats.ticks == 1  # the one step after both venues quoted
+    assert stats.top_ask_total_p50 == 400
+    assert stats.locked_or_crossed_share == 0.0
+    assert stats.cheapest_fee_differs_ticks == 1  # tie at 10.01 goes to venue 1 by ask, 2 by cost
+    router = build_snapshots(frame)
+    assert router.ask_sz[-1].tolist() == [700, 300]
+
+
+def test_venue_tick_quotes_are_the_router_rules_fresh_quotes(short_df: pd.DataFrame) -> None:
+    frame = short_df.assign(ts_event=short_df["ts_event"].to_numpy(dtype=np.int64))
+    router = build_snapshots(frame)
+    quotes = venue_tick_quotes(frame)
+    assert len(quotes) == int(router.fresh.sum())
+    fresh_rows = np.sort(router.source_row[router.fresh])
+    expected = np.flatnonzero(~frame.duplicated(subset=["ts_event", "publisher_id"]).to_numpy())
+    assert fresh_rows.tolist() == expected.tolist()
 
 
 # ------------------------------------------------------------------------------ the shipped file
@@ -265,12 +354,12 @@ def shipped() -> pd.DataFrame:
     assert SHIPPED.exists(), (
         "data/l1_day.csv.gz is missing: python -m allocator.synth --out data/l1_day.csv.gz"
     )
-    return synth.read_mbp_csv(SHIPPED)
+    return read_mbp_csv(SHIPPED)
 
 
 @pytest.fixture(scope="module")
-def shipped_stats(shipped: pd.DataFrame) -> dict:
-    return synth.describe(shipped)
+def shipped_stats(shipped: pd.DataFrame) -> FileStats:
+    return file_stats(shipped)
 
 
 def test_shipped_file_is_small() -> None:
@@ -290,48 +379,47 @@ def test_shipped_file_covers_the_window_with_margin(shipped: pd.DataFrame) -> No
             assert ((g >= t) & (g < t + pd.Timedelta("5s"))).any(), (edge, pid)
 
 
-def test_shipped_file_venues_and_rates(shipped_stats: dict) -> None:
-    venues = shipped_stats["venues"]
+def test_shipped_file_venues_and_rates(shipped_stats: FileStats) -> None:
+    venues = shipped_stats.venues
     assert set(venues) == VENUES
-    assert 80 <= venues[2]["msg_per_s"] <= 120
+    assert 80 <= venues[2].msg_per_s <= 120
     for pid in VENUES - {2}:
-        assert 10 <= venues[pid]["msg_per_s"] <= 50, pid
-    assert shipped_stats["distinct_ts_event"] < shipped_stats["rows"], "bursts share a ts_event"
-    assert shipped_stats["ts_recv_sorted"]
-    assert 0 < shipped_stats["ts_event_out_of_order_rows"] < 0.02 * shipped_stats["rows"]
+        assert 10 <= venues[pid].msg_per_s <= 50, pid
+    assert shipped_stats.distinct_ts_event < shipped_stats.rows, "bursts share a ts_event"
+    assert shipped_stats.ts_recv_sorted
+    assert 0 < shipped_stats.ts_event_out_of_order_rows < 0.02 * shipped_stats.rows
 
 
-def test_shipped_file_spreads_and_nbbo(shipped_stats: dict) -> None:
-    for pid, v in shipped_stats["venues"].items():
-        assert v["spread_1_to_3_share"] > 0.98, pid
-        assert v["spread_p5"] >= 1, pid
-        assert v["spread_p95"] <= 3, pid
-        assert 10 <= v["top_ask_sz_p50"] <= 1000, pid
-        assert v["top_ask_sz_max"] >= 2000, pid
-    assert 0 < shipped_stats["locked_or_crossed_share"] < 0.03
+def test_shipped_file_spreads_and_nbbo(shipped_stats: FileStats) -> None:
+    for pid, v in shipped_stats.venues.items():
+        assert v.spread_1_to_3_share > 0.98, pid
+        assert v.spread_p5 >= 1, pid
+        assert v.spread_p95 <= 3, pid
+        assert 10 <= v.top_ask_sz_p50 <= 1000, pid
+        assert v.top_ask_sz_max >= 2000, pid
+    assert 0 < shipped_stats.consolidated.locked_or_crossed_share < 0.03
 
 
-def test_shipped_file_price_path(shipped_stats: dict) -> None:
-    assert shipped_stats["main_first_ask_in_window"] == pytest.approx(222.83, abs=0.015)
-    assert 222.98 <= shipped_stats["main_avg_ask_in_window"] <= 223.12
-    rise = shipped_stats["main_last_ask_in_window"] - shipped_stats["main_first_ask_in_window"]
+def test_shipped_file_price_path(shipped_stats: FileStats) -> None:
+    main_ask = shipped_stats.main_ask
+    assert main_ask.first == pytest.approx(222.83, abs=0.015)
+    assert 222.98 <= main_ask.average <= 223.12
+    rise = main_ask.last - main_ask.first
     assert 0.2 <= rise <= 0.45
 
 
-def test_shipped_file_decisions_matter(shipped_stats: dict) -> None:
+def test_shipped_file_decisions_matter(shipped_stats: FileStats) -> None:
     """Fees change the cheapest venue at some ticks; 5,000 shares sometimes fit at the top, sometimes not."""
-    assert shipped_stats["cheapest_fee_differs_ticks"] > 0
-    assert 0.05 < shipped_stats["top_ask_below_threshold_share"] < 0.95
+    assert shipped_stats.consolidated.cheapest_fee_differs_ticks > 0
+    assert 0.05 < shipped_stats.consolidated.top_ask_below_threshold_share < 0.95
 
 
 @pytest.mark.slow
 def test_shipped_file_is_what_the_generator_makes(tmp_path: Path) -> None:
     fresh = tmp_path / "l1_day.csv.gz"
-    synth.write_csv(synth.generate(seed=synth.DEFAULT_SEED), fresh)
+    write_csv(generate(seed=DEFAULT_SEED), fresh)
     with gzip.open(SHIPPED, "rb") as a, gzip.open(fresh, "rb") as b:
         assert a.read() == b.read(), (
             "content differs: regenerate with python -m allocator.synth --out data/l1_day.csv.gz"
         )
-    assert synth.sha256_file(fresh) == synth.sha256_file(SHIPPED), (
-        "same CSV, different gzip bytes (zlib version?)"
-    )
+    assert sha256_file(fresh) == sha256_file(SHIPPED), "same CSV, different gzip bytes (zlib version?)"

@@ -1,4 +1,4 @@
-"""`--mode cont-kukanov` on data/l1_day.csv.gz: the whole 125-point grid, exact solver against SA.
+"""Whole `--mode cont-kukanov` runs on data/l1_day.csv.gz: the 125-point grid, exact solver against SA.
 
 Reports the parts (MBP-10 load with the 92 s of history, message streams, one router run, the simulated
 baselines) and the whole default grid run side by side in one run: with the exact solver (the default) and

@@ -1,5 +1,6 @@
-"""Load: a long replay (BENCH_LOAD_ROWS, default 2,000,000 messages) at --speed 0 through the embedded
-Tansu broker, consumed by the allocator in a separate process whose peak RSS is measured.
+"""A long Kafka replay (BENCH_REPLAY_ROWS, default 2,000,000 messages) at --speed 0 through the embedded
+Tansu broker: producer rate, rows lost or duplicated, and the peak RSS of the consumer + pipeline, which
+runs in a separate process so the figure is its own.
 
 The rows are the recorded dataset's top of book tiled in time (each copy shifted past the previous
 one, sequences renumbered per venue), so every row is distinct and the end-of-stream count, the
@@ -25,7 +26,7 @@ from allocator.data.window import Window
 from allocator.kafka.producer import ensure_topic, replay
 
 REPO = Path(__file__).resolve().parents[1]
-ROWS = int(os.environ.get("BENCH_LOAD_ROWS", "2000000"))
+ROWS = int(os.environ.get("BENCH_REPLAY_ROWS", "2000000"))
 
 CONSUMER = """
 import json, resource, sys, time

@@ -1,4 +1,4 @@
-"""Allocator: `allocate` against the exhaustive reference, and `allocate` alone on 16 venues.
+"""Speed of the static allocator: `allocate` against the exhaustive reference, and `allocate` alone on 16 venues.
 
 Venues look like one moment of the recorded book: asks 222.83 plus 0–3 ticks, displayed sizes 100–3,000
 shares (5,000–15,000 for the 100,000-share order, which needs that much on display). Each size is run in
@@ -14,6 +14,8 @@ the reference where one is computed, so a fast wrong answer cannot produce a fig
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 
@@ -62,13 +64,13 @@ def run() -> list[tuple[str, float, str]]:
         )
     for regime in ("distinct", "tied", "all tied"):
         quotes = venues(16, 5_000, (100, 3_000), regime, seed=2)
-        seconds = median_seconds(lambda q=quotes: allocate(5_000, q, *PENALTIES), repeats=50)
+        seconds = median_seconds(partial(allocate, 5_000, quotes, *PENALTIES), repeats=50)
         figures.append((f"allocate, 16 venues × 5,000 sh ({regime})", seconds * 1e3, "ms"))
     for regime in ("distinct", "tied", "all tied"):
         quotes = venues(16, 100_000, (5_000, 15_000), regime, seed=3)
         split, _ = allocate(100_000, quotes, *PENALTIES)
         assert sum(split) == 100_000
-        seconds = median_seconds(lambda q=quotes: allocate(100_000, q, *PENALTIES), repeats=9)
+        seconds = median_seconds(partial(allocate, 100_000, quotes, *PENALTIES), repeats=9)
         figures.append((f"allocate, 16 venues × 100,000 sh ({regime})", seconds * 1e3, "ms"))
     return figures
 

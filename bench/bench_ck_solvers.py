@@ -1,4 +1,4 @@
-"""Cont–Kukanov decision solvers: the exact solver against SA on decision states recorded from the data.
+"""Cont–Kukanov per-decision solvers: the exact solver against SA on decision states recorded from the data.
 
 States. The router's own decisions on data/l1_day.csv.gz (with its 92 s of history before the window)
 under three configurations: the default (30 s horizon, 5,000 shares), a 10 s horizon, and 20,000 shares
@@ -22,6 +22,7 @@ import numpy as np
 
 from allocator.allocation.cont_kukanov import (
     Params,
+    StepSchedule,
     closed_form_single_venue,
     project,
     sample_costs,
@@ -34,6 +35,9 @@ from bench.timing import median_seconds
 
 DATASET = Path(__file__).resolve().parents[1] / "data" / "l1_day.csv.gz"
 GRID = [(lo, lu, th) for lo in (0.0, 0.2, 1.0) for lu in (0.05, 0.6, 5.0) for th in (0.0, 0.1, 0.5)]
+# SA_STEP as the solver's step type: a typed look-up, so this checks whether SA_STEP is annotated or not
+_SCHEDULES: dict[str, StepSchedule] = {"paper": "paper", "sqrt": "sqrt", "adaptive": "adaptive"}
+SA_SCHEDULE = _SCHEDULES[SA_STEP]
 CONFIGS = {
     "default": (SimSettings(), 5_000),
     "10 s horizon": (SimSettings(horizon_ns=10 * NS_PER_SECOND), 5_000),
@@ -76,7 +80,7 @@ def run() -> list[tuple[str, float, str]]:
             milp_s.append(exact_s[-1])
             branched += exact.method == "milp"
         started = time.perf_counter()
-        x, _ = solve_sa(S, params, xi, n_iter=4_000, step=SA_STEP, gamma0=SA_GAMMA0, rng=0)
+        x, _ = solve_sa(S, params, xi, n_iter=4_000, step=SA_SCHEDULE, gamma0=SA_GAMMA0, rng=0)
         sa_s.append(time.perf_counter() - started)
         sa_value = float(sample_costs(x, xi, params, S).mean())
         assert sa_value >= exact.objective - exact.tolerance  # nothing beats the certified minimum
@@ -112,7 +116,15 @@ def run() -> list[tuple[str, float, str]]:
 def closed_form_check() -> list[tuple[str, float, str]]:
     """One venue: SA and the exact solver against the closed form, and the projection's cost."""
     rng = np.random.default_rng(1)
-    params = Params(h=0.005, f=0.003, r=[0.002], Q=[1_000.0], theta=0.0005, lambda_u=0.01, lambda_o=0.004)
+    params = Params(
+        h=0.005,
+        f=0.003,
+        r=np.array([0.002]),
+        Q=np.array([1_000.0]),
+        theta=0.0005,
+        lambda_u=0.01,
+        lambda_o=0.004,
+    )
     outflows = rng.gamma(2.0, 2_500.0, size=(5_000, 1))
     p = params
     closed = closed_form_single_venue(

@@ -1,4 +1,4 @@
-"""The offline pipeline on data/l1_day.csv.gz: load, snapshots, the full 125-point grid, baselines.
+"""The offline faithful-mode run on data/l1_day.csv.gz: load, snapshots, the full 125-point grid, baselines.
 
 Target: the whole run (load + grid + baselines + report) under 3 s on this 2-core machine.
 """

@@ -1,0 +1,67 @@
+"""`python -m allocator.synth`: generate the recorded dataset, or print the statistics of an MBP CSV.
+
+Usage:
+    python -m allocator.synth --out data/l1_day.csv.gz [--seed N] [--start HH:MM:SS --end HH:MM:SS]
+    python -m allocator.synth --stats data/l1_day.csv.gz     # the table in data/README.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from allocator.cli.common import flag_for
+from allocator.errors import SettingError, UserError
+from allocator.synth.clock import DEFAULT_DATE, DEFAULT_END, DEFAULT_START
+from allocator.synth.csv_writer import sha256_file, write_csv
+from allocator.synth.generator import DEFAULT_SEED, generate
+from allocator.synth.stats import file_stats, read_mbp_csv, stats_markdown
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m allocator.synth",
+        description="Generate the synthetic multi-venue MBP-10 dataset, or print statistics of one.",
+    )
+    p.add_argument("--out", help="output CSV path (.csv.gz for reproducible gzip)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"RNG seed (default {DEFAULT_SEED})")
+    p.add_argument("--start", default=DEFAULT_START, help=f"UTC HH:MM:SS (default {DEFAULT_START})")
+    p.add_argument("--end", default=DEFAULT_END, help=f"UTC HH:MM:SS (default {DEFAULT_END})")
+    p.add_argument("--date", default=DEFAULT_DATE, help=f"trade date (default {DEFAULT_DATE})")
+    p.add_argument("--stats", metavar="CSV", help="print the README statistics table of an MBP CSV")
+    return p
+
+
+def _generate_to(args: argparse.Namespace) -> None:
+    """Generate with the flags' settings, write `--out` and print what was written."""
+    t0 = time.perf_counter()
+    df = generate(seed=args.seed, start=args.start, end=args.end, date=args.date)
+    t1 = time.perf_counter()
+    write_csv(df, args.out)
+    t2 = time.perf_counter()
+    print(
+        f"{args.out}: {len(df):,} rows, {Path(args.out).stat().st_size / 1e6:.2f} MB, "
+        f"sha256 {sha256_file(args.out)} (generate {t1 - t0:.1f} s, write {t2 - t1:.1f} s)"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; a user error is one line on stderr and its exit code."""
+    args = _build_parser().parse_args(argv)
+    try:
+        if args.stats:
+            print(stats_markdown(file_stats(read_mbp_csv(args.stats))))
+        elif not args.out:
+            raise UserError("give --out PATH to generate, or --stats PATH to describe a file")
+        else:
+            _generate_to(args)
+        return 0
+    except SettingError as exc:
+        print(f"error: {exc.render(flag_for)}", file=sys.stderr)
+        return exc.exit_code
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
