@@ -1,5 +1,5 @@
 """Smart-order-router research package: Cont–Kukanov allocation across venues and its evaluation."""
 
-from allocator.allocation.static import Venue, allocate, allocate_exhaustive
+from allocator.allocation.static import Quote, Venue, allocate, allocate_exhaustive
 
-__all__ = ["Venue", "allocate", "allocate_exhaustive"]
+__all__ = ["Quote", "Venue", "allocate", "allocate_exhaustive"]

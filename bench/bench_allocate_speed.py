@@ -19,7 +19,7 @@ from functools import partial
 
 import numpy as np
 
-from allocator.allocation.static import Venue, allocate, allocate_exhaustive
+from allocator.allocation.static import Quote, allocate, allocate_exhaustive
 from bench.timing import median_seconds
 
 ASK = 222.83
@@ -28,7 +28,7 @@ FEES = (0.0030, 0.0029, 0.0025, 0.0020, 0.0027, 0.0018, 0.0022, 0.0015)
 PENALTIES = (0.5, 0.3, 0.1)  # λ_over, λ_under, θ_queue: they never change the answer here
 
 
-def venues(count: int, order_size: int, sizes: tuple[int, int], regime: str, seed: int) -> list[Venue]:
+def venues(count: int, order_size: int, sizes: tuple[int, int], regime: str, seed: int) -> list[Quote]:
     """Reproducible venues whose whole-lot display covers the order (otherwise there is nothing to time)."""
     rng = np.random.default_rng(seed)
     while True:
@@ -41,12 +41,12 @@ def venues(count: int, order_size: int, sizes: tuple[int, int], regime: str, see
     if regime != "distinct":
         fees = [0.0030] * count
     return [
-        Venue(ask=float(a), ask_size=int(s), fee=f, publisher_id=i)
+        Quote(ask=float(a), ask_size=int(s), fee=f, publisher_id=i)
         for i, (a, s, f) in enumerate(zip(asks, size, fees, strict=True))
     ]
 
 
-def speedup(order_size: int, quotes: list[Venue]) -> float:
+def speedup(order_size: int, quotes: list[Quote]) -> float:
     """Exhaustive time over allocate time on one problem, after checking both give the same answer."""
     assert allocate(order_size, quotes, *PENALTIES) == allocate_exhaustive(order_size, quotes, *PENALTIES)
     slow = median_seconds(lambda: allocate_exhaustive(order_size, quotes, *PENALTIES), repeats=5)

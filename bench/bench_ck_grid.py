@@ -14,12 +14,13 @@ import time
 from pathlib import Path
 
 from allocator.baselines.simulated import SIMULATED_BASELINES
+from allocator.config import Penalties, RunConfig, SimSettings
 from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS, load
 from allocator.data.venues import load_fee_table
 from allocator.data.window import NS_PER_SECOND
-from allocator.execution.realistic import SimSettings, run_ck_router
-from allocator.execution.simulator import QueueModel
-from allocator.pipeline import RunConfig, build_sim_market_for
+from allocator.execution.models import ProbabilisticQueue
+from allocator.execution.realistic import run_ck_router
+from allocator.pipeline import build_sim_market_for
 from allocator.pipeline import run as run_pipeline
 from bench.timing import median_seconds
 
@@ -35,9 +36,12 @@ def run() -> list[tuple[str, float, str]]:
     sim_market, _ = build_sim_market_for(data, fees, SimSettings())
     t2 = time.perf_counter()
     one = median_seconds(
-        lambda: run_ck_router(dataclasses.replace(sim_market, observations={}), 5000, 0.4, 0.6, 0.3), 5
+        lambda: run_ck_router(
+            dataclasses.replace(sim_market, observations={}), 5000, Penalties(0.4, 0.6, 0.3)
+        ),
+        5,
     )
-    decisions = len(run_ck_router(sim_market, 5000, 0.4, 0.6, 0.3).decisions)
+    decisions = len(run_ck_router(sim_market, 5000, Penalties(0.4, 0.6, 0.3)).decisions)
     baselines = median_seconds(lambda: [fn(sim_market, 5000) for fn in SIMULATED_BASELINES.values()], 3)
     serial_start = time.perf_counter()
     result = run_pipeline(data, fees, RunConfig(mode="cont-kukanov", jobs=1))
@@ -50,12 +54,12 @@ def run() -> list[tuple[str, float, str]]:
     sa_result = run_pipeline(data, fees, RunConfig(mode="cont-kukanov", sim=SimSettings(solver="sa")))
     sa = time.perf_counter() - sa_start
     prob_start = time.perf_counter()
-    prob = SimSettings(queue_model=QueueModel("probabilistic"))
+    prob = SimSettings(queue=ProbabilisticQueue())
     run_pipeline(data, fees, RunConfig(mode="cont-kukanov", sim=prob))
     probabilistic = time.perf_counter() - prob_start
     shared = build_sim_market_for(data, fees, SimSettings())[0]
     for point in result.search.points:  # serial, in one process, so the cache is the whole grid's
-        run_ck_router(shared, 5000, point.lambda_over, point.lambda_under, point.theta_queue)
+        run_ck_router(shared, 5000, point.penalties)
     return [
         ("load MBP-10 (all 10 levels, window + 92 s history)", t1 - t0, "s"),
         ("snapshots + per-venue message streams", t2 - t1, "s"),

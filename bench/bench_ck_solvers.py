@@ -29,8 +29,9 @@ from allocator.allocation.cont_kukanov import (
     solve_sa,
 )
 from allocator.allocation.exact import solve_exact
+from allocator.config import SA_GAMMA0, SA_STEP, Penalties, SimSettings
 from allocator.data.window import NS_PER_SECOND
-from allocator.execution.realistic import SA_GAMMA0, SA_STEP, SimSettings, run_ck_router
+from allocator.execution.realistic import run_ck_router
 from bench.timing import median_seconds
 
 DATASET = Path(__file__).resolve().parents[1] / "data" / "l1_day.csv.gz"
@@ -57,11 +58,12 @@ def recorded_states() -> list[tuple[float, Params, np.ndarray, float, str]]:
     for name, (settings, order) in CONFIGS.items():
         sim_market, _ = build_sim_market_for(data, fees, settings)
         for lo, lu, th in GRID:
-            for d in run_ck_router(sim_market, order, lo, lu, th).decisions[:3]:
-                if d.get("solver") is None:
+            for d in run_ck_router(sim_market, order, Penalties(lo, lu, th)).decisions[:3]:
+                if d.solver is None:
                     continue
-                params = Params(d["half_spread"], d["f"], d["r"], d["Q"], th, lu, lo)
-                states.append((float(d["remaining"]), params, d["xi"], float(d["mid"]), name))
+                assert d.f is not None and d.xi is not None and d.mid is not None  # set when it solved
+                params = Params(d.half_spread, d.f, d.r, d.Q, th, lu, lo)
+                states.append((float(d.remaining), params, d.xi, float(d.mid), name))
     return states
 
 

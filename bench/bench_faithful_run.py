@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 from allocator.baselines.snapshot import BASELINES
+from allocator.config import RunConfig
 from allocator.data.loader import load
 from allocator.data.venues import load_fee_table
-from allocator.pipeline import RunConfig, build_market
+from allocator.pipeline import build_market
 from allocator.pipeline import run as run_pipeline
 
 DATASET = Path(__file__).resolve().parents[1] / "data" / "l1_day.csv.gz"

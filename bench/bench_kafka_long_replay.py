@@ -31,13 +31,14 @@ ROWS = int(os.environ.get("BENCH_REPLAY_ROWS", "2000000"))
 CONSUMER = """
 import json, resource, sys, time
 from allocator.kafka.consumer import consume_replay, stream_market_data
-from allocator.pipeline import RunConfig, run
+from allocator.config import PenaltyGrid, RunConfig
+from allocator.pipeline import run
 from allocator.data.venues import load_fee_table
 started = time.perf_counter()
 result = consume_replay({"bootstrap.servers": sys.argv[1]}, sys.argv[2], group=sys.argv[3], idle_timeout=60, levels=1)
 consumed = time.perf_counter() - started
 data = stream_market_data(result, sys.argv[2], None)
-report = run(data, load_fee_table(), RunConfig(lambda_over=(0.5,), lambda_under=(0.5,), theta_queue=(0.1,))).report
+report = run(data, load_fee_table(), RunConfig(grid=PenaltyGrid((0.5,), (0.5,), (0.1,)))).report
 s = result.stats
 print(json.dumps({"messages": s.messages, "rows": s.rows_received, "expected": s.expected_rows,
                   "duplicates": s.duplicates, "missing": s.missing_rows, "stop": s.stop_reason,

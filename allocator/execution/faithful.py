@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from allocator.allocation.static import Venue, allocate
+from allocator.allocation.static import Quote, allocate
 from allocator.config import Penalties
 
 if TYPE_CHECKING:
@@ -202,7 +202,7 @@ def run_faithful_router(
         tick += int(ready[0])
         live = np.flatnonzero(snaps.ask_sz[tick] > 0)
         quotes = [
-            Venue(
+            Quote(
                 ask=float(snaps.ask_px[tick, v]),
                 ask_size=int(snaps.ask_sz[tick, v]),
                 fee=float(market.taker_fee[v]),
