@@ -230,7 +230,7 @@ def test_consumer_window_narrows_then_history_is_before_it(path):
 
 def test_live_router_ignores_history_rows(path):
     from allocator.data.venues import load_fee_table
-    from allocator.kafka.consumer import _deliver_window_rows
+    from allocator.kafka.consumer import deliver_window_rows
     from allocator.kafka.live import LiveRouter
 
     # What LiveRouter reads of the run configuration (faithful defaults, one grid point).
@@ -241,7 +241,7 @@ def test_live_router_ignores_history_rows(path):
     def decisions(data) -> list:
         result = _streamed(data)
         router = LiveRouter(config, load_fee_table(None))
-        _deliver_window_rows(router.on_rows, result.frame, result.start)
+        deliver_window_rows(router.on_rows, result.frame, result.start)
         router.finish()
         return router.fills
 
