@@ -8,26 +8,12 @@ otherwise a JSON summary of the replay goes to stdout and progress to stderr.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
-from allocator.cli.common import (
-    add_data_flags,
-    add_kafka_flags,
-    csv_path,
-    kafka_settings_from,
-    print_json,
-    run_main,
-    setup_logging,
-    speed_value,
-    window_from,
-)
-from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS, calibration_to_ns, load
-from allocator.data.summary import describe_replay
-from allocator.kafka.producer import calibration_value, check_reachable, ensure_topic, replay
-
-log = logging.getLogger("kafka_producer")
+from allocator.cli.common import add_data_flags, add_kafka_flags, run_main, speed_value
+from allocator.cli.produce import calibration_value, produce
+from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,57 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
-    settings = kafka_settings_from(args)
-    calibration_ns = calibration_to_ns(args.calibration)
-    data = load(
-        csv_path(args),
-        window_from(args),
-        symbol=args.symbol,
-        price_format=args.price_format,
-        calibration_ns=calibration_ns,
-    )
-    if args.dry_run:
-        described = describe_replay(data)
-        if data.history is not None:  # with --calibration 0 the description is exactly as before
-            described["history_rows"] = data.history_rows
-        print_json(described)
-        return 0
-    check_reachable(settings, args.connect_timeout)
-    if ensure_topic(settings, args.topic):
-        log.info("created topic %s (retention.ms=-1)", args.topic)
-    if data.history_rows:
-        log.info(
-            "sending %d calibration rows (%g s before the window) first", data.history_rows, args.calibration
-        )
-    log.info(
-        "replaying %d rows of %s at speed %g to %s", data.rows_in_window, data.source, args.speed, args.topic
-    )
-    stats = replay(
-        data,
-        settings,
-        args.topic,
-        speed=args.speed,
-        flush_timeout=args.flush_timeout,
-        calibration_ns=calibration_ns,
-    )
-    print_json(
-        {
-            "run_id": stats.run_id,
-            "topic": args.topic,
-            "rows": stats.rows,
-            "history_rows": stats.history_rows,
-            "rows_sent": stats.sent,
-            "rows_delivered": stats.delivered,
-            "elapsed_seconds": round(stats.elapsed_s, 3),
-            "rate_msgs_per_second": round(stats.sent / stats.elapsed_s, 1) if stats.elapsed_s else None,
-            "speed": args.speed,
-            "max_lateness_ms": round(stats.max_lateness_s * 1000, 3),
-            "p99_lateness_ms": round(stats.lateness_p99() * 1000, 3),
-        }
-    )
-    return 0
+    return produce(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

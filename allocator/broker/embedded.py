@@ -137,11 +137,11 @@ def resolve_binary(kind: BrokerKind) -> str:
     raise ValueError(f"unknown broker kind {kind!r}; expected one of {', '.join(KINDS)}")
 
 
-def _admin(bootstrap: str, **extra: object) -> AdminClient:
+def _admin(bootstrap: str, **extra: str | int | float | bool) -> AdminClient:
     """An AdminClient that does not spam stderr with connection-refused logs."""
-    conf: dict[str, object] = {"bootstrap.servers": bootstrap, "logger": _QUIET_LOG}
+    conf: dict[str, str | int | float | bool] = {"bootstrap.servers": bootstrap}
     conf.update(extra)
-    return AdminClient(conf)
+    return AdminClient(conf, logger=_QUIET_LOG)
 
 
 class EmbeddedBroker:

@@ -12,6 +12,7 @@ snapshot whose displayed size (in whole steps) cannot cover the remainder; those
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -171,6 +172,24 @@ def step_capacity(ask_sz: np.ndarray, step: int) -> np.ndarray:
     return ((ask_sz // step) * step).sum(axis=1)
 
 
+def faithful_step(
+    remaining: int,
+    quotes: Sequence[Quote],
+    penalties: Penalties,
+    step: int,
+) -> list[int] | None:
+    """The router's decision at one snapshot: allocate `remaining` over the tradable quotes with the
+    specification's allocator and execute min(split_i, displayed_i) on each.
+
+    Returns the shares executed per quote (zeros included), or None when no split exists and the router
+    waits. The batch backtest and `--live` both decide with it, so their fills are the same.
+    """
+    split, _cost = allocate(remaining, quotes, *penalties.as_tuple(), step)
+    if not split:
+        return None
+    return [min(int(q), venue.ask_size) for venue, q in zip(quotes, split, strict=True)]
+
+
 def run_faithful_router(
     market: Market,
     order_size: int,
@@ -211,13 +230,13 @@ def run_faithful_router(
             )
             for v in live
         ]
-        split, _cost = allocate(remaining, quotes, *penalties.as_tuple(), step)
-        if not split:  # cannot happen given the capacity test; kept as a guard against a wrong number
+        executions = faithful_step(remaining, quotes, penalties, step)
+        # None cannot happen given the capacity test; kept as a guard against a wrong number.
+        if executions is None:
             waited += 1
             tick += 1
             continue
-        for v, q in zip(live, split, strict=True):
-            executed = min(int(q), int(snaps.ask_sz[tick, v]))
+        for v, executed in zip(live, executions, strict=True):
             if executed > 0:
                 ticks.append(tick)
                 venues.append(int(v))

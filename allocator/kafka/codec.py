@@ -1,4 +1,4 @@
-"""The wire format between the producer and the consumer, and the Kafka settings both share.
+"""The wire codec between the producer and the consumer (client settings: allocator.kafka.settings).
 
 Each market-data row is one compact JSON object with Databento's column names (so the consumer's
 frame is the loader's frame), plus `n`, the row's position in the replay, which lets the consumer
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,12 +23,17 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from allocator.data.loader import STRING_COLUMNS, TIMESTAMP_COLUMNS
-from allocator.errors import UserError
+
+# Client settings used to live here; allocator.cli.common still imports them from this module.
+from allocator.kafka.settings import (  # noqa: F401
+    BOOTSTRAP_ENV,
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_TOPIC,
+    bootstrap_servers,
+    client_settings,
+)
 
 SCHEMA_VERSION = "sor-l1/1"
-DEFAULT_TOPIC = "mock_l1_stream"
-DEFAULT_BOOTSTRAP = "localhost:9092"
-BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 HEADER_SCHEMA = "schema"
 HEADER_KIND = "kind"
 KIND_ROW = b"row"
@@ -41,16 +44,6 @@ ROW_PREFIX = b'{"n":'  # every row message starts with its replay index (see enc
 PREVIOUS_SEQUENCE = (
     "p"  # the Databento sequence of the venue's previous row in the replay (null for its first)
 )
-# Settings whose values must never reach a log, an error or the report.
-_SECRET_KEY = re.compile(r"(password|secret|token|key\.pem|keystore|private|credentials|jaas)", re.IGNORECASE)
-# Environment variables mapped to librdkafka settings, for secrets kept out of shell history.
-ENV_SETTINGS = {
-    "KAFKA_SECURITY_PROTOCOL": "security.protocol",
-    "KAFKA_SASL_MECHANISM": "sasl.mechanism",
-    "KAFKA_SASL_USERNAME": "sasl.username",
-    "KAFKA_SASL_PASSWORD": "sasl.password",
-    "KAFKA_SSL_CA_LOCATION": "ssl.ca.location",
-}
 
 
 def column_type(name: str) -> pa.DataType:
@@ -190,47 +183,3 @@ def frame_from_batches(batches: list[pd.DataFrame], columns: Sequence[str]) -> p
         if name in frame.columns:
             frame[name] = frame[name].astype(np.int64)
     return frame
-
-
-# ------------------------------------------------------------------------------------------ settings
-
-
-def bootstrap_servers(flag: str | None) -> str:
-    return flag or os.environ.get(BOOTSTRAP_ENV) or DEFAULT_BOOTSTRAP
-
-
-def client_settings(bootstrap: str, overrides: Sequence[str] | None) -> dict[str, str]:
-    """librdkafka settings: bootstrap, then environment (KAFKA_SASL_* …), then `-X key=value` flags."""
-    settings = {"bootstrap.servers": bootstrap}
-    for env, key in ENV_SETTINGS.items():
-        if os.environ.get(env):
-            settings[key] = os.environ[env]
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(
-                f"-X {redact_assignment(item)!r}: expected key=value, e.g. -X security.protocol=SASL_SSL"
-            )
-        settings[key.strip()] = value
-    return settings
-
-
-def is_secret(key: str) -> bool:
-    return bool(_SECRET_KEY.search(key))
-
-
-def redact_assignment(item: str) -> str:
-    """`-X` text safe to show: a secret's value is hidden even when the `=` is missing."""
-    key, sep, _value = item.partition("=")
-    if sep:
-        return f"{key}=***" if is_secret(key) else item
-    match = _SECRET_KEY.search(item)
-    return item[: match.end()] + "***" if match else item
-
-
-def redact(text: str, settings: dict[str, str]) -> str:
-    """Remove every secret value from a message before it is shown."""
-    for key, value in settings.items():
-        if is_secret(key) and value:
-            text = text.replace(value, "***")
-    return text

@@ -15,23 +15,25 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
-from allocator.cli.common import non_negative_number
 from allocator.data.loader import MarketData, history_start
 from allocator.data.window import NS_PER_SECOND
-from allocator.errors import EXIT_INTERRUPTED_PRODUCER, BrokerError, UserError
+from allocator.errors import EXIT_INTERRUPTED_PRODUCER, BrokerError, SettingError, UserError
+
+# Before a replay, callers (order_allocator.py, the benches) check the broker and topic from here too.
+from allocator.kafka.admin import TOPIC_CONFIG, check_reachable, ensure_topic  # noqa: F401
 from allocator.kafka.codec import (
     HEADER_KIND,
     HEADER_SCHEMA,
@@ -42,14 +44,14 @@ from allocator.kafka.codec import (
     control_message,
     encode_rows,
     previous_sequence,
-    redact,
 )
+from allocator.kafka.settings import producer_settings, redact
 from allocator.snapshots.rule import event_order
 
 log = logging.getLogger(__name__)
 ENCODE_CHUNK = 20_000  # rows encoded at a time: bounded memory, vectorised work
 PROGRESS_SECONDS = 2.0
-TOPIC_CONFIG = {"retention.ms": "-1"}  # historical timestamps must not be expired by retention
+Clock = Callable[[], float]
 
 
 @dataclass
@@ -71,94 +73,6 @@ class ReplayStats:
         return float(np.percentile(self.lateness_samples, 99)) if self.lateness_samples else 0.0
 
 
-def calibration_value(text: str) -> float:
-    """--calibration: seconds of history before the window (a finite number ≥ 0), one-line error otherwise."""
-    return non_negative_number(
-        text, "--calibration", "seconds of rows before the window sent as calibration history; 0 = none"
-    )
-
-
-def check_reachable(settings: dict[str, str], timeout: float) -> None:
-    """Fail fast with one line when no broker answers (librdkafka would otherwise retry forever)."""
-    admin = AdminClient(
-        settings
-        | {
-            "socket.connection.setup.timeout.ms": str(int(timeout * 1000)),
-            "logger": logging.getLogger("librdkafka"),
-        }
-    )
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        try:
-            admin.list_topics(timeout=max(0.5, min(2.0, deadline - time.monotonic())))
-            return
-        except KafkaException as exc:
-            last = redact(str(exc.args[0] if exc.args else exc), settings)
-            time.sleep(0.2)
-    raise BrokerError(
-        f"cannot reach Kafka at {settings['bootstrap.servers']} within {timeout:g} s ({last or 'no answer'}); "
-        "start one with `make broker` or `docker compose up -d`, or pass --bootstrap-servers"
-    )
-
-
-def ensure_topic(
-    settings: dict[str, str],
-    topic: str,
-    partitions: int = 1,
-    config: dict[str, str] | None = None,
-    timeout: float = 10.0,
-    exact_partitions: bool = False,
-) -> bool:
-    """Create `topic` (unlimited retention by default) if it is missing and wait until it is visible.
-
-    Returns True when it was created. Retention matters: noida-db, like Kafka, expires messages by
-    their timestamps, so historical market data in a default-retention topic disappears within
-    seconds. `exact_partitions` refuses an existing topic with another partition count (a restarted
-    Tansu auto-creates topics with 4 partitions, which would break per-partition ordering).
-    """
-    admin = AdminClient(settings | {"logger": logging.getLogger("librdkafka")})
-    new = NewTopic(
-        topic, num_partitions=partitions, replication_factor=1, config=dict(config or TOPIC_CONFIG)
-    )
-    created = True
-    try:
-        admin.create_topics([new], request_timeout=timeout)[topic].result(timeout=timeout)
-    except KafkaException as exc:
-        error = exc.args[0]
-        if not (isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS):
-            raise BrokerError(f"cannot create topic {topic!r}: {redact(str(error), settings)}") from None
-        created = False
-    deadline = time.monotonic() + timeout
-    while True:  # metadata can lag the CreateTopics answer; producers would see UNKNOWN_TOPIC
-        with contextlib.suppress(KafkaException):
-            meta = admin.list_topics(topic=topic, timeout=min(2.0, timeout)).topics.get(topic)
-            if meta is not None and meta.error is None and meta.partitions:
-                if exact_partitions and len(meta.partitions) != partitions:
-                    raise BrokerError(
-                        f"topic {topic!r} has {len(meta.partitions)} partitions, expected {partitions}; "
-                        "delete it (or restart the broker) and retry"
-                    )
-                return created
-        if time.monotonic() > deadline:
-            raise BrokerError(f"topic {topic!r} is not visible after {timeout:g} s; is the broker healthy?")
-        time.sleep(0.1)
-
-
-def producer_settings(settings: dict[str, str]) -> dict[str, Any]:
-    """Idempotent, ordered delivery with batching; user -X settings win."""
-    return {
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 5,
-        "batch.num.messages": 10_000,
-        "queue.buffering.max.messages": 500_000,
-        "message.timeout.ms": 60_000,
-        "allow.auto.create.topics": False,  # a restarted broker must not recreate the topic its own way
-        "logger": logging.getLogger("librdkafka"),
-    } | settings
-
-
 MAX_PRODUCER_SESSIONS = 5  # fresh idempotent sessions after fatal errors before giving up
 
 
@@ -173,24 +87,51 @@ def replay(
     *,
     speed: float = 1.0,
     flush_timeout: float = 30.0,
-    clock=time.perf_counter,
+    clock: Clock = time.perf_counter,
     calibration_ns: int = 0,
 ) -> ReplayStats:
     """Publish every row of `data` (in event order) with pacing; return what was delivered.
 
-    The history rows (if `data` has them; `calibration_ns` is the span they were loaded with, for the
-    start message) are sent first without pacing; the window's pacing starts when they are handed over.
+    `speed` is replay speed (1 = real time, 0 = unpaced). The history rows (if `data` has them;
+    `calibration_ns` is the span they were loaded with, for the start message) are sent first without
+    pacing; the window's pacing starts when they are handed over.
 
     If the idempotent producer becomes fatally broken (a broker restart can do that), a new producer
     session re-sends everything not yet acknowledged; the consumer drops the rows it sees twice by
     their replay index, so the result is unchanged.
     """
+    _check_speed(speed)
     frame, history_rows = replay_frame(data)
-    ts = frame["ts_event"].to_numpy(dtype=np.int64)
     symbol = str(frame["symbol"].iloc[0]) if "symbol" in frame.columns and len(frame) else ""
     stats = ReplayStats(run_id=uuid.uuid4().hex, rows=len(frame), history_rows=history_rows)
     sender = _Sender(producer_settings(settings), topic, symbol.encode() or b"all", settings, stats)
-    start_doc = {
+    start_message = control_message(KIND_START, **_start_document(data, frame, stats, calibration_ns))
+    started = clock()
+    try:
+        with _deferred_interrupts(sender):
+            left = _send_all(sender, frame, start_message, speed, started, clock, flush_timeout)
+    except KeyboardInterrupt:
+        raise _interrupted(sender) from None
+    stats.elapsed_s = clock() - started
+    _progress(stats, stats.elapsed_s, speed)
+    _check_delivered(sender, left, flush_timeout)
+    return stats
+
+
+def _check_speed(speed: float) -> None:
+    if not 0 <= speed < math.inf:
+        raise SettingError(
+            "{speed} " + repr(speed) + ": must be a number ≥ 0 (1 = real time, 0 = as fast as possible)",
+            speed="speed",
+        )
+
+
+def _start_document(
+    data: MarketData, frame: pd.DataFrame, stats: ReplayStats, calibration_ns: int
+) -> dict[str, Any]:
+    """The `start` message: what the consumer needs to rebuild the loader's frame and prove it complete."""
+    venue_rows = frame.groupby("publisher_id", observed=True).size()
+    return {
         "run_id": stats.run_id,
         "rows": stats.rows,
         "columns": list(frame.columns),
@@ -201,41 +142,58 @@ def replay(
         "price_format": data.price_format,
         "schema": SCHEMA_VERSION,
         "venue_rows": {
-            str(int(k)): int(v) for k, v in frame.groupby("publisher_id", observed=True).size().items()
+            str(int(k)): int(v)
+            for k, v in zip(venue_rows.index.to_numpy(), venue_rows.to_numpy(), strict=True)
         },
         # The first `history_rows` of `rows` are calibration history from `history_start_ns` on.
-        "history_rows": history_rows,
+        "history_rows": stats.history_rows,
         "history_start_ns": history_start(data.window, calibration_ns),
     }
-    start_message = control_message(KIND_START, **start_doc)
+
+
+def _send_all(
+    sender: _Sender,
+    frame: pd.DataFrame,
+    start_message: bytes,
+    speed: float,
+    started: float,
+    clock: Clock,
+    flush_timeout: float,
+) -> int:
+    """start, the paced rows, end, flush; a fatally failed session is replaced and everything re-sent.
+    Returns how many messages were still unconfirmed after `flush_timeout`."""
+    ts = frame["ts_event"].to_numpy(dtype=np.int64)
     first_ms, last_ms = int(ts[0] // 1_000_000), int(ts[-1] // 1_000_000)
-    started = clock()
-    pacing = _Pacing(history_rows)
+    pacing = _Pacing(sender.stats.history_rows)
     resume = 0
-    try:
-        with _deferred_interrupts(sender):
-            while True:
-                try:
-                    sender.send(start_message, KIND_START, first_ms, _START)
-                    _paced_loop(frame, ts, speed, sender, started, clock, resume, pacing)
-                    end_message = control_message(KIND_END, run_id=stats.run_id, rows=stats.rows)
-                    sender.send(end_message, KIND_END, last_ms, _END)
-                    left = sender.flush(flush_timeout)
-                    break
-                except _FatalProducerError:
-                    resume = sender.new_session()
-    except KeyboardInterrupt:
+    while True:
         try:
-            left = sender.flush(10)
-        except (_FatalProducerError, BrokerError):
-            left = len(sender.producer)
-        raise UserError(
-            f"interrupted: {stats.sent} of {stats.rows} rows sent, {stats.delivered} delivered"
-            + (f", {left} message(s) still unconfirmed" if left else ""),
-            exit_code=EXIT_INTERRUPTED_PRODUCER,
-        ) from None
-    stats.elapsed_s = clock() - started
-    _progress(stats, stats.elapsed_s, speed)
+            sender.send(start_message, KIND_START, first_ms, _START)
+            _paced_loop(frame, ts, speed, sender, started, clock, resume, pacing)
+            end_message = control_message(KIND_END, run_id=sender.stats.run_id, rows=sender.stats.rows)
+            sender.send(end_message, KIND_END, last_ms, _END)
+            return sender.flush(flush_timeout)
+        except _FatalProducerError:
+            resume = sender.new_session()
+
+
+def _interrupted(sender: _Sender) -> UserError:
+    """Ctrl-C: flush what was handed over (briefly), then say how far the replay got."""
+    try:
+        left = sender.flush(10)
+    except (_FatalProducerError, BrokerError):
+        left = len(sender.producer)
+    stats = sender.stats
+    return UserError(
+        f"interrupted: {stats.sent} of {stats.rows} rows sent, {stats.delivered} delivered"
+        + (f", {left} message(s) still unconfirmed" if left else ""),
+        exit_code=EXIT_INTERRUPTED_PRODUCER,
+    )
+
+
+def _check_delivered(sender: _Sender, left: int, flush_timeout: float) -> None:
+    """Every row and both control messages must be acknowledged; otherwise one line says what is not."""
+    stats = sender.stats
     if left:
         raise BrokerError(
             f"{left} message(s) still undelivered after waiting {flush_timeout:g} s "
@@ -243,10 +201,9 @@ def replay(
         )
     if stats.failed or sender.framing != {_START, _END}:
         raise BrokerError(
-            f"{stats.failed} message(s) failed delivery to {topic!r} (first: {stats.first_error or 'control message'});"
-            f" {stats.delivered} of {stats.rows} rows delivered"
+            f"{stats.failed} message(s) failed delivery to {sender.topic!r} "
+            f"(first: {stats.first_error or 'control message'}); {stats.delivered} of {stats.rows} rows delivered"
         )
-    return stats
 
 
 _START, _END = -1, -2  # delivery-report tags of the control messages
@@ -316,7 +273,10 @@ class _Sender:
         # Failures of an abandoned session are expected: those rows are sent again by the next one.
 
     def send(self, value: bytes, kind: bytes, timestamp_ms: int, index: int) -> None:
-        headers = [(HEADER_SCHEMA, SCHEMA_VERSION.encode()), (HEADER_KIND, kind)]
+        headers: list[tuple[str, str | bytes | None]] = [
+            (HEADER_SCHEMA, SCHEMA_VERSION.encode()),
+            (HEADER_KIND, kind),
+        ]
         report = functools.partial(self._delivered, self.generation, index)
         while True:
             if self.interrupted:
@@ -417,7 +377,7 @@ def _paced_loop(
     speed: float,
     sender: _Sender,
     started: float,
-    clock,
+    clock: Clock,
     resume: int = 0,
     pacing: _Pacing | None = None,
 ) -> None:
@@ -485,7 +445,7 @@ def replay_frame(data: MarketData) -> tuple[pd.DataFrame, int]:
     and window are ordered separately: every history row precedes the window however the file is ordered.
     """
     window = event_frame(data.frame)
-    if not data.history_rows:
+    if data.history is None or not data.history_rows:
         return window, 0
     history = event_frame(data.history)
     return pd.concat([history, window], ignore_index=True), len(history)

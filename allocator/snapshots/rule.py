@@ -11,15 +11,19 @@ For a sell the same rule applies to the other side of the book: `ask_*` then des
 hit and `bid_*` the asks we would join, in cost space (prices negated, allocator.snapshots.side), so every strategy
 routes a sell with the buy code.
 
-Everything is index arithmetic on arrays: `row[t, v]` is the position (in event order) of the message
-representing venue v at tick t, or -1 before the venue's first message, so any column can be
-gathered per tick and venue without building per-tick objects.
+The rule has two forms, both here: `build_snapshots` applies it to a whole frame with index arithmetic
+(`row[t, v]` is the position, in event order, of the message representing venue v at tick t, or -1
+before the venue's first message, so any column is gathered per tick and venue without per-tick
+objects); `IncrementalSnapshots` applies it as rows arrive from a stream (`--live`), closing each tick
+when the next one begins. Both use `quote_is_tradable` and `take_columns`, and a property test checks
+that they agree on random streams.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import NamedTuple, overload
 
 import numpy as np
 import pandas as pd
@@ -31,6 +35,21 @@ from allocator.snapshots.side import Side, side_sign
 def event_order(ts_event: np.ndarray) -> np.ndarray:
     """Permutation that sorts rows by ts_event, keeping file order among equal timestamps."""
     return np.argsort(ts_event, kind="stable")
+
+
+@overload
+def quote_is_tradable(price: float, size: int) -> bool: ...
+@overload
+def quote_is_tradable(price: np.ndarray, size: np.ndarray) -> np.ndarray: ...
+def quote_is_tradable(price: float | np.ndarray, size: int | np.ndarray) -> bool | np.ndarray:
+    """A quote one can take from: a finite positive price and a positive size (scalars or arrays)."""
+    ok = np.isfinite(price) & (price > 0) & (size > 0)
+    return ok if isinstance(ok, np.ndarray) else bool(ok)
+
+
+def take_columns(side: Side) -> tuple[str, str]:
+    """The level-0 price and size columns a strategy takes from: the asks for a buy, the bids for a sell."""
+    return ("ask_px_00", "ask_sz_00") if side_sign(side) > 0 else ("bid_px_00", "bid_sz_00")
 
 
 @dataclass(frozen=True)
@@ -88,64 +107,16 @@ class Snapshots:
 def build_snapshots(frame: pd.DataFrame, side: Side = "buy") -> Snapshots:
     """Apply the snapshot rule to a loaded frame (columns ts_event, publisher_id, ask/bid level 00)."""
     sign = side_sign(side)
+    if len(frame) == 0:
+        return _empty_snapshots(side)
     ts = frame["ts_event"].to_numpy(dtype=np.int64)
-    pid = frame["publisher_id"].to_numpy(dtype=np.int64)
-    order = event_order(ts)
-    ts_sorted = ts[order]
-    n = len(ts_sorted)
-    if n == 0:
-        empty2 = np.empty((0, 0))
-        return Snapshots(
-            np.empty(0, np.int64),
-            np.empty(0, np.int64),
-            empty2.astype(np.int64),
-            empty2.astype(bool),
-            empty2,
-            empty2.astype(np.int64),
-            empty2,
-            empty2.astype(np.int64),
-            0,
-            side=side,
-        )
-    new_tick = np.empty(n, dtype=bool)
-    new_tick[0] = True
-    np.not_equal(ts_sorted[1:], ts_sorted[:-1], out=new_tick[1:])
-    tick_of = np.cumsum(new_tick) - 1
-    tick_ts = ts_sorted[new_tick]
-    venues = np.unique(pid)
-    n_ticks, n_venues = len(tick_ts), len(venues)
-    venue_of = np.searchsorted(venues, pid[order])
-    key = tick_of * n_venues + venue_of
-
-    # First and last message of each (tick, venue) in event order.
-    first = np.full(n_ticks * n_venues, -1, dtype=np.int64)
-    last = np.full(n_ticks * n_venues, -1, dtype=np.int64)
-    unique_keys, first_pos = np.unique(key, return_index=True)  # index of each key's first occurrence
-    first[unique_keys] = first_pos
-    unique_keys, last_from_end = np.unique(key[::-1], return_index=True)
-    last[unique_keys] = n - 1 - last_from_end
-    first = first.reshape(n_ticks, n_venues)
-    last = last.reshape(n_ticks, n_venues)
-    fresh = first >= 0
-    # Positions grow with the tick, so a running maximum carries each venue's latest state forward.
-    carried = np.maximum.accumulate(last, axis=0)
-    previous = np.vstack([np.full((1, n_venues), -1, dtype=np.int64), carried[:-1]])
-    position = np.where(fresh, first, previous)
-    source_row = np.where(position >= 0, order[np.clip(position, 0, None)], -1)
-
-    def per_tick(name: str, fill: float | int, dtype: type) -> np.ndarray:
-        if name not in frame.columns:
-            return np.full((n_ticks, n_venues), fill, dtype=dtype)
-        values = frame[name].to_numpy(dtype=dtype, na_value=fill)
-        out = values[np.clip(source_row, 0, None)]
-        out[source_row < 0] = fill
-        return out
-
-    ask_px = per_tick("ask_px_00", np.nan, np.float64)
-    ask_sz = per_tick("ask_sz_00", 0, np.int64)
-    bid_px = per_tick("bid_px_00", np.nan, np.float64)
-    bid_sz = per_tick("bid_sz_00", 0, np.int64)
-    ask_ok = np.isfinite(ask_px) & (ask_px > 0) & (ask_sz > 0) & (source_row >= 0)
+    tick_ts, venues, fresh, source_row = _representatives(ts, frame["publisher_id"].to_numpy(dtype=np.int64))
+    ask_px = _per_tick(frame, source_row, "ask_px_00", np.nan, np.float64)
+    ask_sz = _per_tick(frame, source_row, "ask_sz_00", 0, np.int64)
+    bid_px = _per_tick(frame, source_row, "bid_px_00", np.nan, np.float64)
+    bid_sz = _per_tick(frame, source_row, "bid_sz_00", 0, np.int64)
+    known = source_row >= 0
+    ask_ok = quote_is_tradable(ask_px, ask_sz) & known
     bid_ok = np.isfinite(bid_px) & (bid_px > 0)
     if "bid_sz_00" in frame.columns:  # a file with bid prices but no bid sizes still tells the spread
         bid_ok &= bid_sz > 0
@@ -153,11 +124,10 @@ def build_snapshots(frame: pd.DataFrame, side: Side = "buy") -> Snapshots:
     if side == "sell" and "bid_sz_00" not in frame.columns:
         raise UserError("selling needs bid prices and sizes (bid_px_00, bid_sz_00) in the data")
     # The side we take from must be usable to trade; the side we post on only informs.
-    take_ok, post_ok = (ask_ok, bid_ok) if sign > 0 else (bid_ok & (source_row >= 0), ask_ok)
+    take_ok, post_ok = (ask_ok, bid_ok) if sign > 0 else (bid_ok & known, ask_ok)
     take_px, take_sz, post_px, post_sz = (
         (ask_px, ask_sz, bid_px, bid_sz) if sign > 0 else (bid_px, bid_sz, ask_px, ask_sz)
     )
-    untradable_quotes = int(np.count_nonzero(fresh & ~take_ok))
     return Snapshots(
         ts_event=tick_ts,
         publisher_ids=venues,
@@ -167,7 +137,139 @@ def build_snapshots(frame: pd.DataFrame, side: Side = "buy") -> Snapshots:
         ask_sz=np.where(take_ok, take_sz, 0),
         bid_px=np.where(post_ok, sign * post_px, np.nan),
         bid_sz=np.where(post_ok, post_sz, 0),
-        untradable_quotes=untradable_quotes,
+        untradable_quotes=int(np.count_nonzero(fresh & ~take_ok)),
         crossed_quotes=crossed_quotes,
         side=side,
     )
+
+
+def _empty_snapshots(side: Side) -> Snapshots:
+    empty2 = np.empty((0, 0))
+    return Snapshots(
+        np.empty(0, np.int64),
+        np.empty(0, np.int64),
+        empty2.astype(np.int64),
+        empty2.astype(bool),
+        empty2,
+        empty2.astype(np.int64),
+        empty2,
+        empty2.astype(np.int64),
+        0,
+        side=side,
+    )
+
+
+def _representatives(
+    ts: np.ndarray, pid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rule itself, on a non-empty frame: tick timestamps, venues, `fresh[t, v]` and `source_row[t, v]`
+    (the frame row representing venue v at tick t: its first message there, else its last earlier one)."""
+    order = event_order(ts)
+    ts_sorted = ts[order]
+    n = len(ts_sorted)
+    new_tick = np.empty(n, dtype=bool)
+    new_tick[0] = True
+    np.not_equal(ts_sorted[1:], ts_sorted[:-1], out=new_tick[1:])
+    tick_of = np.cumsum(new_tick) - 1
+    tick_ts = ts_sorted[new_tick]
+    venues = np.unique(pid)
+    n_ticks, n_venues = len(tick_ts), len(venues)
+    key = tick_of * n_venues + np.searchsorted(venues, pid[order])
+
+    # First and last message of each (tick, venue) in event order.
+    first_flat = np.full(n_ticks * n_venues, -1, dtype=np.int64)
+    last_flat = np.full(n_ticks * n_venues, -1, dtype=np.int64)
+    unique_keys, first_pos = np.unique(key, return_index=True)  # index of each key's first occurrence
+    first_flat[unique_keys] = first_pos
+    unique_keys, last_from_end = np.unique(key[::-1], return_index=True)
+    last_flat[unique_keys] = n - 1 - last_from_end
+    first = first_flat.reshape(n_ticks, n_venues)
+    last = last_flat.reshape(n_ticks, n_venues)
+    fresh = first >= 0
+    # Positions grow with the tick, so a running maximum carries each venue's latest state forward.
+    carried = np.maximum.accumulate(last, axis=0)
+    previous = np.vstack([np.full((1, n_venues), -1, dtype=np.int64), carried[:-1]])
+    position = np.where(fresh, first, previous)
+    source_row = np.where(position >= 0, order[np.clip(position, 0, None)], -1)
+    return tick_ts, venues, fresh, source_row
+
+
+def _per_tick(frame: pd.DataFrame, source_row: np.ndarray, name: str, fill: float, dtype: type) -> np.ndarray:
+    """Column `name` gathered per tick and venue (`fill` before a venue's first message or if absent)."""
+    if name not in frame.columns:
+        return np.full(source_row.shape, fill, dtype=dtype)
+    values = frame[name].to_numpy(dtype=dtype, na_value=fill)
+    out = values[np.clip(source_row, 0, None)]
+    out[source_row < 0] = fill
+    return out
+
+
+class VenueQuote(NamedTuple):
+    """A venue's tradable quote at a tick, in cost space (allocator.snapshots.side)."""
+
+    publisher_id: int
+    price: float
+    size: int
+
+
+class TickSnapshot(NamedTuple):
+    """One tick of `IncrementalSnapshots`: a row of `Snapshots.ask_px/ask_sz`, tradable venues only."""
+
+    ts_event: int
+    quotes: list[VenueQuote]  # sorted by publisher id, as `Snapshots.publisher_ids`
+
+
+class IncrementalSnapshots:
+    """The snapshot rule as rows arrive in event order (a stream): each tick is closed, and returned, when
+    the first row of a later tick arrives, or by `close()` at the end of the stream.
+
+    Per venue it keeps the first and last message of the open tick and the latest known quote before it,
+    so the snapshot of a tick is the known state overlaid with the tick's first messages, the same rows
+    `build_snapshots` picks. Quotes that are not tradable are left out and counted like its
+    `untradable_quotes`.
+    """
+
+    def __init__(self, side: Side = "buy") -> None:
+        self.side: Side = side
+        self.sign = side_sign(side)
+        self.price_column, self.size_column = take_columns(side)
+        self.tick_ts: int | None = None
+        self.ticks = 0
+        self.untradable_quotes = 0
+        self._first: dict[int, tuple[float, int]] = {}
+        self._last: dict[int, tuple[float, int]] = {}
+        self._known: dict[int, tuple[float, int]] = {}
+
+    def add(self, frame: pd.DataFrame) -> list[TickSnapshot]:
+        """Take the next rows of the stream; return the ticks they closed, in order."""
+        ts = frame["ts_event"].to_numpy(dtype=np.int64)
+        pid = frame["publisher_id"].to_numpy(dtype=np.int64)
+        price = frame[self.price_column].to_numpy(dtype=np.float64)
+        size = frame[self.size_column].to_numpy(dtype=np.int64)
+        closed: list[TickSnapshot] = []
+        for i in range(len(ts)):
+            if ts[i] != self.tick_ts:
+                if (snapshot := self.close()) is not None:
+                    closed.append(snapshot)
+                self.tick_ts = int(ts[i])
+            quote = (float(price[i]), int(size[i]))
+            self._first.setdefault(int(pid[i]), quote)
+            self._last[int(pid[i])] = quote
+        return closed
+
+    def close(self) -> TickSnapshot | None:
+        """Close the open tick (if any) and return its snapshot; the next row starts a new tick."""
+        if self.tick_ts is None or not self._first:
+            return None
+        merged = self._known | self._first
+        self._known.update(self._last)
+        fresh = self._first
+        self._first, self._last = {}, {}
+        self.ticks += 1
+        self.untradable_quotes += sum(not quote_is_tradable(*fresh[p]) for p in fresh)
+        quotes = [
+            VenueQuote(p, self.sign * px, sz)
+            for p, (px, sz) in sorted(merged.items())
+            if quote_is_tradable(px, sz)
+        ]
+        return TickSnapshot(self.tick_ts, quotes)

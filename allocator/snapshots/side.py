@@ -7,7 +7,9 @@ helpers turn cost-space numbers back into market prices and cash for the report.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, overload
+
+import numpy as np
 
 Side = Literal["buy", "sell"]
 SIDES: tuple[Side, ...] = ("buy", "sell")
@@ -22,7 +24,11 @@ def side_sign(side: Side) -> int:
     raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
 
 
-def market_price(cost_price, side: Side):
+@overload
+def market_price(cost_price: float, side: Side) -> float: ...
+@overload
+def market_price(cost_price: np.ndarray, side: Side) -> np.ndarray: ...
+def market_price(cost_price: float | np.ndarray, side: Side) -> float | np.ndarray:
     """A cost-space price back in market terms (works on scalars and arrays)."""
     return side_sign(side) * cost_price
 

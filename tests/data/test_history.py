@@ -13,7 +13,6 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -229,19 +228,17 @@ def test_consumer_window_narrows_then_history_is_before_it(path):
 
 
 def test_live_router_ignores_history_rows(path):
+    from allocator.config import PenaltyGrid, RunConfig
     from allocator.data.venues import load_fee_table
-    from allocator.kafka.consumer import _deliver_window_rows
+    from allocator.kafka.consumer import deliver_window_rows
     from allocator.kafka.live import LiveRouter
 
-    # What LiveRouter reads of the run configuration (faithful defaults, one grid point).
-    config = SimpleNamespace(
-        order_size=300, step=100, lambda_over=(0.4,), lambda_under=(0.6,), theta_queue=(0.3,)
-    )
+    config = RunConfig(order_size=300, step=100, grid=PenaltyGrid((0.4,), (0.6,), (0.3,)))  # one grid point
 
     def decisions(data) -> list:
         result = _streamed(data)
         router = LiveRouter(config, load_fee_table(None))
-        _deliver_window_rows(router.on_rows, result.frame, result.start)
+        deliver_window_rows(router.on_rows, result.frame, result.start)
         router.finish()
         return router.fills
 

@@ -1,0 +1,94 @@
+"""kafka_producer.py's work once its flags are parsed: load the window, describe it or replay it.
+
+The script holds only the argparse definition (its --help is the reference); everything it does with
+the parsed flags is here, on library calls that name settings, not flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from allocator.cli.common import (
+    csv_path,
+    kafka_settings_from,
+    non_negative_number,
+    print_json,
+    setup_logging,
+    window_from,
+)
+from allocator.data.loader import MarketData, calibration_to_ns, load
+from allocator.data.summary import describe_replay
+from allocator.kafka.admin import check_reachable, ensure_topic
+from allocator.kafka.producer import ReplayStats, replay
+
+log = logging.getLogger(__name__)
+
+
+def calibration_value(text: str) -> float:
+    """--calibration: seconds of history before the window (a finite number ≥ 0), one-line error otherwise."""
+    return non_negative_number(
+        text, "--calibration", "seconds of rows before the window sent as calibration history; 0 = none"
+    )
+
+
+def produce(args: argparse.Namespace) -> int:
+    """Run the producer for parsed flags: a --dry-run description, or a replay and its JSON summary."""
+    setup_logging(args.verbose)
+    settings = kafka_settings_from(args)
+    calibration_ns = calibration_to_ns(args.calibration)
+    data = load(
+        csv_path(args),
+        window_from(args),
+        symbol=args.symbol,
+        price_format=args.price_format,
+        calibration_ns=calibration_ns,
+    )
+    if args.dry_run:
+        print_json(dry_run_description(data))
+        return 0
+    check_reachable(settings, args.connect_timeout)
+    if ensure_topic(settings, args.topic):
+        log.info("created topic %s (retention.ms=-1)", args.topic)
+    if data.history_rows:
+        log.info(
+            "sending %d calibration rows (%g s before the window) first", data.history_rows, args.calibration
+        )
+    log.info(
+        "replaying %d rows of %s at speed %g to %s", data.rows_in_window, data.source, args.speed, args.topic
+    )
+    stats = replay(
+        data,
+        settings,
+        args.topic,
+        speed=args.speed,
+        flush_timeout=args.flush_timeout,
+        calibration_ns=calibration_ns,
+    )
+    print_json(replay_summary(stats, args.topic, args.speed))
+    return 0
+
+
+def dry_run_description(data: MarketData) -> dict[str, object]:
+    """What would be streamed; with --calibration 0 exactly the description of a plain replay."""
+    described = describe_replay(data)
+    if data.history is not None:
+        described["history_rows"] = data.history_rows
+    return described
+
+
+def replay_summary(stats: ReplayStats, topic: str, speed: float) -> dict[str, object]:
+    """The JSON line on stdout after a replay."""
+    return {
+        "run_id": stats.run_id,
+        "topic": topic,
+        "rows": stats.rows,
+        "history_rows": stats.history_rows,
+        "rows_sent": stats.sent,
+        "rows_delivered": stats.delivered,
+        "elapsed_seconds": round(stats.elapsed_s, 3),
+        "rate_msgs_per_second": round(stats.sent / stats.elapsed_s, 1) if stats.elapsed_s else None,
+        "speed": speed,
+        "max_lateness_ms": round(stats.max_lateness_s * 1000, 3),
+        "p99_lateness_ms": round(stats.lateness_p99() * 1000, 3),
+    }

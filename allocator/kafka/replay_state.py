@@ -1,0 +1,370 @@
+"""The consumer's state machine, without a broker: what a poll's messages do to the replay being read.
+
+Phases and their transitions (`ReplayState.phase`):
+
+    WAITING    --start message-->                         RECEIVING
+    RECEIVING  --every row of the end message arrived-->  DRAINING  (one more poll, for a newer replay)
+    any        --start message of another run-->          RECEIVING (everything read so far is dropped)
+
+and the stop rules, checked after each poll in this order (`ReplayState.stop_reason`): `stopped_early`
+(the caller's row limit), `end_of_stream` (DRAINING and a poll brought nothing), `idle_timeout` /
+`idle_timeout_no_replay` (silence longer than the idle timeout). The Kafka side (allocator.kafka.consumer)
+polls, commits and adds `interrupted`.
+
+Rows are deduplicated by their replay index `n` (a producer retry or a doubled replay repeats them), so
+each row counts once; with a checkpoint, the decoded rows are saved before their offsets are returned
+for committing.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from allocator.data.schema import REQUIRED_COLUMNS
+from allocator.kafka.checkpoint import Checkpoint, CheckpointMeta, empty_meta, seen_rows
+from allocator.kafka.codec import (
+    HEADER_KIND,
+    KIND_END,
+    KIND_ROW,
+    KIND_START,
+    PREVIOUS_SEQUENCE,
+    REPLAY_INDEX,
+    ROW_PREFIX,
+    decode_rows,
+    frame_from_batches,
+)
+
+log = logging.getLogger(__name__)
+START_FIELDS = ("run_id", "rows", "columns", "window_start_ns", "window_end_ns")
+END_FIELDS = ("run_id", "rows")
+
+
+@dataclass
+class StreamStats:
+    """Counts the report shows about the stream itself."""
+
+    messages: int = 0
+    rows_received: int = 0
+    duplicates: int = 0
+    undecodable: int = 0
+    undecodable_examples: list[str] = field(default_factory=list)
+    replays_seen: int = 0
+    stop_reason: str = ""
+    expected_rows: int | None = None
+    missing_rows: int = 0
+    missing_ranges: list[tuple[int, int]] = field(default_factory=list)
+    resumed_from_checkpoint: bool = False
+    missing_by_venue: dict[str, int] = field(default_factory=dict)
+    venue_gaps: list[dict[str, int | None]] = field(default_factory=list)
+    first_message_at: float | None = None  # perf_counter of the first and last message, for ingest rates
+    last_message_at: float | None = None
+
+    @property
+    def ingest_rate(self) -> float:
+        """Messages per second between the first and the last message (group join excluded)."""
+        if self.first_message_at is None or self.last_message_at is None:
+            return 0.0
+        span = self.last_message_at - self.first_message_at
+        return self.messages / span if span > 0 else 0.0
+
+    @property
+    def complete(self) -> bool:
+        return self.stop_reason == "end_of_stream" and self.missing_rows == 0
+
+
+@dataclass
+class StreamResult:
+    frame: pd.DataFrame
+    start: dict[str, Any]
+    stats: StreamStats
+
+
+class Message(Protocol):
+    """What the state machine reads of a consumed message (confluent_kafka.Message has it)."""
+
+    def value(self) -> bytes | None: ...
+    def headers(self) -> Any: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+
+
+class Phase(enum.Enum):
+    WAITING = "waiting for a replay's start message"
+    RECEIVING = "receiving a replay's rows"
+    DRAINING = "every row arrived; one more poll for a newer replay"
+
+
+@dataclass(frozen=True)
+class StopRules:
+    idle_timeout: float = 30.0  # seconds of silence before giving up
+    stop_after_rows: int | None = None  # stop once this many rows arrived (tests, benches)
+
+
+class ReplayState:
+    """One consumer's view of the replay it reads: phase, rows kept, dedupe set, checkpoint metadata."""
+
+    def __init__(
+        self,
+        rules: StopRules,
+        *,
+        levels: int | None = None,
+        on_rows: Callable[[pd.DataFrame], None] | None = None,
+        checkpoint: Checkpoint | None = None,
+        now: float | None = None,
+    ) -> None:
+        self.rules, self.levels, self.on_rows, self.checkpoint = rules, levels, on_rows, checkpoint
+        self.stats = StreamStats()
+        self.phase = Phase.WAITING
+        self.start: dict[str, Any] = {}
+        self.batches: list[pd.DataFrame] = []
+        self.seen = np.zeros(0, dtype=bool)  # by replay index: has the row arrived
+        self.end_rows: int | None = None
+        self.meta: CheckpointMeta = empty_meta()
+        self.last_message = time.monotonic() if now is None else now
+
+    # ------------------------------------------------------------------------------ transitions
+
+    def resume(self, meta: CheckpointMeta, batches: list[pd.DataFrame]) -> None:
+        """Continue from a checkpoint: its replay, rows and offsets, as if never interrupted."""
+        self.meta, self.start, self.batches = meta, meta["start"], batches
+        self.seen = seen_rows(batches, int(self.start["rows"]))
+        self.stats.rows_received = int(self.seen.sum())
+        self.end_rows = meta.get("end_rows")
+        self.stats.resumed_from_checkpoint = True
+        self.phase = Phase.RECEIVING
+
+    def begin_replay(self, doc: dict[str, Any]) -> None:
+        """A start message of a run other than ours: read that replay from scratch."""
+        if self.start:
+            log.info("a newer replay (run %s) follows on the topic: starting over", doc["run_id"])
+        self.phase = Phase.RECEIVING
+        self.start, self.batches, self.end_rows = doc, [], None
+        self.seen = np.zeros(int(doc["rows"]), bool)
+        self.stats.rows_received = self.stats.duplicates = 0
+        self.stats.replays_seen += 1
+        self.meta["start"], self.meta["segments"], self.meta["end_rows"] = doc, [], None
+        if self.checkpoint:
+            self.checkpoint.reset()
+
+    def end_replay(self, rows: int) -> None:
+        """Our replay's end message: how many rows it holds."""
+        self.end_rows = rows
+        self.meta["end_rows"] = rows
+
+    # ------------------------------------------------------------------------------ one poll
+
+    def start_clock(self, now: float) -> None:
+        """Polling begins (after partitions were assigned): the idle timeout counts from here."""
+        self.last_message = now
+
+    def take(self, messages: Sequence[Message], now: float, *, events: bool) -> dict[str, int]:
+        """Apply one poll's messages (error events already removed; `events`: whether the poll returned
+        anything, EOF events included). Returns the next offset per partition, to commit once saved."""
+        if events:
+            self.stats.last_message_at = time.perf_counter()
+            if self.stats.first_message_at is None:
+                self.stats.first_message_at = self.stats.last_message_at
+            self.last_message = now
+        rows, next_offsets, new_run = self._sort(messages)
+        batch = self._keep_rows(rows)
+        if next_offsets or new_run:
+            self.meta["offsets"].update(next_offsets)
+            if self.checkpoint:
+                self.checkpoint.save(batch, self.meta)
+        return next_offsets
+
+    def _sort(self, messages: Sequence[Message]) -> tuple[list[bytes], dict[str, int], bool]:
+        """Control messages act at once; rows are collected (those before a newer start are dropped)."""
+        rows: list[bytes] = []
+        next_offsets: dict[str, int] = {}
+        new_run = False
+        for msg in messages:
+            self.stats.messages += 1
+            next_offsets[str(msg.partition())] = (msg.offset() or 0) + 1
+            value = msg.value()
+            # Rows start with their replay index; only other messages need their headers read.
+            kind = KIND_ROW if value is not None and value.startswith(ROW_PREFIX) else _kind(msg)
+            if kind == KIND_ROW and value is not None:
+                rows.append(value)
+            elif kind == KIND_START and (doc := self._control(value, START_FIELDS)) is not None:
+                if doc.get("run_id") != self.start.get("run_id"):
+                    self.begin_replay(doc)
+                    rows, new_run = [], True
+            elif kind == KIND_END and (doc := self._control(value, END_FIELDS)) is not None:
+                if doc.get("run_id") == self.start.get("run_id"):
+                    self.end_replay(int(doc["rows"]))
+            elif kind not in (KIND_START, KIND_END):
+                self.stats.undecodable += 1
+        return rows, next_offsets, new_run
+
+    def _control(self, value: bytes | None, required: tuple[str, ...]) -> dict[str, Any] | None:
+        """A start/end control document, or None (then it is counted as undecodable, never fatal)."""
+        doc = parse_control(value, required)
+        if doc is None:
+            self.stats.undecodable += 1
+        return doc
+
+    def _keep_rows(self, rows: list[bytes]) -> pd.DataFrame | None:
+        """Decode the poll's rows, drop those already seen, hand the new ones on; returns the new ones."""
+        if not rows:
+            return None
+        if not self.start:
+            self.stats.undecodable += len(rows)  # rows of a replay whose start we never saw
+            return None
+        decoded = decode_rows(rows, wanted_columns(self.start["columns"], self.levels))
+        self.stats.undecodable += decoded.undecodable
+        self.stats.undecodable_examples += decoded.errors[: max(0, 3 - len(self.stats.undecodable_examples))]
+        batch = drop_duplicates(decoded.frame, self.seen, self.stats)
+        if len(batch):
+            self.batches.append(batch)
+            if self.on_rows is not None:
+                deliver_window_rows(self.on_rows, batch, self.start)
+        return batch
+
+    # ------------------------------------------------------------------------------ stop rules
+
+    def stop_reason(self, now: float, events: bool) -> str | None:
+        """After a poll (`events`: it returned anything): why to stop, or None to keep polling."""
+        if self.rules.stop_after_rows is not None and self.stats.rows_received >= self.rules.stop_after_rows:
+            return "stopped_early"
+        if self._all_rows_arrived():
+            if self.phase is not Phase.DRAINING:
+                self.phase = Phase.DRAINING  # look once more: a newer replay may be right behind
+            elif not events:
+                return "end_of_stream"
+        if now - self.last_message > self.rules.idle_timeout:
+            return "idle_timeout" if self.start else "idle_timeout_no_replay"
+        return None
+
+    def _all_rows_arrived(self) -> bool:
+        return self.end_rows is not None and bool(self.start) and self.stats.rows_received >= self.end_rows
+
+    # ------------------------------------------------------------------------------ the result
+
+    def result(self) -> StreamResult:
+        """The rows in replay order (loader columns), with the gaps found and attributed to venues."""
+        stats, start = self.stats, self.start
+        stats.expected_rows = (
+            self.end_rows if self.end_rows is not None else (int(start["rows"]) if start else None)
+        )
+        if start:
+            find_gaps(self.seen, stats)
+        columns = wanted_columns(start.get("columns", list(REQUIRED_COLUMNS)), self.levels)
+        frame = frame_from_batches(self.batches, columns)
+        if len(frame):
+            frame = frame.sort_values(REPLAY_INDEX, kind="stable").reset_index(drop=True)
+        if start and stats.missing_rows:
+            attribute_gaps(frame, start, stats)
+        return StreamResult(
+            frame=frame.drop(columns=[REPLAY_INDEX, PREVIOUS_SEQUENCE]), start=start, stats=stats
+        )
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def deliver_window_rows(
+    on_rows: Callable[[pd.DataFrame], None], batch: pd.DataFrame, start: dict[str, Any]
+) -> None:
+    """Live routing sees only the window: calibration history (ts_event before the window start) is
+    for estimation, and a faithful --live router must print the decisions it printed without it."""
+    if int(start.get("history_rows", 0)) > 0:
+        batch = batch.loc[batch["ts_event"].to_numpy() >= int(start["window_start_ns"])]
+        if not len(batch):
+            return
+    on_rows(batch)
+
+
+def wanted_columns(columns: list[str], levels: int | None) -> list[str]:
+    """The replay's columns down to `levels` book levels (None = all)."""
+    if levels is None:
+        return list(columns)
+    return [c for c in columns if not re.search(r"_(\d\d)$", c) or int(c[-2:]) < levels]
+
+
+def parse_control(value: bytes | None, required: tuple[str, ...]) -> dict[str, Any] | None:
+    """A start/end control document, or None when it is not one."""
+    try:
+        doc = json.loads(value or b"")
+        rows_ok = isinstance(doc.get("rows"), int) and doc["rows"] >= 0
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return None
+    return doc if rows_ok and all(key in doc for key in required) else None
+
+
+def _kind(msg: Message) -> bytes | None:
+    for name, value in msg.headers() or ():
+        if name == HEADER_KIND:
+            return value
+    return None
+
+
+def drop_duplicates(frame: pd.DataFrame, seen: np.ndarray, stats: StreamStats) -> pd.DataFrame:
+    """Keep rows whose replay index is new (a producer retry or a doubled replay would repeat them)."""
+    index = frame[REPLAY_INDEX].to_numpy()
+    valid = (index >= 0) & (index < len(seen))
+    fresh = valid.copy()
+    fresh[valid] = ~seen[index[valid]]
+    # Within the batch itself, only the first occurrence of an index counts.
+    _, first = np.unique(index, return_index=True)
+    once = np.zeros(len(index), dtype=bool)
+    once[first] = True
+    keep = fresh & once
+    stats.duplicates += int(np.count_nonzero(valid & ~keep))
+    stats.undecodable += int(np.count_nonzero(~valid))
+    seen[index[keep]] = True
+    stats.rows_received += int(keep.sum())
+    return frame.loc[keep]
+
+
+def attribute_gaps(frame: pd.DataFrame, start: dict[str, Any], stats: StreamStats) -> None:
+    """Name the venues and Databento sequence ranges of missing rows.
+
+    Each row carries its venue's previous sequence (`p`); a received row whose predecessor never
+    arrived marks a gap after the last sequence received from that venue before it.
+    """
+    expected = {str(k): int(v) for k, v in start.get("venue_rows", {}).items()}
+    received = frame.groupby("publisher_id", observed=True).size()
+    stats.missing_by_venue = {
+        pid: count - int(received.get(int(pid), 0))
+        for pid, count in expected.items()
+        if count > received.get(int(pid), 0)
+    }
+    if "sequence" not in frame.columns:
+        return
+    for _, rows in frame.groupby("publisher_id", observed=True):
+        sequences = np.sort(rows["sequence"].to_numpy())
+        prev = rows[PREVIOUS_SEQUENCE].to_numpy()
+        own = rows["sequence"].to_numpy()
+        lost = (prev >= 0) & ~np.isin(prev, sequences)
+        for before, predecessor in zip(own[lost], prev[lost], strict=True):
+            earlier = sequences[sequences < predecessor]
+            stats.venue_gaps.append(
+                {
+                    "publisher_id": int(rows["publisher_id"].iloc[0]),
+                    "after_sequence": int(earlier[-1]) if len(earlier) else None,
+                    "before_sequence": int(before),
+                }
+            )
+    stats.venue_gaps = stats.venue_gaps[:50]
+
+
+def find_gaps(seen: np.ndarray, stats: StreamStats) -> None:
+    """The replay indices that never arrived: their count and (up to 20) ranges."""
+    missing = np.flatnonzero(~seen)
+    stats.missing_rows = len(missing)
+    if len(missing):
+        breaks = np.flatnonzero(np.diff(missing) > 1)
+        starts = np.r_[missing[0], missing[breaks + 1]]
+        ends = np.r_[missing[breaks], missing[-1]]
+        stats.missing_ranges = [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)][:20]
