@@ -308,7 +308,7 @@ def _exit_code(args: argparse.Namespace, stream: StreamStats | None) -> int:
     if stream.stop_reason == "interrupted":
         return EXIT_INTERRUPTED_CONSUMER
     if not stream.complete:
-        log.warning("the stream was incomplete (%s): the report covers only what arrived", _why(stream))
+        log.warning("the stream was incomplete (%s): the report covers only what arrived", stream.why())
         for gap in stream.venue_gaps[:10]:
             log.warning(
                 "  gap at publisher_id %s: sequence after %s, before %s",
@@ -344,13 +344,13 @@ def _consume(
         raise UserError(
             f"no replay arrived on topic {args.topic!r} within {args.idle_timeout:g} s "
             "(start kafka_producer.py, or raise --idle-timeout)",
-            exit_code=EXIT_INTERRUPTED_CONSUMER if stats.stop_reason == "interrupted" else EXIT_INCOMPLETE,
+            exit_code=stats.failure_exit_code,
         )
     if live:
         live.finish()
     log.info(
         "stream ended (%s): %d rows, %d duplicates dropped, %d undecodable",
-        _why(stats),
+        stats.why(),
         stats.rows_received,
         stats.duplicates,
         stats.undecodable,
@@ -361,33 +361,11 @@ def _consume(
         "run_id": result.start.get("run_id"),
         "replayed_file": result.start.get("source"),
         "group": group,
-        "stream": {
-            "stop_reason": stats.stop_reason,
-            "messages": stats.messages,
-            "rows_expected": stats.expected_rows,
-            "rows_received": stats.rows_received,
-            "duplicates_dropped": stats.duplicates,
-            "undecodable_skipped": stats.undecodable,
-            "undecodable_examples": stats.undecodable_examples,
-            "missing_rows": stats.missing_rows,
-            "missing_ranges": stats.missing_ranges,
-            "missing_by_venue": stats.missing_by_venue,
-            "venue_gaps": stats.venue_gaps,
-            "resumed_from_checkpoint": stats.resumed_from_checkpoint,
-            "replays_seen": stats.replays_seen,
-            "ingest_msgs_per_second": round(stats.ingest_rate, 1),
-        },
+        "stream": stats.report(),
     }
     if len(data.frame) == 0:
         raise UserError(
-            f"the replay on {args.topic!r} delivered no rows in the window ({_why(stats)})",
-            exit_code=EXIT_INTERRUPTED_CONSUMER if stats.stop_reason == "interrupted" else EXIT_INCOMPLETE,
+            f"the replay on {args.topic!r} delivered no rows in the window ({stats.why()})",
+            exit_code=stats.failure_exit_code,
         )
     return data, stats, meta
-
-
-def _why(stats: StreamStats) -> str:
-    text = stats.stop_reason.replace("_", " ")
-    if stats.missing_rows:
-        text += f", {stats.missing_rows} of {stats.expected_rows} rows missing"
-    return text

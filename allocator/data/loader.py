@@ -38,7 +38,7 @@ from allocator.data.schema import (
     level_column,
 )
 from allocator.data.window import NS_PER_SECOND, Window, WindowSpec, format_ns
-from allocator.errors import UserError
+from allocator.errors import SettingError, UserError
 
 TIMESTAMP_COLUMNS = ("ts_event", "ts_recv")
 STRING_COLUMNS = ("action", "side", "symbol")
@@ -131,13 +131,21 @@ def load(
     path = Path(path)
     window = window if window is not None else WindowSpec()
     if price_format not in PRICE_FORMATS:
-        raise UserError(f"--price-format {price_format!r} is not one of {', '.join(PRICE_FORMATS)}")
+        raise SettingError(
+            f"{{fmt}} {SettingError.literal(repr(price_format))} is not one of {', '.join(PRICE_FORMATS)}",
+            fmt="price_format",
+        )
     if not path.exists():
-        raise UserError(
-            f"data file not found: {path} (pass --csv PATH to a Databento MBP-1/MBP-10 or L1 CSV)"
+        raise SettingError(
+            f"data file not found: {SettingError.literal(str(path))} (pass {{csv}} PATH to a Databento "
+            "MBP-1/MBP-10 or L1 CSV)",
+            csv="csv_path",
         )
     if path.is_dir():
-        raise UserError(f"{path} is a directory; pass --csv PATH to a data file")
+        raise SettingError(
+            f"{SettingError.literal(str(path))} is a directory; pass {{csv}} PATH to a data file",
+            csv="csv_path",
+        )
     if path.name.endswith(_DBN_SUFFIXES):
         return _load_dbn(path, window, levels=levels, symbol=symbol, calibration_ns=calibration_ns)
     return _load_csv(
@@ -465,9 +473,11 @@ class _Accumulator:
             values = np.round(values, 9)
         elif finite.size and float(np.abs(finite).max()) >= FIXED_POINT_THRESHOLD:
             row = int(np.flatnonzero(np.abs(values) >= FIXED_POINT_THRESHOLD)[0])
-            raise UserError(
-                f"{self.path}: line {first_line + row}, column {name}: price {values[row]:.0f} looks like Databento "
-                "fixed-point (1e-9) while earlier prices were decimals; pass --price-format fixed or fix the file"
+            where = SettingError.literal(f"{self.path}: line {first_line + row}, column {name}")
+            raise SettingError(
+                f"{where}: price {values[row]:.0f} looks like Databento fixed-point (1e-9) while earlier prices "
+                "were decimals; pass {fmt} fixed or fix the file",
+                fmt="price_format",
             )
         return values
 
@@ -528,15 +538,19 @@ class _Accumulator:
             raise UserError(f"{self.path} has a header but no data rows")
         if not self.kept:
             assert self.first_ts is not None and self.last_ts is not None  # rows were read
-            raise UserError(
-                f"{self.path}: no rows in the window {self.window.describe()}; the file covers "
-                f"{format_ns(self.first_ts)} – {format_ns(self.last_ts)} (pass --start/--end inside that range)"
+            where = SettingError.literal(f"{self.path}: no rows in the window {self.window.describe()}")
+            raise SettingError(
+                f"{where}; the file covers {format_ns(self.first_ts)} – {format_ns(self.last_ts)} "
+                "(pass {start}/{end} inside that range)",
+                start="start",
+                end="end",
             )
         symbols = sorted(self.symbols_in_window)
         if self.symbol is None and len(symbols) > 1:
-            raise UserError(
-                f"{self.path} holds several symbols in the window ({', '.join(symbols)}); choose one with --symbol"
+            listed = SettingError.literal(
+                f"{self.path} holds several symbols in the window ({', '.join(symbols)})"
             )
+            raise SettingError(f"{listed}; choose one with {{symbol}}", symbol="symbol")
         if self.symbol is not None and not any(len(part["ts_event"]) for part in self.kept):
             raise UserError(
                 f"{self.path}: symbol {self.symbol!r} has no rows in the window; symbols there: {', '.join(symbols)}"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from allocator.errors import UserError
+from allocator.errors import SettingError, UserError
 
 DEFAULT_VENUES_FILE = Path(__file__).with_name("venues.toml")
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class FeeTable:
             self._warned.add(int(publisher_id))
             log.warning(
                 "publisher_id %d is not in %s; using the default taker fee %.4f and maker rebate %.4f "
-                "(add it to a --venues file to set its fees)",
+                "(add it to the venue file to set its fees)",
                 publisher_id,
                 self.path,
                 self.default.taker_fee,
@@ -79,7 +79,10 @@ def load_fee_table(
         with path.open("rb") as handle:
             doc = tomllib.load(handle)
     except FileNotFoundError:
-        raise UserError(f"venue file not found: {path} (pass --venues FILE or omit it)") from None
+        raise SettingError(
+            f"venue file not found: {SettingError.literal(str(path))} (pass {{venues}} FILE or omit it)",
+            venues="venue_file",
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"venue file {path} is not valid TOML: {exc}") from None
     default = _venue_row(doc.get("default", {}), path, "[default]", publisher_id=-1)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from allocator.errors import UserError
+from allocator.errors import SettingError
 
 DEFAULT_START = "13:36:32"
 DEFAULT_END = "13:45:14"
@@ -65,15 +65,18 @@ class WindowSpec:
     def resolve(self, first_ts_ns: int) -> Window:
         """Bounds in ns; times of day are taken on the UTC date of `first_ts_ns` (the file's first row)."""
         day_ns = (int(first_ts_ns) // NS_PER_DAY) * NS_PER_DAY
-        start = _parse_bound(self.start, day_ns, "--start", is_end=False)
-        end = _parse_bound(self.end, day_ns, "--end", is_end=True)
+        start = _parse_bound(self.start, day_ns, "start", is_end=False)
+        end = _parse_bound(self.end, day_ns, "end", is_end=True)
         if start is None:
             start = np.iinfo(np.int64).min
         if end is None:
             end = np.iinfo(np.int64).max
         if end <= start:
-            raise UserError(
-                f"--end {self.end} is not after --start {self.start}; give an end after the start"
+            raise SettingError(
+                f"{{end}} {SettingError.literal(str(self.end))} is not after {{start}} "
+                f"{SettingError.literal(str(self.start))}; give an end after the start",
+                end="end",
+                start="start",
             )
         return Window(int(start), int(end))
 
@@ -81,7 +84,7 @@ class WindowSpec:
 FULL_FILE = WindowSpec(start=None, end=None)
 
 
-def _parse_bound(text: str | None, day_ns: int, flag: str, *, is_end: bool) -> int | None:
+def _parse_bound(text: str | None, day_ns: int, setting: str, *, is_end: bool) -> int | None:
     """Parse a time of day or an ISO datetime; an end bound is pushed to the end of its last unit."""
     if text is None or text.strip().lower() in {"", "none", "all"}:
         return None
@@ -91,15 +94,18 @@ def _parse_bound(text: str | None, day_ns: int, flag: str, *, is_end: bool) -> i
     if match is None:
         match = _DATETIME.match(text)
         if match is None:
-            raise UserError(
-                f"{flag} {text!r} is not a time: use HH:MM:SS[.fffffffff] (UTC) or an ISO datetime "
-                "like 2024-08-01T13:36:32.5Z"
+            raise SettingError(
+                f"{{bound}} {SettingError.literal(repr(text))} is not a time: use HH:MM:SS[.fffffffff] (UTC) "
+                "or an ISO datetime like 2024-08-01T13:36:32.5Z",
+                bound=setting,
             )
         base = int(np.datetime64(match["date"], "ns").astype(np.int64))
     hours, minutes = int(match["h"]), int(match["m"])
     seconds = int(match["s"]) if match["s"] is not None else 0
     if hours > 23 or minutes > 59 or seconds > 59:
-        raise UserError(f"{flag} {text!r} is not a valid time of day")
+        raise SettingError(
+            f"{{bound}} {SettingError.literal(repr(text))} is not a valid time of day", bound=setting
+        )
     frac = match["frac"] or ""
     value = base + ((hours * 60 + minutes) * 60 + seconds) * NS_PER_SECOND
     value += int(frac.ljust(9, "0")) if frac else 0

@@ -190,6 +190,21 @@ def faithful_step(
     return [min(int(q), venue.ask_size) for venue, q in zip(quotes, split, strict=True)]
 
 
+def quotes_at(market: Market, tick: int, venues: np.ndarray) -> list[Quote]:
+    """The allocator's view of `venues` at one snapshot: ask, size and the venue's fees."""
+    snaps = market.snapshots
+    return [
+        Quote(
+            ask=float(snaps.ask_px[tick, v]),
+            ask_size=int(snaps.ask_sz[tick, v]),
+            fee=float(market.taker_fee[v]),
+            rebate=float(market.maker_rebate[v]),
+            publisher_id=int(snaps.publisher_ids[v]),
+        )
+        for v in venues
+    ]
+
+
 def run_faithful_router(
     market: Market,
     order_size: int,
@@ -220,16 +235,7 @@ def run_faithful_router(
         waited += int(ready[0])
         tick += int(ready[0])
         live = np.flatnonzero(snaps.ask_sz[tick] > 0)
-        quotes = [
-            Quote(
-                ask=float(snaps.ask_px[tick, v]),
-                ask_size=int(snaps.ask_sz[tick, v]),
-                fee=float(market.taker_fee[v]),
-                rebate=float(market.maker_rebate[v]),
-                publisher_id=int(snaps.publisher_ids[v]),
-            )
-            for v in live
-        ]
+        quotes = quotes_at(market, tick, live)
         executions = faithful_step(remaining, quotes, penalties, step)
         # None cannot happen given the capacity test; kept as a guard against a wrong number.
         if executions is None:

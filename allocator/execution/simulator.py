@@ -308,24 +308,11 @@ class Simulator:
         """One posting of a resting order, until filled, cancelled, or moved. Returns (shares left, move, end)
         where move = (arrival of the re-posted order, its price) or None, and end = when this posting stopped
         being live (its last fill, or its cancel landing)."""
-        row = stream.row_at(arrival)
         rebate = self.fees.maker_rebate(venue)
-        move_seen: int | None = None  # when we learn that the best posting price left ours
-        if row >= 0 and stream.post_px[row] == price:
-            ahead = float(stream.post_sz[row])
-        elif row < 0 or not stream.post_px[row] >= price:  # NaN or below ours: our price would be the best
-            if row >= 0 and stream.take_px[row, 0] <= price:  # ... and marketable: it trades as a taker
-                left -= self._take_at(venue, stream, arrival, price, left, "taker", oid)
-            ahead = 0.0
-            if row >= 0:
-                move_seen = max(arrival, int(stream.ts_seen[row]))
-        else:  # better prices are in front of us: nothing fills until we re-post
-            ahead = math.inf
-            move_seen = max(arrival, int(stream.ts_seen[row]))
+        left, ahead, level, row, move_seen = self._join(venue, stream, price, left, arrival, oid)
         if left == 0:
             return 0, None, arrival
         queue_at_post = ahead
-        level = float(stream.post_sz[row]) if row >= 0 and stream.post_px[row] == price else 0.0
         pending = 0.0  # trade volume printed at our price on the last row, not yet seen as a decrease
         cancel_effective = cancel_at
         if move_seen is not None:
@@ -372,12 +359,40 @@ class Simulator:
                     cancel_effective = min(cancel_at, move_seen + self.latency.draw(self.rng))
         if move_seen is None or cancel_effective >= cancel_at:
             return left, None, cancel_effective
-        # Re-post at the best posting price seen when we noticed the move (or the next one to appear).
+        return left, self._repost(stream, move_seen, cancel_effective), cancel_effective
+
+    def _join(
+        self, venue: int, stream: VenueStream, price: float, left: int, arrival: int, oid: int
+    ) -> tuple[int, float, float, int, int | None]:
+        """Where a new posting stands when it arrives: (shares left after any marketable part, queue ahead,
+        our level's displayed size, the row in force, when we see that a better price is in front of us,
+        or None while ours is the best)."""
+        row = stream.row_at(arrival)
+        move_seen: int | None = None
+        if row >= 0 and stream.post_px[row] == price:
+            ahead = float(stream.post_sz[row])
+        elif row < 0 or not stream.post_px[row] >= price:  # NaN or below ours: our price would be the best
+            if row >= 0 and stream.take_px[row, 0] <= price:  # ... and marketable: it trades as a taker
+                left -= self._take_at(venue, stream, arrival, price, left, "taker", oid)
+            ahead = 0.0
+            if row >= 0:
+                move_seen = max(arrival, int(stream.ts_seen[row]))
+        else:  # better prices are in front of us: nothing fills until we re-post
+            ahead = math.inf
+            move_seen = max(arrival, int(stream.ts_seen[row]))
+        level = float(stream.post_sz[row]) if row >= 0 and stream.post_px[row] == price else 0.0
+        return left, ahead, level, row, move_seen
+
+    def _repost(self, stream: VenueStream, move_seen: int, cancel_effective: int) -> tuple[int, float] | None:
+        """(arrival, price) of the re-posted order: at the best posting price seen when we noticed the move,
+        or the next one to appear; None when none appears before the data ends."""
         seen_row = stream.row_seen(move_seen)
         nxt = seen_row
-        while nxt < stream.rows and not np.isfinite(post_px[nxt]):
+        while nxt < stream.rows and not np.isfinite(stream.post_px[nxt]):
             nxt += 1
         if nxt >= stream.rows:
-            return left, None, cancel_effective
-        new_arrival = cancel_effective if nxt == seen_row else int(ts_seen[nxt]) + self.latency.draw(self.rng)
-        return left, (max(new_arrival, cancel_effective), float(post_px[nxt])), cancel_effective
+            return None
+        drawn = (
+            cancel_effective if nxt == seen_row else int(stream.ts_seen[nxt]) + self.latency.draw(self.rng)
+        )
+        return max(drawn, cancel_effective), float(stream.post_px[nxt])

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from allocator.data.schema import REQUIRED_COLUMNS
+from allocator.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED_CONSUMER
 from allocator.kafka.checkpoint import Checkpoint, CheckpointMeta, empty_meta, seen_rows
 from allocator.kafka.codec import (
     HEADER_KIND,
@@ -80,6 +81,37 @@ class StreamStats:
     @property
     def complete(self) -> bool:
         return self.stop_reason == "end_of_stream" and self.missing_rows == 0
+
+    @property
+    def failure_exit_code(self) -> int:
+        """The exit code when this stream left nothing to report: interrupted, or incomplete."""
+        return EXIT_INTERRUPTED_CONSUMER if self.stop_reason == "interrupted" else EXIT_INCOMPLETE
+
+    def why(self) -> str:
+        """Why the stream ended, in words, with what was missing."""
+        text = self.stop_reason.replace("_", " ")
+        if self.missing_rows:
+            text += f", {self.missing_rows} of {self.expected_rows} rows missing"
+        return text
+
+    def report(self) -> dict[str, Any]:
+        """The report's `run.stream` section."""
+        return {
+            "stop_reason": self.stop_reason,
+            "messages": self.messages,
+            "rows_expected": self.expected_rows,
+            "rows_received": self.rows_received,
+            "duplicates_dropped": self.duplicates,
+            "undecodable_skipped": self.undecodable,
+            "undecodable_examples": self.undecodable_examples,
+            "missing_rows": self.missing_rows,
+            "missing_ranges": self.missing_ranges,
+            "missing_by_venue": self.missing_by_venue,
+            "venue_gaps": self.venue_gaps,
+            "resumed_from_checkpoint": self.resumed_from_checkpoint,
+            "replays_seen": self.replays_seen,
+            "ingest_msgs_per_second": round(self.ingest_rate, 1),
+        }
 
 
 @dataclass

@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from allocator.cli.common import flag_for
 from allocator.data.loader import load
 from allocator.data.window import FULL_FILE, WindowSpec
-from allocator.errors import UserError
+from allocator.errors import SettingError, UserError
 from allocator.snapshots.rule import build_snapshots
 from tests.helpers import at, frame, quote, to_csv_text, write
 
@@ -168,20 +169,31 @@ def test_window_edges_at_nanosecond_precision(tmp_path):
 
 def test_window_end_must_follow_start(tmp_path):
     path = write(tmp_path / "a.csv", to_csv_text(frame([quote(at("13:40:00"), 2, 1.0, 1)])))
-    with pytest.raises(UserError, match="--end 13:00:00 is not after --start"):
+    # The library names the settings; the CLI renders them as the flags the user typed.
+    with pytest.raises(SettingError, match=r"^end 13:00:00 is not after start 13:40:00") as bad_order:
         load(path, WindowSpec("13:40:00", "13:00:00"))
-    with pytest.raises(UserError, match="--start 'noon' is not a time"):
+    assert bad_order.value.render(flag_for).startswith("--end 13:00:00 is not after --start 13:40:00")
+    with pytest.raises(SettingError, match=r"^start 'noon' is not a time") as not_a_time:
         load(path, WindowSpec("noon", "13:00:00"))
+    assert not_a_time.value.render(flag_for).startswith("--start 'noon' is not a time")
+
+
+def test_a_path_with_braces_reaches_the_message_as_written(tmp_path):
+    missing = tmp_path / "{odd}.csv"
+    with pytest.raises(SettingError) as error:
+        load(missing)
+    assert error.value.render(flag_for) == (
+        f"data file not found: {missing} (pass --csv PATH to a Databento MBP-1/MBP-10 or L1 CSV)"
+    )
 
 
 def test_symbol_selection(tmp_path):
     rows = [quote(at("13:40:00"), 2, 1.0, 1), quote(at("13:40:01"), 2, 2.0, 1)]
     rows[1]["symbol"] = "MSFT"
     path = write(tmp_path / "two.csv", to_csv_text(frame(rows)))
-    with pytest.raises(
-        UserError, match=r"several symbols in the window \(AAPL, MSFT\); choose one with --symbol"
-    ):
+    with pytest.raises(SettingError, match=r"several symbols in the window \(AAPL, MSFT\)") as several:
         load(path)
+    assert several.value.render(flag_for).endswith("; choose one with --symbol")
     assert load(path, symbol="MSFT").frame["ask_px_00"].tolist() == [2.0]
 
 
