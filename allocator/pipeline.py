@@ -102,7 +102,7 @@ def run(data: MarketData, fees: FeeTable, config: RunConfig) -> RunResult:
     market, names = build_market(data, fees, config.side)
     window_snaps = market.snapshots
     if window_snaps.ticks == 0:
-        raise UserError(f"{data.source}: no rows to route in {data.window.describe()}")
+        raise UserError(f"{data.source}: no rows to route in {data.window.in_words()}")
     sim_market = None
     strategy: Strategy
     if config.realistic:

@@ -139,10 +139,10 @@ def make_market(
         publisher_ids=np.array(publisher_ids if publisher_ids is not None else range(1, n_venues + 1)),
         source_row=np.zeros((n_ticks, n_venues), dtype=np.int64),
         fresh=np.ones((n_ticks, n_venues), dtype=bool),
-        ask_px=np.where(ok, px, np.nan),
-        ask_sz=np.where(ok, sz, 0),
-        bid_px=np.where(ok, px - 0.01, np.nan),
-        bid_sz=np.where(ok, 100, 0),
+        take_px=np.where(ok, px, np.nan),
+        take_sz=np.where(ok, sz, 0),
+        post_px=np.where(ok, px - 0.01, np.nan),
+        post_sz=np.where(ok, 100, 0),
         untradable_quotes=0,
     )
     return Market(

@@ -34,9 +34,9 @@ Wants = Callable[[int, int], int]
 def seen_offers(sim_market: SimMarket, sim: Simulator, tick: int) -> tuple[np.ndarray, np.ndarray]:
     """The snapshot's asks at `tick` and their sizes after the strategy's own takes (cost space)."""
     snaps, book = sim_market.market.snapshots, sim_market.book
-    prices = snaps.ask_px[tick].copy()
+    prices = snaps.take_px[tick].copy()
     sizes = np.zeros(snaps.venues, dtype=np.int64)
-    for v in np.flatnonzero(snaps.ask_sz[tick] > 0):
+    for v in np.flatnonzero(snaps.take_sz[tick] > 0):
         row = int(book.stream_row_of_row[snaps.source_row[tick, v]])
         stream = book.streams[v]
         if stream.take_px[row, 0] == prices[v]:

@@ -31,7 +31,7 @@ from allocator.execution.faithful import Execution, Market, make_execution
 def best_venue_per_tick(market: Market) -> np.ndarray:
     """`best_venue` at every snapshot tick."""
     snaps = market.snapshots
-    return best_venue(np.where(snaps.tradable, snaps.ask_px, np.inf), market.taker_fee)
+    return best_venue(np.where(snaps.tradable, snaps.take_px, np.inf), market.taker_fee)
 
 
 def _take_until(available: np.ndarray, need: int) -> np.ndarray:
@@ -46,7 +46,7 @@ def best_ask(market: Market, order_size: int) -> Execution:
     best = best_venue_per_tick(market)
     ticks = np.flatnonzero(best >= 0)
     venues = best[ticks]
-    taken = _take_until(market.snapshots.ask_sz[ticks, venues], order_size)
+    taken = _take_until(market.snapshots.take_sz[ticks, venues], order_size)
     return make_execution("best_ask", order_size, market, ticks, venues, taken)
 
 
@@ -64,7 +64,7 @@ def twap(market: Market, order_size: int, bucket_seconds: int = TWAP_BUCKET_SECO
         need = int(targets[b]) + carry
         ticks = np.flatnonzero((bucket_of == b) & (best >= 0))
         venues = best[ticks]
-        taken = _take_until(snaps.ask_sz[ticks, venues], need)
+        taken = _take_until(snaps.take_sz[ticks, venues], need)
         carry = need - int(taken.sum())
         all_ticks.append(ticks)
         all_venues.append(venues)
@@ -81,7 +81,7 @@ def twap(market: Market, order_size: int, bucket_seconds: int = TWAP_BUCKET_SECO
 
 def vwap(market: Market, order_size: int) -> Execution:
     """Size-weighted buying across all venues at each snapshot."""
-    sizes = market.snapshots.ask_sz
+    sizes = market.snapshots.take_sz
     totals = sizes.sum(axis=1)
     cumulative = np.cumsum(totals)
     # Every tick before the one where displayed size first covers the remainder takes everything shown.

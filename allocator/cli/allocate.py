@@ -284,7 +284,7 @@ def _load_offline(args: argparse.Namespace, config: RunConfig) -> tuple[MarketDa
         price_format=args.price_format,
         calibration_ns=config.calibration_ns,
     )
-    log.info("loaded %d rows in %s from %s", data.rows_in_window, data.window.describe(), path)
+    log.info("loaded %d rows in %s from %s", data.rows_in_window, data.window.in_words(), path)
     return data, {"source": f"csv:{path}", "rows_in_file": data.rows_total}
 
 

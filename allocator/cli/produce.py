@@ -18,7 +18,7 @@ from allocator.cli.common import (
     window_from,
 )
 from allocator.data.loader import MarketData, calibration_to_ns, load
-from allocator.data.summary import describe_replay
+from allocator.data.summary import dry_run_summary
 from allocator.kafka.admin import check_reachable, ensure_topic
 from allocator.kafka.producer import ReplayStats, replay
 
@@ -71,10 +71,10 @@ def produce(args: argparse.Namespace) -> int:
 
 def dry_run_description(data: MarketData) -> dict[str, object]:
     """What would be streamed; with --calibration 0 exactly the description of a plain replay."""
-    described = describe_replay(data)
+    summary = dry_run_summary(data)
     if data.history is not None:
-        described["history_rows"] = data.history_rows
-    return described
+        summary["history_rows"] = data.history_rows
+    return summary
 
 
 def replay_summary(stats: ReplayStats, topic: str, speed: float) -> dict[str, object]:

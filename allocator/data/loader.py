@@ -33,8 +33,8 @@ from allocator.data.schema import (
     FIXED_PRICE_SCALE,
     HEADER_FIELDS,
     LEVEL_FIELDS,
-    MAX_LEVELS,
     REQUIRED_COLUMNS,
+    book_levels,
     level_column,
 )
 from allocator.data.window import NS_PER_SECOND, Window, WindowSpec, format_ns
@@ -203,9 +203,7 @@ def _check_columns(path: Path, header: list[str]) -> None:
 def _column_plan(header: list[str], levels: int | None) -> tuple[list[str], dict[str, pa.DataType], int]:
     """Which known columns to parse and as which types; unknown extra columns are ignored."""
     present = set(header)
-    available = 0
-    while available < MAX_LEVELS and level_column("ask_px", available) in present:
-        available += 1
+    available = book_levels(present)
     use_levels = available if levels is None else min(levels, available)
     wanted = [c for c in HEADER_FIELDS if c in present]
     for lvl in range(use_levels):
@@ -538,7 +536,7 @@ class _Accumulator:
             raise UserError(f"{self.path} has a header but no data rows")
         if not self.kept:
             assert self.first_ts is not None and self.last_ts is not None  # rows were read
-            where = SettingError.literal(f"{self.path}: no rows in the window {self.window.describe()}")
+            where = SettingError.literal(f"{self.path}: no rows in the window {self.window.in_words()}")
             raise SettingError(
                 f"{where}; the file covers {format_ns(self.first_ts)} – {format_ns(self.last_ts)} "
                 "(pass {start}/{end} inside that range)",

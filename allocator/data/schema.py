@@ -6,6 +6,8 @@ Our recorded dataset is written with exactly this layout so it reads like a real
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 HEADER_FIELDS: tuple[str, ...] = (
     "ts_recv",
     "ts_event",
@@ -33,6 +35,15 @@ FIXED_PRICE_SCALE = 1e-9
 def level_column(field: str, level: int) -> str:
     """Name of a book column, e.g. level_column("ask_px", 0) -> "ask_px_00"."""
     return f"{field}_{level:02d}"
+
+
+def book_levels(columns: Iterable[str]) -> int:
+    """How many book levels the columns hold: consecutive ask_px_NN from level 0, at most MAX_LEVELS."""
+    present = set(columns)
+    levels = 0
+    while levels < MAX_LEVELS and level_column("ask_px", levels) in present:
+        levels += 1
+    return levels
 
 
 def mbp_columns(levels: int = MAX_LEVELS) -> list[str]:

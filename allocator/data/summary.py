@@ -12,7 +12,7 @@ from allocator.data.window import format_ns
 from allocator.snapshots.rule import build_snapshots
 
 
-def describe_replay(data: MarketData) -> dict[str, Any]:
+def dry_run_summary(data: MarketData) -> dict[str, Any]:
     """Counts a user checks before a replay: rows, window coverage, venues, ticks, untradable quotes."""
     frame = data.frame
     ts = frame["ts_event"].to_numpy(dtype=np.int64)

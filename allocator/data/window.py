@@ -44,7 +44,7 @@ class Window:
             return None
         return {"start": format_ns(self.start_ns), "end_inclusive": format_ns(self.end_ns - 1)}
 
-    def describe(self) -> str:
+    def in_words(self) -> str:
         """Human-readable bounds, with the inclusive end the user asked for."""
         open_start = self.start_ns <= np.iinfo(np.int64).min  # --start all
         open_end = self.end_ns >= np.iinfo(np.int64).max  # --end all

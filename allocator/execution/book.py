@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from allocator.data.schema import MAX_LEVELS, level_column
+from allocator.data.schema import book_levels, level_column
 from allocator.snapshots.rule import event_order
 from allocator.snapshots.side import Side, side_sign
 
@@ -72,13 +72,6 @@ class Book:
         return side_sign(self.side)
 
 
-def _levels_in(frame: pd.DataFrame) -> int:
-    levels = 0
-    while levels < MAX_LEVELS and level_column("ask_px", levels) in frame.columns:
-        levels += 1
-    return levels
-
-
 def _level_block(frame: pd.DataFrame, field: str, levels: int, fill: float | int, dtype: type) -> np.ndarray:
     cols = []
     for lvl in range(levels):
@@ -117,7 +110,7 @@ def _mid_before(bid0: np.ndarray, ask0: np.ndarray, venue_rows: list[np.ndarray]
 def build_book(frame: pd.DataFrame, publisher_ids: np.ndarray, side: Side = "buy") -> Book:
     """Split the frame into per-venue streams in event order and convert to cost space for `side`."""
     sign = side_sign(side)
-    levels = _levels_in(frame)
+    levels = book_levels(frame.columns)
     ts = frame["ts_event"].to_numpy(dtype=np.int64)
     recv = frame["ts_recv"].to_numpy(dtype=np.int64) if "ts_recv" in frame.columns else ts
     pid = frame["publisher_id"].to_numpy(dtype=np.int64)

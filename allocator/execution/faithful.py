@@ -158,7 +158,7 @@ def make_execution(
         order_size=order_size,
         tick=ticks,
         venue=venues,
-        price=market.snapshots.ask_px[ticks, venues],
+        price=market.snapshots.take_px[ticks, venues],
         shares=shares,
         fee=market.taker_fee[venues],
         rebate=np.zeros(len(shares)),
@@ -167,9 +167,9 @@ def make_execution(
     )
 
 
-def step_capacity(ask_sz: np.ndarray, step: int) -> np.ndarray:
+def step_capacity(take_sz: np.ndarray, step: int) -> np.ndarray:
     """Per tick, the most shares a step-multiple split can take from the displayed sizes."""
-    return ((ask_sz // step) * step).sum(axis=1)
+    return ((take_sz // step) * step).sum(axis=1)
 
 
 def faithful_step(
@@ -195,8 +195,8 @@ def quotes_at(market: Market, tick: int, venues: np.ndarray) -> list[Quote]:
     snaps = market.snapshots
     return [
         Quote(
-            ask=float(snaps.ask_px[tick, v]),
-            ask_size=int(snaps.ask_sz[tick, v]),
+            ask=float(snaps.take_px[tick, v]),
+            ask_size=int(snaps.take_sz[tick, v]),
             fee=float(market.taker_fee[v]),
             rebate=float(market.maker_rebate[v]),
             publisher_id=int(snaps.publisher_ids[v]),
@@ -218,7 +218,7 @@ def run_faithful_router(
     of calling the allocator there (tests check this against calling it at every tick).
     """
     snaps = market.snapshots
-    capacity = step_capacity(snaps.ask_sz, step)
+    capacity = step_capacity(snaps.take_sz, step)
     remaining = int(order_size)
     tick, waited = 0, 0
     ticks: list[int] = []
@@ -234,7 +234,7 @@ def run_faithful_router(
             break
         waited += int(ready[0])
         tick += int(ready[0])
-        live = np.flatnonzero(snaps.ask_sz[tick] > 0)
+        live = np.flatnonzero(snaps.take_sz[tick] > 0)
         quotes = quotes_at(market, tick, live)
         executions = faithful_step(remaining, quotes, penalties, step)
         # None cannot happen given the capacity test; kept as a guard against a wrong number.

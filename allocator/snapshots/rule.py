@@ -7,8 +7,8 @@ publisher_id per ts_event"); a venue that sent nothing keeps its latest known st
 message at its most recent earlier tick. So a snapshot is the consolidated top of book across venues,
 and on one-venue data it is exactly the trial's snapshot sequence.
 
-For a sell the same rule applies to the other side of the book: `ask_*` then describe the bids we would
-hit and `bid_*` the asks we would join, in cost space (prices negated, allocator.snapshots.side), so every strategy
+For a sell the same rule applies to the other side of the book: `take_*` then describe the bids we would
+hit and `post_*` the asks we would join, in cost space (prices negated, allocator.snapshots.side), so every strategy
 routes a sell with the buy code.
 
 The rule has two forms, both here: `build_snapshots` applies it to a whole frame with index arithmetic
@@ -60,15 +60,17 @@ class Snapshots:
     publisher_ids: np.ndarray  # int64 [V] sorted venue ids
     source_row: np.ndarray  # int64 [T, V] frame row (file order) representing the venue, -1 if none yet
     fresh: np.ndarray  # bool [T, V] the venue sent a message at this tick
-    ask_px: np.ndarray  # float64 [T, V], NaN where not tradable
-    ask_sz: np.ndarray  # int64 [T, V], 0 where not tradable
-    bid_px: np.ndarray  # float64 [T, V], NaN where unknown
-    bid_sz: np.ndarray  # int64 [T, V], 0 where unknown
-    untradable_quotes: int  # venue messages (first at their tick) whose ask price or size was unusable
+    # Cost space (allocator.snapshots.side): for a buy the asks we take and the bids we would join; for a
+    # sell the bids we hit and the asks we would join, prices negated, so one code path routes both.
+    take_px: np.ndarray  # float64 [T, V], NaN where not tradable
+    take_sz: np.ndarray  # int64 [T, V], 0 where not tradable
+    post_px: np.ndarray  # float64 [T, V], NaN where unknown
+    post_sz: np.ndarray  # int64 [T, V], 0 where unknown
+    untradable_quotes: int  # venue messages (first at their tick) whose take price or size was unusable
     crossed_quotes: int = (
         0  # venue messages (first at their tick) whose own bid ≥ ask: counted, ask still used
     )
-    side: Side = "buy"  # "sell": ask_* hold −bid (what we hit), bid_* hold −ask (where we would post)
+    side: Side = "buy"
 
     @property
     def ticks(self) -> int:
@@ -80,7 +82,7 @@ class Snapshots:
 
     @property
     def tradable(self) -> np.ndarray:
-        return self.ask_sz > 0
+        return self.take_sz > 0
 
     def since(self, tick: int) -> Snapshots:
         """The ticks from `tick` on, each still carrying the venues' state from before it; the quote
@@ -88,18 +90,18 @@ class Snapshots:
         if tick <= 0:
             return self
         fresh = self.fresh[tick:]
-        crossed = fresh & np.isfinite(self.ask_px[tick:]) & np.isfinite(self.bid_px[tick:])
-        crossed &= self.bid_px[tick:] >= self.ask_px[tick:]
+        crossed = fresh & np.isfinite(self.take_px[tick:]) & np.isfinite(self.post_px[tick:])
+        crossed &= self.post_px[tick:] >= self.take_px[tick:]
         return dataclasses.replace(
             self,
             ts_event=self.ts_event[tick:],
             source_row=self.source_row[tick:],
             fresh=fresh,
-            ask_px=self.ask_px[tick:],
-            ask_sz=self.ask_sz[tick:],
-            bid_px=self.bid_px[tick:],
-            bid_sz=self.bid_sz[tick:],
-            untradable_quotes=int(np.count_nonzero(fresh & (self.ask_sz[tick:] == 0))),
+            take_px=self.take_px[tick:],
+            take_sz=self.take_sz[tick:],
+            post_px=self.post_px[tick:],
+            post_sz=self.post_sz[tick:],
+            untradable_quotes=int(np.count_nonzero(fresh & (self.take_sz[tick:] == 0))),
             crossed_quotes=int(np.count_nonzero(crossed)),
         )
 
@@ -133,10 +135,10 @@ def build_snapshots(frame: pd.DataFrame, side: Side = "buy") -> Snapshots:
         publisher_ids=venues,
         source_row=source_row,
         fresh=fresh,
-        ask_px=np.where(take_ok, sign * take_px, np.nan),
-        ask_sz=np.where(take_ok, take_sz, 0),
-        bid_px=np.where(post_ok, sign * post_px, np.nan),
-        bid_sz=np.where(post_ok, post_sz, 0),
+        take_px=np.where(take_ok, sign * take_px, np.nan),
+        take_sz=np.where(take_ok, take_sz, 0),
+        post_px=np.where(post_ok, sign * post_px, np.nan),
+        post_sz=np.where(post_ok, post_sz, 0),
         untradable_quotes=int(np.count_nonzero(fresh & ~take_ok)),
         crossed_quotes=crossed_quotes,
         side=side,
@@ -213,7 +215,7 @@ class VenueQuote(NamedTuple):
 
 
 class TickSnapshot(NamedTuple):
-    """One tick of `IncrementalSnapshots`: a row of `Snapshots.ask_px/ask_sz`, tradable venues only."""
+    """One tick of `IncrementalSnapshots`: a row of `Snapshots.take_px/take_sz`, tradable venues only."""
 
     ts_event: int
     quotes: list[VenueQuote]  # sorted by publisher id, as `Snapshots.publisher_ids`

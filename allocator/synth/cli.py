@@ -8,22 +8,23 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from allocator.cli.common import flag_for
-from allocator.errors import SettingError, UserError
+from allocator.cli.common import run_main
+from allocator.errors import UserError
 from allocator.synth.clock import DEFAULT_DATE, DEFAULT_END, DEFAULT_START
 from allocator.synth.csv_writer import sha256_file, write_csv
 from allocator.synth.generator import DEFAULT_SEED, generate
 from allocator.synth.stats import file_stats, read_mbp_csv, stats_markdown
 
+PROG = "python -m allocator.synth"
+
 
 def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m allocator.synth",
+        prog=PROG,
         description="Generate the synthetic multi-venue MBP-10 dataset, or print statistics of one.",
     )
     p.add_argument("--out", help="output CSV path (.csv.gz for reproducible gzip)")
@@ -48,20 +49,18 @@ def _generate_to(args: argparse.Namespace) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; a user error is one line on stderr and its exit code."""
+def run(argv: Sequence[str] | None = None) -> int:
+    """Generate the file or print a file's statistics."""
     args = _build_parser().parse_args(argv)
-    try:
-        if args.stats:
-            print(stats_markdown(file_stats(read_mbp_csv(args.stats))))
-        elif not args.out:
-            raise UserError("give --out PATH to generate, or --stats PATH to describe a file")
-        else:
-            _generate_to(args)
-        return 0
-    except SettingError as exc:
-        print(f"error: {exc.render(flag_for)}", file=sys.stderr)
-        return exc.exit_code
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    if args.stats:
+        print(stats_markdown(file_stats(read_mbp_csv(args.stats))))
+    elif not args.out:
+        raise UserError("give --out PATH to generate, or --stats PATH to describe a file")
+    else:
+        _generate_to(args)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command under the CLIs' one error wrapper: a user error is one line on stderr and its exit code."""
+    return run_main(PROG, run, argv)

@@ -39,7 +39,7 @@ def market_rows() -> pd.DataFrame:
 
 def snapshot_arrays(path: Path, **kwargs) -> tuple:
     snaps = build_snapshots(load(path, **kwargs).frame)
-    return snaps.ts_event, snaps.publisher_ids, snaps.ask_px, snaps.ask_sz, snaps.bid_px
+    return snaps.ts_event, snaps.publisher_ids, snaps.take_px, snaps.take_sz, snaps.post_px
 
 
 @pytest.mark.parametrize(
@@ -96,7 +96,7 @@ def test_snapshot_rule_on_crafted_rows(tmp_path, market_rows):
     nan = np.nan
     # At 13:36:33 venue 2 is its FIRST message there (222.83 × 200); later ticks carry its LAST (222.84 × 300).
     np.testing.assert_array_equal(
-        snaps.ask_px,
+        snaps.take_px,
         [
             [222.83, nan, nan],
             [222.84, 222.83, nan],
@@ -106,7 +106,7 @@ def test_snapshot_rule_on_crafted_rows(tmp_path, market_rows):
         ],
     )
     np.testing.assert_array_equal(
-        snaps.ask_sz, [[200, 0, 0], [300, 90, 0], [300, 90, 150], [300, 0, 150], [500, 0, 150]]
+        snaps.take_sz, [[200, 0, 0], [300, 90, 0], [300, 90, 150], [300, 0, 150], [500, 0, 150]]
     )
     assert snaps.untradable_quotes == 1
     np.testing.assert_array_equal(snaps.fresh[:, 0], [True, False, False, False, True])
@@ -123,8 +123,8 @@ def test_carry_forward_uses_last_message_of_earlier_tick():
         ]
     )
     snaps = build_snapshots(df)
-    np.testing.assert_array_equal(snaps.ask_px[:, 0], [10.00, 10.05, 10.20])
-    np.testing.assert_array_equal(snaps.ask_sz[:, 0], [100, 700, 300])
+    np.testing.assert_array_equal(snaps.take_px[:, 0], [10.00, 10.05, 10.20])
+    np.testing.assert_array_equal(snaps.take_sz[:, 0], [100, 700, 300])
 
 
 def test_one_venue_snapshots_are_first_row_per_ts_event():
@@ -137,7 +137,7 @@ def test_one_venue_snapshots_are_first_row_per_ts_event():
         df.assign(row=np.arange(len(df))).sort_values("ts_event", kind="stable").groupby("ts_event").first()
     )
     np.testing.assert_array_equal(snaps.ts_event, expected.index.to_numpy())
-    np.testing.assert_array_equal(snaps.ask_sz[:, 0], expected["ask_sz_00"].to_numpy())
+    np.testing.assert_array_equal(snaps.take_sz[:, 0], expected["ask_sz_00"].to_numpy())
 
 
 def test_quoted_header_and_fields_are_read(tmp_path, market_rows):
@@ -203,7 +203,7 @@ def test_reads_the_real_trial_rows():
     assert data.rows_total == 5 and data.levels == 10 and data.symbols == ["AAPL"]
     snaps = build_snapshots(data.frame)
     assert snaps.ticks == 2  # four rows share the first ts_event
-    assert snaps.ask_px[0, 0] == 222.83 and snaps.ask_sz[0, 0] == 36  # first row of the tick
+    assert snaps.take_px[0, 0] == 222.83 and snaps.take_sz[0, 0] == 36  # first row of the tick
     assert data.frame["ts_event"].iloc[0] == at("13:36:32.491911683")
 
 
@@ -300,13 +300,13 @@ def test_an_unbounded_window_is_described_in_words():
     from allocator.data.window import WindowSpec
 
     first = at("13:36:32")
-    assert WindowSpec(start="all", end="all").resolve(first).describe() == "the whole file"
-    assert WindowSpec(start="13:36:00", end="all").resolve(first).describe() == (
+    assert WindowSpec(start="all", end="all").resolve(first).in_words() == "the whole file"
+    assert WindowSpec(start="13:36:00", end="all").resolve(first).in_words() == (
         "2024-08-01T13:36:00.000000000Z – the end of the file"
     )
     assert (
         WindowSpec(start="all", end="13:37:00")
         .resolve(first)
-        .describe()
+        .in_words()
         .startswith("the start of the file – ")
     )

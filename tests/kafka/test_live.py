@@ -64,9 +64,9 @@ def test_incremental_snapshots_equal_build_snapshots(stream: tuple[pd.DataFrame,
     assert incremental.close() is None  # closing twice adds nothing
     assert [t.ts_event for t in ticks] == expected.ts_event.tolist()
     for t, tick in enumerate(ticks):
-        tradable = np.flatnonzero(expected.ask_sz[t] > 0)
+        tradable = np.flatnonzero(expected.take_sz[t] > 0)
         want = [
-            (int(expected.publisher_ids[v]), float(expected.ask_px[t, v]), int(expected.ask_sz[t, v]))
+            (int(expected.publisher_ids[v]), float(expected.take_px[t, v]), int(expected.take_sz[t, v]))
             for v in tradable
         ]
         assert [tuple(q) for q in tick.quotes] == want

@@ -78,14 +78,16 @@ def naive_router(market, order_size, lo, lu, th, step):
     for t in range(snaps.ticks):
         if remaining <= 0:
             break
-        live = np.flatnonzero(snaps.ask_sz[t] > 0)
-        quotes = [Venue(snaps.ask_px[t, v], int(snaps.ask_sz[t, v]), market.taker_fee[v], 0.0) for v in live]
+        live = np.flatnonzero(snaps.take_sz[t] > 0)
+        quotes = [
+            Venue(snaps.take_px[t, v], int(snaps.take_sz[t, v]), market.taker_fee[v], 0.0) for v in live
+        ]
         split, _ = allocate(remaining, quotes, lo, lu, th, step)
         if not split:
             waited += 1
             continue
         for v, q in zip(live, split, strict=True):
-            done = min(q, int(snaps.ask_sz[t, v]))
+            done = min(q, int(snaps.take_sz[t, v]))
             if done:
                 ticks.append(t), venues.append(v), shares.append(done)
                 remaining -= done

@@ -272,7 +272,10 @@ def test_cli_rejects_a_bad_time(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_cli_names_the_flags_of_a_backwards_window(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--out", "unused.csv.gz", "--start", "13:40:00", "--end", "13:39:00"]) == 2
-    assert capsys.readouterr().err == "error: --end 13:39:00 must be after --start 13:40:00\n"
+    assert (
+        capsys.readouterr().err
+        == "python -m allocator.synth: error: --end 13:39:00 must be after --start 13:40:00\n"
+    )
 
 
 def test_window_errors_name_settings_not_flags() -> None:
@@ -333,7 +336,7 @@ def test_consolidated_stats_carry_a_quiet_venue_at_its_first_row() -> None:
     assert stats.locked_or_crossed_share == 0.0
     assert stats.cheapest_fee_differs_ticks == 1  # tie at 10.01 goes to venue 1 by ask, 2 by cost
     router = build_snapshots(frame)
-    assert router.ask_sz[-1].tolist() == [700, 300]
+    assert router.take_sz[-1].tolist() == [700, 300]
 
 
 def test_venue_tick_quotes_are_the_router_rules_fresh_quotes(short_df: pd.DataFrame) -> None:
