@@ -15,8 +15,9 @@ from confluent_kafka import Consumer
 from allocator.broker.embedded import EmbeddedBroker
 from allocator.data.loader import load
 from allocator.data.window import WindowSpec
+from allocator.kafka.admin import ensure_topic
 from allocator.kafka.consumer import consume_replay
-from allocator.kafka.producer import ensure_topic, replay
+from allocator.kafka.producer import replay
 
 DATASET = Path(__file__).resolve().parents[1] / "data" / "l1_day.csv.gz"
 

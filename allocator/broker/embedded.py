@@ -378,10 +378,10 @@ def create_topic(
 ) -> bool:
     """Create `topic` on an embedded broker, insisting on exactly `partitions` partitions.
 
-    The one topic-creation rule lives in `allocator.kafka.producer.ensure_topic`; this is its strict form
+    The one topic-creation rule lives in `allocator.kafka.admin.ensure_topic`; this is its strict form
     for tests and tools that own the broker.
     """
-    from allocator.kafka.producer import ensure_topic
+    from allocator.kafka.admin import ensure_topic
 
     return ensure_topic(
         {"bootstrap.servers": bootstrap}, topic, partitions, config, timeout, exact_partitions=True

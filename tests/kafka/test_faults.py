@@ -138,16 +138,23 @@ def test_ctrl_c_on_the_consumer_prints_a_partial_report(broker):
 
 
 def _restart_mid_replay(kind: str, down) -> tuple[int, tuple[int, dict | None, str], str]:
-    """Replay at 15x, take the broker down 2.5 s in with `down(broker)`, start it again, then consume."""
+    """Replay at 15x, take the broker down 1 s into the replay with `down(broker)`, start it again, then
+    consume. The second counts from the producer's "replaying" line, not from its launch: under load its
+    start-up alone can take 2.5 s, and a broker killed before the topic exists loses nothing."""
     with EmbeddedBroker(kind=kind) as broker:
         topic = f"restart-{uuid.uuid4().hex[:8]}"
         producer = start_producer(broker.bootstrap, topic, "15")
-        time.sleep(2.5)
+        assert producer.stderr is not None
+        seen = []
+        while not (line := producer.stderr.readline()).startswith("replaying") and line:
+            seen.append(line)
+        seen.append(line)
+        time.sleep(1.0)
         down(broker)
         time.sleep(1)
         broker.start()
         code, _out, err = finish(producer)
-        return code, consume(broker.bootstrap, topic, "--idle-timeout", "5", "--strict"), err
+        return code, consume(broker.bootstrap, topic, "--idle-timeout", "5", "--strict"), "".join(seen) + err
 
 
 def test_persistent_broker_restarted_mid_replay_gives_the_same_report(offline_report):
