@@ -53,3 +53,7 @@ class BrokerError(UserError):
     """Kafka could not be reached or refused our messages."""
 
     exit_code = EXIT_BROKER
+
+
+class BrokerSettingError(SettingError, BrokerError):
+    """A broker problem the user fixes through a setting (its address, its port): exit 3, naming the setting."""

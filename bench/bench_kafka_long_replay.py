@@ -23,7 +23,8 @@ import pandas as pd
 from allocator.broker.embedded import EmbeddedBroker
 from allocator.data.loader import MarketData, load
 from allocator.data.window import Window
-from allocator.kafka.producer import ensure_topic, replay
+from allocator.kafka.admin import ensure_topic
+from allocator.kafka.producer import replay
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = int(os.environ.get("BENCH_REPLAY_ROWS", "2000000"))

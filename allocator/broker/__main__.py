@@ -1,7 +1,7 @@
-"""`python -m allocator.broker`: one embedded broker in the foreground (see allocator.broker.embedded)."""
+"""`python -m allocator.broker`: the command line lives in allocator.cli.broker."""
 
 import sys
 
-from allocator.broker.embedded import main
+from allocator.cli.broker import main
 
 sys.exit(main())

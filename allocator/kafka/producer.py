@@ -33,7 +33,6 @@ from allocator.data.window import NS_PER_SECOND
 from allocator.errors import EXIT_INTERRUPTED_PRODUCER, BrokerError, SettingError, UserError
 
 # Before a replay, callers (order_allocator.py, the benches) check the broker and topic from here too.
-from allocator.kafka.admin import TOPIC_CONFIG, check_reachable, ensure_topic  # noqa: F401
 from allocator.kafka.codec import (
     HEADER_KIND,
     HEADER_SCHEMA,
