@@ -31,6 +31,8 @@ KIND_ROW = b"row"
 KIND_START = b"start"
 KIND_END = b"end"
 REPLAY_INDEX = "n"  # position of the row in its replay, 0-based
+# Keys every row message must carry with a value; one without them is counted as undecodable, never kept.
+ROW_KEYS = (REPLAY_INDEX, "ts_event", "publisher_id")
 ROW_PREFIX = b'{"n":'  # every row message starts with its replay index (see encode_rows)
 PREVIOUS_SEQUENCE = (
     "p"  # the Databento sequence of the venue's previous row in the replay (null for its first)
@@ -123,7 +125,8 @@ def decode_rows(values: Sequence[bytes], columns: Sequence[str]) -> DecodedBatch
     options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     try:
         table = pajson.read_json(io.BytesIO(b"\n".join(values)), parse_options=options)
-        return DecodedBatch(_to_frame(table, columns))
+        if not any(table.column(key).null_count for key in ROW_KEYS):
+            return DecodedBatch(_to_frame(table, columns))
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         pass
     # Slow path, only for a batch holding a bad message: keep the good ones, count the rest.
@@ -131,8 +134,8 @@ def decode_rows(values: Sequence[bytes], columns: Sequence[str]) -> DecodedBatch
     for value in values:
         try:
             doc = json.loads(value)
-            if not isinstance(doc, dict) or "ts_event" not in doc or "publisher_id" not in doc:
-                raise ValueError("not a market-data row")
+            if not isinstance(doc, dict) or any(doc.get(key) is None for key in ROW_KEYS):
+                raise ValueError(f"not a market-data row (needs {', '.join(ROW_KEYS)})")
             pajson.read_json(io.BytesIO(value), parse_options=options)
             good.append(value)
         except (ValueError, UnicodeDecodeError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:

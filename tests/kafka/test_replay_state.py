@@ -202,7 +202,17 @@ def test_a_newer_replay_resets_the_checkpoint(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("segment-*.arrow")) == ["segment-000000.arrow"]
 
 
-@pytest.mark.parametrize("payload", [None, b"[1, 2]", b'{"n": "x"}'])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        None,
+        b"[1, 2]",
+        b'{"n": "x"}',
+        b"{}",  # valid JSON with none of a row's keys
+        b'{"ts_event": 1722519392000000000, "publisher_id": 1, "ask_px_00": 222.5, "ask_sz_00": 100}',  # no "n"
+        b'{"n": 7, "publisher_id": 1}',  # no ts_event
+    ],
+)
 def test_a_row_without_a_usable_value_is_undecodable(payload):
     s = state()
     s.take([start(), FakeMessage(payload, KIND_ROW), *rows(0)], 1.0, events=True)
