@@ -26,15 +26,17 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 demo: $(VENV)/.runtime
 	@$(BIN)/python -m allocator.cli.demo
 
-## test: lint, then every test (Kafka tests start their own brokers)
+## test: lint, type check, then every test (Kafka tests start their own brokers)
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 ## broker: the embedded Kafka broker (Tansu) on 127.0.0.1:$(PORT), foreground until Ctrl-C
 broker: $(VENV)/.runtime
@@ -49,4 +51,4 @@ data: $(VENV)/.runtime
 	$(BIN)/python -m allocator.synth --out data/l1_day.csv.gz
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

