@@ -375,7 +375,7 @@ def solve_sa(
     step: "paper", "sqrt" or "adaptive" (see `_StepRule`). Measured against the exact optimum (an LP,
     tests/lp_oracle.py) on 140 recorded decision states, 4,000 adaptive steps with γ0 = 0.3 leave a median
     excess expected cost of 0.02 bps of notional (max 0.32) where 1,000 "sqrt" steps left 0.07 (max 2.4);
-    see bench/bench_ck_model.py.
+    see bench/bench_ck_solvers.py.
     Why mini-batches: the Python loop costs far more than a vectorised subgradient. Averaging B draws per
     step leaves ḡ unbiased and bounded by G (so the step-size argument is unchanged) and divides its
     variance by B. batch_size = 1 is the paper's one-sample recursion.

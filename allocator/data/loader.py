@@ -263,7 +263,7 @@ def _open_csv(
 @functools.cache
 def _reader_pool() -> pa.MemoryPool:
     """jemalloc returns the reader's freed blocks to the OS promptly; the default (mimalloc) keeps them,
-    which measured as +35 % peak RSS on a 2-million-row load (bench/bench_loader.py)."""
+    which measured as +35 % peak RSS on a 2-million-row load (bench/bench_loader_vs_pandas.py)."""
     try:
         return pa.jemalloc_memory_pool()
     except (NotImplementedError, pa.ArrowException):
