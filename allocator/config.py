@@ -9,9 +9,11 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from allocator.allocation.outflow import DEFAULT_SAMPLES
+from allocator.allocation.penalties import Penalties
+from allocator.allocation.policy import SA_GAMMA0, SA_STEP
 from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS, calibration_to_ns
 from allocator.data.window import NS_PER_SECOND
 from allocator.errors import SettingError
@@ -33,29 +35,6 @@ DEFAULT_THETA_QUEUE = (0.1, 0.2, 0.3, 0.4, 0.5)
 DEFAULT_HORIZON_SECONDS = 30.0
 DEFAULT_WARMUP_SECONDS = 10.0
 DEFAULT_SA_ITERATIONS = 4000
-SA_STEP: Final = (
-    "adaptive"  # see allocator.allocation.cont_kukanov.solve_sa: measured against the exact optimum
-)
-SA_GAMMA0 = 0.3
-
-
-@dataclass(frozen=True)
-class Penalties:
-    """One point of the grid: the overfill, underfill and queue-risk penalties ($/share)."""
-
-    lambda_over: float
-    lambda_under: float
-    theta_queue: float
-
-    def as_tuple(self) -> tuple[float, float, float]:
-        return (self.lambda_over, self.lambda_under, self.theta_queue)
-
-    def report(self) -> dict[str, float]:
-        return {
-            "lambda_over": self.lambda_over,
-            "lambda_under": self.lambda_under,
-            "theta_queue": self.theta_queue,
-        }
 
 
 @dataclass(frozen=True)
@@ -132,7 +111,7 @@ class SimSettings:
         if self.outflow_samples < 1:
             raise SettingError(f"{{s}} {self.outflow_samples}: must be at least 1", s="outflow_samples")
         if self.solver not in SOLVERS:
-            raise SettingError(f"{{s}} {self.solver!r} is not one of {', '.join(SOLVERS)}", s="solver")
+            raise SettingError.not_one_of(self.solver, SOLVERS, "solver")
 
     @classmethod
     def from_units(
@@ -214,9 +193,9 @@ class RunConfig:
         if self.step <= 0:
             raise SettingError(f"{{s}} {self.step}: must be a positive number of shares", s="step")
         if self.mode not in MODES:
-            raise SettingError(f"{{s}} {self.mode!r} is not one of {', '.join(MODES)}", s="mode")
+            raise SettingError.not_one_of(self.mode, MODES, "mode")
         if self.side not in SIDES:
-            raise SettingError(f"{{s}} {self.side!r} is not one of {', '.join(SIDES)}", s="side")
+            raise SettingError.not_one_of(self.side, SIDES, "side")
         if self.realistic and self.sim.calibration_ns <= 0:
             raise SettingError(
                 f"{{s}} {self.sim.calibration_ns / NS_PER_SECOND:g}: the outflow estimator needs history; "

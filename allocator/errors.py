@@ -1,12 +1,13 @@
 """Errors a user can act on, and the exit codes the CLIs use for them.
 
-Every failure caused by input, flags or the environment is raised as a `UserError` whose message is
-one line naming the file, row, column or flag and what to do; the CLIs print it without a traceback.
+Every failure caused by input, settings or the environment is raised as a `UserError` whose message is
+one line naming the file, row, column or setting and what to do; the CLIs print it without a traceback
+(allocator.cli.common.run_main), putting the flag the user typed where a `SettingError` names a setting.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2  # bad flags, unreadable or invalid data files
@@ -42,6 +43,11 @@ class SettingError(UserError):
 
     def render(self, label: Callable[[str], str]) -> str:
         return self.template.format(**{key: label(name) for key, name in self.settings.items()})
+
+    @classmethod
+    def not_one_of(cls, value: object, choices: Iterable[str], setting: str) -> SettingError:
+        """The error for a value outside a fixed set of names."""
+        return cls(f"{{s}} {cls.literal(repr(value))} is not one of {', '.join(choices)}", s=setting)
 
     @staticmethod
     def literal(text: str) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 from allocator.baselines.simulated import SIMULATED_BASELINES
 from allocator.baselines.snapshot import BASELINES
 from allocator.config import RunConfig, SimSettings
-from allocator.data.loader import MarketData, frame_with_history
+from allocator.data.loader import MarketData, frame_with_history, window_bounds
 from allocator.data.venues import FeeTable
 from allocator.data.window import NS_PER_SECOND, format_ns
 from allocator.errors import UserError
@@ -52,16 +52,6 @@ def build_market(data: MarketData, fees: FeeTable, side: Side = "buy") -> tuple[
     taker, rebate = fees.arrays(snaps.publisher_ids)
     start, end = window_bounds(data)
     return Market(snaps, taker, rebate, start, end), fees.names(snaps.publisher_ids)
-
-
-def window_bounds(data: MarketData) -> tuple[int, int]:
-    """The window in ns; an unbounded side (--start/--end all) is measured from the window's own rows."""
-    start, end = data.window.start_ns, data.window.end_ns
-    if len(data.frame):
-        ts = data.frame["ts_event"].to_numpy(dtype=np.int64)
-        start = int(ts.min()) if start <= np.iinfo(np.int64).min else start
-        end = int(ts.max()) + 1 if end >= np.iinfo(np.int64).max else end
-    return start, end
 
 
 def build_sim_market_for(

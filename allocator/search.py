@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from allocator.config import Penalties
+from allocator.allocation.penalties import Penalties
 from allocator.errors import UserError
 from allocator.execution.faithful import Execution
 
@@ -54,7 +54,7 @@ def _run_point(penalties: Penalties) -> Execution:
 def search(strategy: Strategy, points: list[Penalties], jobs: int | None = None) -> SearchResult:
     """Evaluate `strategy` at each grid point; `jobs` None = all cores when that pays, 1 = serial."""
     if not points:
-        raise UserError("the parameter grid is empty; give at least one value per grid flag")
+        raise UserError("the parameter grid is empty: give at least one point")
     started = time.perf_counter()
     executions = [strategy(points[0])]
     first_seconds = time.perf_counter() - started

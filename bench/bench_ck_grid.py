@@ -13,8 +13,9 @@ import dataclasses
 import time
 from pathlib import Path
 
+from allocator.allocation.penalties import Penalties
 from allocator.baselines.simulated import SIMULATED_BASELINES
-from allocator.config import Penalties, RunConfig, SimSettings
+from allocator.config import RunConfig, SimSettings
 from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS, load
 from allocator.data.venues import load_fee_table
 from allocator.data.window import NS_PER_SECOND

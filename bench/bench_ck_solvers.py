@@ -29,7 +29,9 @@ from allocator.allocation.cont_kukanov import (
     solve_sa,
 )
 from allocator.allocation.exact import solve_exact
-from allocator.config import SA_GAMMA0, SA_STEP, Penalties, SimSettings
+from allocator.allocation.penalties import Penalties
+from allocator.allocation.policy import SA_GAMMA0, SA_STEP
+from allocator.config import SimSettings
 from allocator.data.window import NS_PER_SECOND
 from allocator.execution.realistic import run_ck_router
 from bench.timing import median_seconds

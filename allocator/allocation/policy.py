@@ -9,15 +9,30 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from allocator.allocation.cont_kukanov import Params, sample_costs, solve_sa
 from allocator.allocation.exact import ExactSolution, solve_exact, tie_weights
-from allocator.config import SA_GAMMA0, SA_STEP, Penalties, SimSettings
+from allocator.allocation.penalties import Penalties
 from allocator.errors import SettingError
+
+SA_STEP: Final = (
+    "adaptive"  # the router's SA step rule (cont_kukanov.solve_sa), measured against the exact optimum
+)
+SA_GAMMA0 = 0.3
+
+
+class SolverSettings(Protocol):
+    """What `solve` reads of the realistic model's settings (allocator.config.SimSettings has it)."""
+
+    @property
+    def solver(self) -> str: ...
+
+    @property
+    def sa_iterations(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -104,7 +119,7 @@ class Solved:
     certificate: dict[str, Any]
 
 
-def solve(remaining: int, params: Params, samples: np.ndarray, settings: SimSettings, seed: int) -> Solved:
+def solve(remaining: int, params: Params, samples: np.ndarray, settings: SolverSettings, seed: int) -> Solved:
     """The router's solve: exact and certified (default), or the paper's SA with the measured step rule."""
     if settings.solver == "exact":
         try:

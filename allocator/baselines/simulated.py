@@ -1,6 +1,6 @@
 """best_ask, TWAP and VWAP through the execution simulator, so `--mode cont-kukanov` compares like with like.
 
-The decision rules are the faithful ones (allocator.baselines.snapshot: `best_venue`, `twap_targets`,
+The decision rules are the faithful ones (allocator.baselines.rules: `best_venue`, `twap_targets`,
 `proportional_split`), applied from the common arrival (the router's) at each snapshot tick as soon as that
 tick could be known (its latest ts_seen), the tick in force at the arrival acting at the arrival itself, to
 the displayed sizes *minus what the strategy already took* there. Orders are IOC at the seen

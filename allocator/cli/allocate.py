@@ -39,17 +39,13 @@ from allocator.config import (
 )
 from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS, MarketData, load
 from allocator.data.venues import FeeTable, load_fee_table
-from allocator.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED_CONSUMER, UserError
+from allocator.errors import UserError
 from allocator.execution.models import QUEUE_MODELS
 from allocator.kafka.admin import check_reachable
-from allocator.kafka.consumer import (
-    StreamStats,
-    consume_replay,
-    default_group,
-    state_directory,
-    stream_market_data,
-)
+from allocator.kafka.checkpoint import state_directory
+from allocator.kafka.consumer import consume_replay, default_group, stream_market_data
 from allocator.kafka.live import LiveRouter
+from allocator.kafka.replay_state import StreamStats
 from allocator.pipeline import RunResult, run
 from allocator.report.build import with_run_sections
 from allocator.report.ledger import fills_frame, write_decisions, write_fills
@@ -302,12 +298,10 @@ def _write_files(args: argparse.Namespace, result: RunResult) -> None:
 
 
 def _exit_code(args: argparse.Namespace, stream: StreamStats | None) -> int:
-    """0, or why the stream's report is partial: interrupted, or incomplete under --strict."""
+    """0, or why the stream's report is partial (StreamStats.exit_code); an incomplete stream is explained."""
     if stream is None:
         return 0
-    if stream.stop_reason == "interrupted":
-        return EXIT_INTERRUPTED_CONSUMER
-    if not stream.complete:
+    if not stream.interrupted and not stream.complete:
         log.warning("the stream was incomplete (%s): the report covers only what arrived", stream.why())
         for gap in stream.venue_gaps[:10]:
             log.warning(
@@ -316,8 +310,7 @@ def _exit_code(args: argparse.Namespace, stream: StreamStats | None) -> int:
                 gap["after_sequence"],
                 gap["before_sequence"],
             )
-        return EXIT_INCOMPLETE if args.strict else 0
-    return 0
+    return stream.exit_code(strict=args.strict)
 
 
 def _consume(

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
+
+import numpy as np
 
 from allocator.cli.common import (
     csv_path,
@@ -17,10 +20,11 @@ from allocator.cli.common import (
     setup_logging,
     window_from,
 )
-from allocator.data.loader import MarketData, calibration_to_ns, load
-from allocator.data.summary import dry_run_summary
+from allocator.data.loader import MarketData, calibration_to_ns, duplicate_rows, load
+from allocator.data.window import format_ns
 from allocator.kafka.admin import check_reachable, ensure_topic
 from allocator.kafka.producer import ReplayStats, replay
+from allocator.snapshots.rule import build_snapshots
 
 log = logging.getLogger(__name__)
 
@@ -91,4 +95,34 @@ def replay_summary(stats: ReplayStats, topic: str, speed: float) -> dict[str, ob
         "speed": speed,
         "max_lateness_ms": round(stats.max_lateness_s * 1000, 3),
         "p99_lateness_ms": round(stats.lateness_p99() * 1000, 3),
+    }
+
+
+def dry_run_summary(data: MarketData) -> dict[str, Any]:
+    """Counts a user checks before a replay: rows, window coverage, venues, ticks, untradable quotes."""
+    frame = data.frame
+    ts = frame["ts_event"].to_numpy(dtype=np.int64)
+    snaps = build_snapshots(frame)
+    per_venue = frame.groupby("publisher_id", sort=True).size()
+    return {
+        "source": data.source,
+        "rows": data.rows_total,
+        "rows_in_window": len(frame),
+        "window": data.window.report(),
+        "file_first_ts_event": format_ns(data.file_first_ts) if data.file_first_ts is not None else None,
+        "file_last_ts_event": format_ns(data.file_last_ts) if data.file_last_ts is not None else None,
+        "first_ts_event": format_ns(int(ts.min())),
+        "last_ts_event": format_ns(int(ts.max())),
+        "ticks": snaps.ticks,
+        "venues": [int(p) for p in snaps.publisher_ids],
+        "rows_per_venue": {
+            str(int(k)): int(v) for k, v in zip(per_venue.index.tolist(), per_venue.tolist(), strict=True)
+        },
+        "skipped_untradable": snaps.untradable_quotes,
+        "crossed_quotes": snaps.crossed_quotes,
+        "duplicate_rows": duplicate_rows(frame),
+        "levels": data.levels,
+        "price_format": data.price_format,
+        "symbols": data.symbols,
+        "out_of_order_rows": int(np.count_nonzero(np.diff(ts) < 0)),
     }

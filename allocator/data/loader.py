@@ -35,6 +35,7 @@ from allocator.data.schema import (
     LEVEL_FIELDS,
     REQUIRED_COLUMNS,
     book_levels,
+    is_price_column,
     level_column,
 )
 from allocator.data.window import NS_PER_SECOND, Window, WindowSpec, format_ns
@@ -104,7 +105,7 @@ def history_start(window: Window, calibration_ns: int) -> int:
 
     An unbounded start (--start all) leaves no room before it, so the history is empty.
     """
-    if window.start_ns <= _INT64_MIN:
+    if window.open_start:
         return window.start_ns
     return max(window.start_ns - calibration_ns, _INT64_MIN)
 
@@ -131,10 +132,7 @@ def load(
     path = Path(path)
     window = window if window is not None else WindowSpec()
     if price_format not in PRICE_FORMATS:
-        raise SettingError(
-            f"{{fmt}} {SettingError.literal(repr(price_format))} is not one of {', '.join(PRICE_FORMATS)}",
-            fmt="price_format",
-        )
+        raise SettingError.not_one_of(price_format, PRICE_FORMATS, "price_format")
     if not path.exists():
         raise SettingError(
             f"data file not found: {SettingError.literal(str(path))} (pass {{csv}} PATH to a Databento "
@@ -216,7 +214,7 @@ def _column_plan(header: list[str], levels: int | None) -> tuple[list[str], dict
             types[name] = pa.string()
         elif name in STRING_COLUMNS:
             types[name] = pa.dictionary(pa.int32(), pa.string())
-        elif name == "price" or "_px_" in name:
+        elif is_price_column(name):
             types[name] = pa.float64()
         else:
             types[name] = pa.int64()
@@ -705,3 +703,19 @@ def frame_with_history(data: MarketData) -> pd.DataFrame:
     if history is None or len(history) == 0:
         return data.frame
     return pd.concat([history, data.frame], ignore_index=True)
+
+
+def window_bounds(data: MarketData) -> tuple[int, int]:
+    """The window in ns; an unbounded side (--start/--end all) is measured from the window's own rows."""
+    start, end = data.window.start_ns, data.window.end_ns
+    if len(data.frame):
+        ts = data.frame["ts_event"].to_numpy(dtype=np.int64)
+        start = int(ts.min()) if data.window.open_start else start
+        end = int(ts.max()) + 1 if data.window.open_end else end
+    return start, end
+
+
+def duplicate_rows(frame: pd.DataFrame) -> int:
+    """Rows identical to an earlier row in every loaded column. Harmless under the snapshot rule (the
+    first message at a tick wins and an identical later one changes nothing), so they are counted only."""
+    return int(frame.duplicated().sum()) if len(frame) else 0

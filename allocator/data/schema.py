@@ -37,6 +37,11 @@ def level_column(field: str, level: int) -> str:
     return f"{field}_{level:02d}"
 
 
+def is_price_column(name: str) -> bool:
+    """Price columns are decimals (or Databento fixed-point); every other numeric column is an integer."""
+    return name == "price" or "_px_" in name
+
+
 def book_levels(columns: Iterable[str]) -> int:
     """How many book levels the columns hold: consecutive ask_px_NN from level 0, at most MAX_LEVELS."""
     present = set(columns)

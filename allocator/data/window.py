@@ -38,20 +38,28 @@ class Window:
         """Boolean mask of the timestamps inside the window."""
         return (ts_ns >= self.start_ns) & (ts_ns < self.end_ns)
 
+    @property
+    def open_start(self) -> bool:
+        """No lower bound (`--start all`): the window starts with the data."""
+        return self.start_ns <= np.iinfo(np.int64).min
+
+    @property
+    def open_end(self) -> bool:
+        """No upper bound (`--end all`): the window ends with the data."""
+        return self.end_ns >= np.iinfo(np.int64).max
+
     def report(self) -> dict[str, str] | None:
         """The window as the JSON outputs show it; None when unbounded (--start/--end all)."""
-        if self.start_ns <= np.iinfo(np.int64).min:
+        if self.open_start:
             return None
         return {"start": format_ns(self.start_ns), "end_inclusive": format_ns(self.end_ns - 1)}
 
     def in_words(self) -> str:
         """Human-readable bounds, with the inclusive end the user asked for."""
-        open_start = self.start_ns <= np.iinfo(np.int64).min  # --start all
-        open_end = self.end_ns >= np.iinfo(np.int64).max  # --end all
-        if open_start and open_end:
+        if self.open_start and self.open_end:
             return "the whole file"
-        start = "the start of the file" if open_start else format_ns(self.start_ns)
-        end = "the end of the file" if open_end else format_ns(self.end_ns - 1)
+        start = "the start of the file" if self.open_start else format_ns(self.start_ns)
+        end = "the end of the file" if self.open_end else format_ns(self.end_ns - 1)
         return f"{start} – {end}"
 
 

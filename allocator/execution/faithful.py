@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from allocator.allocation.penalties import Penalties
 from allocator.allocation.static import Quote, allocate
-from allocator.config import Penalties
 
 if TYPE_CHECKING:
     from allocator.allocation.policy import Decision

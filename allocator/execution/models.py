@@ -144,7 +144,7 @@ QUEUE_MODELS: dict[str, Callable[[float], QueueModel]] = {
 def queue_model(name: str, power: float = 2.0) -> QueueModel:
     """The queue model users choose by name."""
     if name not in QUEUE_MODELS:
-        raise SettingError(f"{{model}} {name!r} is not one of {', '.join(QUEUE_MODELS)}", model="queue_model")
+        raise SettingError.not_one_of(name, QUEUE_MODELS, "queue_model")
     return QUEUE_MODELS[name](power)
 
 

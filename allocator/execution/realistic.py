@@ -27,8 +27,8 @@ from __future__ import annotations
 import functools
 
 from allocator.allocation.cont_kukanov import Params
+from allocator.allocation.penalties import Penalties
 from allocator.allocation.policy import Decision, best_whole_shares, solve
-from allocator.config import Penalties
 from allocator.execution.faithful import Execution, Market
 from allocator.execution.sim_market import Observation, SimMarket, cleanup, to_execution
 from allocator.execution.simulator import Ledger, Simulator
@@ -75,7 +75,7 @@ def model_params(obs: Observation, market: Market, penalties: Penalties) -> Para
         h=obs.half_spread,
         f=float(market.taker_fee[obs.market_venue]),
         r=market.maker_rebate[obs.limit_venues],
-        Q=obs.quote.post_sz[obs.limit_venues].astype(float),
+        Q=obs.book.post_sz[obs.limit_venues].astype(float),
         theta=penalties.theta_queue,
         lambda_u=penalties.lambda_under,
         lambda_o=penalties.lambda_over,
@@ -117,7 +117,7 @@ def _decide(
         limits={v: int(q) for v, q in zip(venues, limits, strict=True) if q > 0},
         post_px=obs.post_px,
         solver=sim_market.settings.solver,
-        queue_ahead={v: int(q) for v, q in zip(venues, obs.quote.post_sz[venues], strict=True)},
+        queue_ahead={v: int(q) for v, q in zip(venues, obs.book.post_sz[venues], strict=True)},
         outflow_samples=len(obs.samples),
         venues=list(venues),
         f=params.f,

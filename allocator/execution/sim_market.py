@@ -171,7 +171,7 @@ def _cum_at(stream: VenueStream, cum: np.ndarray, times: np.ndarray) -> np.ndarr
 
 
 @dataclass(frozen=True)
-class Quote:
+class SeenBook:
     """What the router sees at a decision: per venue best take / post prices and sizes (cost space)."""
 
     take_px: np.ndarray
@@ -180,7 +180,7 @@ class Quote:
     post_sz: np.ndarray
 
 
-def seen_quote(sim: Simulator, t: int) -> Quote:
+def seen_book(sim: Simulator, t: int) -> SeenBook:
     n = len(sim.book.streams)
     take_px, post_px = np.full(n, np.nan), np.full(n, np.nan)
     take_sz, post_sz = np.zeros(n, np.int64), np.zeros(n, np.int64)
@@ -193,7 +193,7 @@ def seen_quote(sim: Simulator, t: int) -> Quote:
         if live.size:
             take_px[v], take_sz[v] = prices[live[0]], sizes[live[0]]
         post_px[v], post_sz[v] = stream.post_px[row], stream.post_sz[row]
-    return Quote(take_px, take_sz, post_px, post_sz)
+    return SeenBook(take_px, take_sz, post_px, post_sz)
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,7 @@ class Observation:
     model's market inputs (everything in Params except the grid's penalties) and the outflow samples."""
 
     t: int
-    quote: Quote
+    book: SeenBook
     market_venue: int  # cheapest ask + fee: where M goes first, and whose fee is f
     limit_venues: list[int]  # venues quoting the best posting price (below the best ask)
     post_px: float | None
@@ -214,7 +214,7 @@ class Observation:
         """The consolidated cost-space mid seen at t (best take and best posting price)."""
         if self.post_px is None:
             return None
-        return round((float(np.nanmin(self.quote.take_px)) + self.post_px) / 2, PRICE_DECIMALS)
+        return round((float(np.nanmin(self.book.take_px)) + self.post_px) / 2, PRICE_DECIMALS)
 
 
 def observe(
@@ -223,22 +223,22 @@ def observe(
     """The decision inputs at time t for orders resting `horizon_ns` (default: the settings' horizon),
     from rows seen by t only; None when no venue offers anything."""
     market = sim_market.market
-    quote = seen_quote(sim, t)
-    if not np.isfinite(quote.take_px).any():
+    book = seen_book(sim, t)
+    if not np.isfinite(book.take_px).any():
         return None
-    all_in = np.where(np.isfinite(quote.take_px), quote.take_px + market.taker_fee, np.inf)
-    best_take = float(np.nanmin(quote.take_px))
-    postable = np.isfinite(quote.post_px) & (quote.post_sz > 0) & (quote.post_px < best_take)
+    all_in = np.where(np.isfinite(book.take_px), book.take_px + market.taker_fee, np.inf)
+    best_take = float(np.nanmin(book.take_px))
+    postable = np.isfinite(book.post_px) & (book.post_sz > 0) & (book.post_px < best_take)
     limit_venues: list[int] = []
     h, best_post = 0.0, None
     if postable.any():
-        best_post = float(np.max(quote.post_px[postable]))
-        limit_venues = [int(v) for v in np.flatnonzero(postable & (quote.post_px == best_post))]
+        best_post = float(np.max(book.post_px[postable]))
+        limit_venues = [int(v) for v in np.flatnonzero(postable & (book.post_px == best_post))]
         # Prices live on Databento's 1e-9 grid, so the half-spread does too; rounding removes the float noise
         # of the subtraction (which differs between a market and its mirror image).
         h = round((best_take - best_post) / 2, PRICE_DECIMALS)
     samples = outflow_samples(sim_market, limit_venues, t, horizon_ns) if limit_venues else np.zeros((1, 0))
-    return Observation(t, quote, int(np.argmin(all_in)), limit_venues, best_post, h, samples)
+    return Observation(t, book, int(np.argmin(all_in)), limit_venues, best_post, h, samples)
 
 
 def cleanup(sim_market: SimMarket, sim: Simulator, order_size: int) -> None:
@@ -321,7 +321,7 @@ def build_sim_market(
 
 def arrival_mid(sim_market: SimMarket) -> float | None:
     """Cost-space mid of the consolidated best prices seen at the arrival: the arrival price benchmark."""
-    quote = seen_quote(sim_market.simulator(), sim_market.arrival_ns)
+    quote = seen_book(sim_market.simulator(), sim_market.arrival_ns)
     if not (np.isfinite(quote.take_px).any() and np.isfinite(quote.post_px).any()):
         return None
     return round(float((np.nanmin(quote.take_px) + np.nanmax(quote.post_px)) / 2), PRICE_DECIMALS)

@@ -8,7 +8,7 @@ import time
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from allocator.errors import BrokerError, BrokerSettingError
+from allocator.errors import BrokerError, BrokerSettingError, SettingError
 from allocator.kafka.settings import LIBRDKAFKA_LOG, redact
 
 TOPIC_CONFIG = {"retention.ms": "-1"}  # historical timestamps must not be expired by retention
@@ -36,7 +36,7 @@ def check_reachable(settings: dict[str, str], timeout: float) -> None:
         f"cannot reach Kafka at {settings['bootstrap.servers']} within {timeout:g} s ({last or 'no answer'})"
     )
     raise BrokerSettingError(
-        where.replace("{", "{{").replace("}", "}}")
+        SettingError.literal(where)
         + "; start one with `make broker` or `docker compose up -d`, or pass {bootstrap_servers}",
         bootstrap_servers="bootstrap_servers",
     )

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from allocator.data.loader import STRING_COLUMNS, TIMESTAMP_COLUMNS
+from allocator.data.schema import is_price_column
 
 SCHEMA_VERSION = "sor-l1/1"
 HEADER_SCHEMA = "schema"
@@ -43,7 +44,7 @@ def column_type(name: str) -> pa.DataType:
     """The wire type of a Databento column (the same typing the CSV loader uses)."""
     if name in STRING_COLUMNS:
         return pa.string()
-    if name == "price" or "_px_" in name:
+    if is_price_column(name):
         return pa.float64()
     return pa.int64()
 

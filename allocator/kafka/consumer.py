@@ -30,27 +30,14 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from allocator.data.loader import STRING_COLUMNS, MarketData, history_start
 from allocator.data.window import NS_PER_SECOND, Window, WindowSpec, format_ns
 from allocator.errors import BrokerError
-from allocator.kafka.checkpoint import Checkpoint, state_directory
+from allocator.kafka.checkpoint import Checkpoint
 from allocator.kafka.replay_state import (
     Phase,
     ReplayState,
     StopRules,
     StreamResult,
-    StreamStats,
-    deliver_window_rows,
 )
 from allocator.kafka.settings import consumer_settings, redact
-
-__all__ = [
-    "ReplayConsumer",
-    "StreamResult",
-    "StreamStats",
-    "consume_replay",
-    "default_group",
-    "deliver_window_rows",
-    "state_directory",
-    "stream_market_data",
-]
 
 log = logging.getLogger(__name__)
 BATCH = 5000
@@ -250,7 +237,7 @@ def _history_and_window(
     sent_from = int(start.get("history_start_ns", start["window_start_ns"]))
     if first < sent_from:
         log.warning(
-            "the replay carries calibration history from %s only (see the producer's --calibration); "
+            "the replay carries calibration history from %s only (the producer sent less before the window); "
             "asked for %g s before %s",
             format_ns(sent_from),
             calibration_ns / NS_PER_SECOND,

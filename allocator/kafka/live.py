@@ -12,12 +12,13 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from allocator.allocation.static import Quote
 from allocator.data.venues import FeeTable
 from allocator.data.window import format_ns
-from allocator.execution.faithful import faithful_step
+from allocator.execution.faithful import faithful_step, step_capacity
 from allocator.snapshots.rule import IncrementalSnapshots, TickSnapshot
 
 if TYPE_CHECKING:  # the one import of the run configuration's home
@@ -58,36 +59,36 @@ class LiveRouter:
     def _decide(self, snapshot: TickSnapshot) -> None:
         if self.remaining <= 0:
             return
-        venues = [
+        quotes = [
             Quote(
-                ask=quote.price,
-                ask_size=quote.size,
-                fee=self.fees.lookup(quote.publisher_id).taker_fee,
-                rebate=self.fees.lookup(quote.publisher_id).maker_rebate,
-                publisher_id=quote.publisher_id,
+                ask=seen.price,
+                ask_size=seen.size,
+                fee=self.fees.lookup(seen.publisher_id).taker_fee,
+                rebate=self.fees.lookup(seen.publisher_id).maker_rebate,
+                publisher_id=seen.publisher_id,
             )
-            for quote in snapshot.quotes
+            for seen in snapshot.quotes
         ]
-        executions = faithful_step(self.remaining, venues, self.penalties, step=self.step)
+        executions = faithful_step(self.remaining, quotes, self.penalties, step=self.step)
         when = format_ns(snapshot.ts_event)
         if executions is None:
-            self._wait(when, venues)
+            self._wait(when, quotes)
             return
         parts = []
-        for venue, done in zip(venues, executions, strict=True):
+        for quote, done in zip(quotes, executions, strict=True):
             if done:
-                parts.append(f"{self.fees.lookup(venue.publisher_id).name} {done}@{venue.ask:g}")
-                self.fills.append((snapshot.ts_event, venue.publisher_id, venue.ask, done))
+                parts.append(f"{self.fees.lookup(quote.publisher_id).name} {done}@{quote.ask:g}")
+                self.fills.append((snapshot.ts_event, quote.publisher_id, quote.ask, done))
                 self.remaining -= done
         log.info("%s fill: %s; remaining %d of %d", when, ", ".join(parts), self.remaining, self.order_size)
 
-    def _wait(self, when: str, venues: list[Quote]) -> None:
+    def _wait(self, when: str, quotes: list[Quote]) -> None:
         """No split covers the remainder: count the tick, and say so at most once a second."""
         self.waited += 1
         now = time.monotonic()
         if now - self.last_wait_report >= WAIT_REPORT_SECONDS:
             self.last_wait_report = now
-            shown = sum((v.ask_size // self.step) * self.step for v in venues)
+            shown = int(step_capacity(np.array([[q.ask_size for q in quotes]], dtype=np.int64), self.step)[0])
             log.info(
                 "%s wait: %d shares displayed in whole steps < %d remaining (%d ticks waited)",
                 when,

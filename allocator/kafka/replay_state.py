@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from allocator.data.schema import REQUIRED_COLUMNS
-from allocator.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED_CONSUMER
+from allocator.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED_CONSUMER, EXIT_OK
 from allocator.kafka.checkpoint import Checkpoint, CheckpointMeta, empty_meta, seen_rows
 from allocator.kafka.codec import (
     HEADER_KIND,
@@ -83,9 +83,19 @@ class StreamStats:
         return self.stop_reason == "end_of_stream" and self.missing_rows == 0
 
     @property
+    def interrupted(self) -> bool:
+        return self.stop_reason == "interrupted"
+
+    def exit_code(self, *, strict: bool) -> int:
+        """The consumer's exit code after a report: Ctrl-C, or (with --strict) an incomplete stream, else 0."""
+        if self.interrupted:
+            return EXIT_INTERRUPTED_CONSUMER
+        return EXIT_INCOMPLETE if strict and not self.complete else EXIT_OK
+
+    @property
     def failure_exit_code(self) -> int:
-        """The exit code when this stream left nothing to report: interrupted, or incomplete."""
-        return EXIT_INTERRUPTED_CONSUMER if self.stop_reason == "interrupted" else EXIT_INCOMPLETE
+        """The exit code when this stream left nothing to report: Ctrl-C, or incomplete whatever --strict says."""
+        return self.exit_code(strict=True) or EXIT_INCOMPLETE
 
     def why(self) -> str:
         """Why the stream ended, in words, with what was missing."""

@@ -46,7 +46,7 @@ def client_settings(bootstrap: str, overrides: Sequence[str] | None) -> dict[str
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            shown = _literal(repr(redact_assignment(item)))
+            shown = SettingError.literal(repr(redact_assignment(item)))
             raise SettingError(
                 "{kafka_settings} "
                 + shown
@@ -109,8 +109,3 @@ def consumer_settings(group: str, settings: dict[str, str]) -> dict[str, Any]:
         "receive.message.max.bytes": (1 << 31) - 1,
         "logger": LIBRDKAFKA_LOG,
     } | settings
-
-
-def _literal(text: str) -> str:
-    """`text` inside a SettingError template (which goes through str.format): braces doubled."""
-    return text.replace("{", "{{").replace("}", "}}")

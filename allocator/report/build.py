@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from allocator.allocation.penalties import Penalties
 from allocator.allocation.policy import Decision
-from allocator.config import Penalties, RunConfig
-from allocator.data.loader import MarketData
-from allocator.data.summary import duplicate_rows
+from allocator.config import RunConfig
+from allocator.data.loader import MarketData, duplicate_rows
 from allocator.data.venues import FeeTable
 from allocator.data.window import NS_PER_SECOND, format_ns
 from allocator.execution.faithful import Execution

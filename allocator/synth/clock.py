@@ -15,11 +15,6 @@ WINDOW_START = "13:36:32.5"
 WINDOW_END = "13:45:15"
 
 
-def escape_braces(text: str) -> str:
-    """`text` as literal text of a SettingError template, which goes through str.format."""
-    return text.replace("{", "{{").replace("}", "}}")
-
-
 def parse_clock(text: str, setting: str) -> float:
     """Seconds after midnight for "HH:MM:SS[.fff]"; a SettingError names `setting` otherwise."""
     try:
@@ -27,12 +22,12 @@ def parse_clock(text: str, setting: str) -> float:
         value = int(hh) * 3600 + int(mm) * 60 + float(ss)
     except ValueError as exc:
         raise SettingError(
-            "{setting} " + escape_braces(repr(text)) + ": expected HH:MM:SS (UTC), e.g. 13:36:32",
+            "{setting} " + SettingError.literal(repr(text)) + ": expected HH:MM:SS (UTC), e.g. 13:36:32",
             setting=setting,
         ) from exc
     if not 0 <= value < 86400:
         raise SettingError(
-            "{setting} " + escape_braces(repr(text)) + ": time of day out of range", setting=setting
+            "{setting} " + SettingError.literal(repr(text)) + ": time of day out of range", setting=setting
         )
     return value
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from allocator.data.schema import MBP10_COLUMNS
+from allocator.data.schema import MBP10_COLUMNS, is_price_column
 from allocator.errors import UserError
 
 GZIP_LEVEL = 6  # level 9 saves ~5% size for 3-4x the time; tests regenerate the file
@@ -39,7 +39,7 @@ def _column_strings(df: pd.DataFrame, col: str) -> pa.Array:
     s = df[col]
     if col in ("ts_recv", "ts_event"):
         return timestamp_strings(s)
-    if col == "price" or col.startswith(("bid_px_", "ask_px_")):
+    if is_price_column(col):
         return price_strings(s.to_numpy(dtype=float, na_value=np.nan))
     if col in ("action", "side", "symbol"):
         return pa.array(s.astype(str).to_numpy(), type=pa.string())

@@ -32,7 +32,6 @@ from allocator.synth.clock import (
     DEFAULT_END,
     DEFAULT_START,
     NS_PER_SECOND,
-    escape_braces,
     midnight_ns,
     parse_clock,
     trial_window_seconds,
@@ -65,7 +64,7 @@ def _window_seconds(start: str, end: str) -> tuple[float, float]:
     t_hi = parse_clock(end, "end")
     if t_hi <= t_lo:
         raise SettingError(
-            "{end} " + escape_braces(end) + " must be after {start} " + escape_braces(start),
+            "{end} " + SettingError.literal(end) + " must be after {start} " + SettingError.literal(start),
             end="end",
             start="start",
         )

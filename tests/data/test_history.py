@@ -21,8 +21,9 @@ import pytest
 from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS, calibration_to_ns, history_start, load
 from allocator.data.window import FULL_FILE, NS_PER_SECOND, WindowSpec
 from allocator.kafka.codec import decode_rows, encode_rows, frame_from_batches, previous_sequence
-from allocator.kafka.consumer import StreamResult, StreamStats, consume_replay, stream_market_data
+from allocator.kafka.consumer import consume_replay, stream_market_data
 from allocator.kafka.producer import event_frame, replay_frame
+from allocator.kafka.replay_state import StreamResult, StreamStats
 from tests.helpers import at, frame, quote, to_csv_text, write
 
 REPO = Path(__file__).resolve().parents[2]

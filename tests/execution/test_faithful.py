@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from allocator import Venue, allocate
+from allocator.allocation.penalties import Penalties
 from allocator.baselines.snapshot import best_ask
-from allocator.config import Penalties
 from allocator.execution.faithful import make_execution, run_faithful_router
 from allocator.report.build import savings_bps
 from tests.helpers import make_market

@@ -16,8 +16,9 @@ import pytest
 
 from allocator.allocation.cont_kukanov import Params, expected_cost
 from allocator.allocation.exact import solve_exact
+from allocator.allocation.penalties import Penalties
 from allocator.allocation.policy import solve
-from allocator.config import Penalties, PenaltyGrid, RunConfig, SimSettings
+from allocator.config import PenaltyGrid, RunConfig, SimSettings
 from allocator.data.loader import load
 from allocator.data.schema import level_column
 from allocator.data.venues import load_fee_table

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from allocator.allocation.penalties import Penalties
 from allocator.allocation.policy import Decision
-from allocator.config import Penalties
 from allocator.data.schema import MBP10_COLUMNS, level_column
 from allocator.execution.book import build_book
 from allocator.execution.models import EntryLatency, PerShareFees, queue_model

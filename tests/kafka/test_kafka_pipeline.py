@@ -11,8 +11,9 @@ import uuid
 import pytest
 from confluent_kafka import Producer
 
+from allocator.kafka.checkpoint import state_directory
 from allocator.kafka.codec import HEADER_KIND, HEADER_SCHEMA, KIND_ROW, SCHEMA_VERSION
-from allocator.kafka.consumer import consume_replay, state_directory
+from allocator.kafka.consumer import consume_replay
 from tests.kafka_helpers import DATASET, WINDOW, allocate_from, produce, script
 from tests.kafka_helpers import offline_report as offline
 

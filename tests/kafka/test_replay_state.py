@@ -217,3 +217,25 @@ def test_a_row_without_a_usable_value_is_undecodable(payload):
     s = state()
     s.take([start(), FakeMessage(payload, KIND_ROW), *rows(0)], 1.0, events=True)
     assert s.stats.undecodable == 1 and s.stats.rows_received == 1
+
+
+def test_exit_codes_after_a_stream():
+    from allocator.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED_CONSUMER
+    from allocator.kafka.replay_state import StreamStats
+
+    complete = StreamStats(stop_reason="end_of_stream")
+    gap = StreamStats(stop_reason="end_of_stream", missing_rows=3, expected_rows=10)
+    idle = StreamStats(stop_reason="idle_timeout")
+    ctrl_c = StreamStats(stop_reason="interrupted")
+    assert [complete.exit_code(strict=s) for s in (False, True)] == [0, 0]
+    assert [gap.exit_code(strict=s) for s in (False, True)] == [0, EXIT_INCOMPLETE]
+    assert [idle.exit_code(strict=s) for s in (False, True)] == [0, EXIT_INCOMPLETE]
+    assert [ctrl_c.exit_code(strict=s) for s in (False, True)] == [EXIT_INTERRUPTED_CONSUMER] * 2
+    # nothing to report: a failure even without --strict, and even after a complete stream
+    assert [s.failure_exit_code for s in (complete, gap, idle, ctrl_c)] == [
+        EXIT_INCOMPLETE,
+        EXIT_INCOMPLETE,
+        EXIT_INCOMPLETE,
+        EXIT_INTERRUPTED_CONSUMER,
+    ]
+    assert gap.why() == "end of stream, 3 of 10 rows missing"
