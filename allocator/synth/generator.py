@@ -36,7 +36,7 @@ from allocator.synth.clock import (
     parse_clock,
     trial_window_seconds,
 )
-from allocator.synth.latent import LatentPath, latent_path
+from allocator.synth.latent import TREND_RISE_TICKS, LatentPath, latent_path
 from allocator.synth.randomness import Uniforms, activity_factor
 from allocator.synth.venues import INSTRUMENT_ID, SYMBOL, VENUES, VenueSpec
 
@@ -71,7 +71,9 @@ def _window_seconds(start: str, end: str) -> tuple[float, float]:
     return t_lo, t_hi
 
 
-def _market(rng: np.random.Generator, t_lo: float, t_hi: float) -> tuple[LatentPath, np.ndarray]:
+def _market(
+    rng: np.random.Generator, t_lo: float, t_hi: float, rise_ticks: float
+) -> tuple[LatentPath, np.ndarray]:
     """The latent path inside the window and the market-wide activity factor over it.
 
     Both are drawn over the window widened to include the pin time, so the path is the same
@@ -82,7 +84,7 @@ def _market(rng: np.random.Generator, t_lo: float, t_hi: float) -> tuple[LatentP
     path_lo, path_hi = min(t_lo, t_pin), max(t_hi, t_pin)
     n_bins = math.ceil((path_hi - path_lo) / _GRID) + 1
     act_full = activity_factor(rng, n_bins, _GRID, tau=20.0, sigma=0.35)
-    path = latent_path(Uniforms(rng), path_lo, path_hi, t_pin, span, act_full, _GRID)
+    path = latent_path(Uniforms(rng), path_lo, path_hi, t_pin, span, act_full, _GRID, rise_ticks)
     off = round((t_lo - path_lo) / _GRID)
     return path.within(t_lo, t_hi), act_full[off : off + math.ceil((t_hi - t_lo) / _GRID)]
 
@@ -254,15 +256,18 @@ def generate(
     end: str = DEFAULT_END,
     date: str = DEFAULT_DATE,
     venues: Sequence[VenueSpec] = VENUES,
+    trend_rise_ticks: float = TREND_RISE_TICKS,
 ) -> pd.DataFrame:
     """Generate the multi-venue MBP-10 rows for [start, end) UTC, sorted by ts_recv like an export.
 
     Deterministic in `seed` (and the other arguments): the latent path and each venue draw from
     their own child of one numpy SeedSequence, so windows and venue sets stay reproducible.
+    `trend_rise_ticks` is the latent trend's rise over the trial window: the shipped file keeps the
+    trial-like +38 ticks; study paths draw it per seed (`study_trend_ticks`), so they go up, flat and down.
     """
     t_lo, t_hi = _window_seconds(start, end)
     children = np.random.SeedSequence(seed).spawn(1 + len(venues))
-    path, market_act = _market(np.random.default_rng(children[0]), t_lo, t_hi)
+    path, market_act = _market(np.random.default_rng(children[0]), t_lo, t_hi, trend_rise_ticks)
     base_ns = midnight_ns(date) + round(t_lo * NS_PER_SECOND)
     parts: list[dict[str, np.ndarray]] = []
     for i, spec in enumerate(venues):
@@ -270,3 +275,15 @@ def generate(
         rows = _simulate_venue(spec, rng_v, t_lo, t_hi, path, market_act)
         parts.append(_venue_columns(rows, rng_v, base_ns))
     return _export_frame(parts)
+
+
+# Study paths: the trend's rise over the trial window is drawn per seed from Normal(0, 38 ticks), zero-mean
+# with the shipped file's rise as one standard deviation, from a stream of its own (not the path's), so a
+# seed's market does not change with or without its drift.
+STUDY_TREND_SD_TICKS = TREND_RISE_TICKS
+_STUDY_TREND_STREAM = 0x7472656E64  # "trend"
+
+
+def study_trend_ticks(seed: int) -> float:
+    """The latent trend's rise (ticks over the trial window) of study path `seed`: zero-mean, sd 38 ticks."""
+    return float(np.random.default_rng([_STUDY_TREND_STREAM, seed]).normal(0.0, STUDY_TREND_SD_TICKS))

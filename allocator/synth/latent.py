@@ -23,8 +23,11 @@ _RATE_TWO_TICK = 4.0  # jumps per second out of a 2-tick transition (even half t
 _DOUBLE_STEP_PROB = 0.08  # a jump out of a 1-tick market moves two half ticks
 
 
-def trend_ticks(t: np.ndarray | float, t_pin: float, span: float) -> np.ndarray | float:
-    """Concave rise over the window (fast early, like the trial file), gentler outside it."""
+def trend_ticks(
+    t: np.ndarray | float, t_pin: float, span: float, rise_ticks: float = TREND_RISE_TICKS
+) -> np.ndarray | float:
+    """Concave rise of `rise_ticks` over the window (fast early, like the trial file), gentler outside it;
+    a negative rise is the same shape falling."""
     k = 1.0
     u = (np.asarray(t, dtype=float) - t_pin) / span
     inside = (1.0 - np.exp(-k * np.clip(u, 0.0, 1.0))) / (1.0 - math.exp(-k))
@@ -32,7 +35,7 @@ def trend_ticks(t: np.ndarray | float, t_pin: float, span: float) -> np.ndarray 
     slope1 = k * math.exp(-k) / (1.0 - math.exp(-k))
     before = 0.5 * slope0 * np.minimum(u, 0.0)
     after = slope1 * np.maximum(u - 1.0, 0.0)
-    return TREND_RISE_TICKS * (inside + before + after)
+    return rise_ticks * (inside + before + after)
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,17 @@ class _Walk:
     """The jump process's rules, shared by the forward and the backward walk from the pin."""
 
     def __init__(
-        self, u: Uniforms, t_lo: float, t_pin: float, span: float, act: np.ndarray, grid: float
+        self,
+        u: Uniforms,
+        t_lo: float,
+        t_pin: float,
+        span: float,
+        act: np.ndarray,
+        grid: float,
+        rise_ticks: float = TREND_RISE_TICKS,
     ) -> None:
         self.u, self.t_lo, self.t_pin, self.span, self.act, self.grid = u, t_lo, t_pin, span, act, grid
+        self.rise_ticks = rise_ticks
         self.m2_pin = 2 * PIN_ASK_TICKS - 1
 
     def rate(self, t: float, m: int) -> float:
@@ -67,7 +78,7 @@ class _Walk:
 
     def trend2(self, t: float) -> float:
         """The trend in half ticks (relative to the pin's mid)."""
-        return self.m2_pin + 2.0 * float(trend_ticks(t, self.t_pin, self.span))
+        return self.m2_pin + 2.0 * float(trend_ticks(t, self.t_pin, self.span, self.rise_ticks))
 
     def step(self, m: int) -> int:
         """Half ticks of a jump: one out of a 2-tick transition, mostly one (else two) otherwise."""
@@ -115,13 +126,20 @@ class _Walk:
 
 
 def latent_path(
-    u: Uniforms, t_lo: float, t_hi: float, t_pin: float, span: float, act: np.ndarray, grid: float
+    u: Uniforms,
+    t_lo: float,
+    t_hi: float,
+    t_pin: float,
+    span: float,
+    act: np.ndarray,
+    grid: float,
+    rise_ticks: float = TREND_RISE_TICKS,
 ) -> LatentPath:
     """The latent mid over [t_lo, t_hi], walked forward from `t_pin` first, then backward.
 
     `act` is the market activity factor on a `grid`-second grid from t_lo; it scales the jump rates.
     """
-    walk = _Walk(u, t_lo, t_pin, span, act, grid)
+    walk = _Walk(u, t_lo, t_pin, span, act, grid, rise_ticks)
     fwd_t, fwd_m = walk.forward(t_hi)
     bwd_t, bwd_m, m_lo = walk.backward()
     times = np.array(bwd_t[::-1] + fwd_t, dtype=float)

@@ -426,3 +426,29 @@ def test_shipped_file_is_what_the_generator_makes(tmp_path: Path) -> None:
             "content differs: regenerate with python -m allocator.synth --out data/l1_day.csv.gz"
         )
     assert sha256_file(fresh) == sha256_file(SHIPPED), "same CSV, different gzip bytes (zlib version?)"
+
+
+def test_study_paths_trend_up_flat_and_down_by_seed() -> None:
+    from allocator.synth.generator import STUDY_TREND_SD_TICKS, study_trend_ticks
+
+    rises = np.array([study_trend_ticks(seed) for seed in range(2000)])
+    assert study_trend_ticks(7) == study_trend_ticks(7)  # a seed's drift is fixed
+    assert abs(rises.mean()) < 3 * STUDY_TREND_SD_TICKS / np.sqrt(
+        len(rises)
+    )  # zero-mean within sampling error
+    assert rises.std() == pytest.approx(STUDY_TREND_SD_TICKS, rel=0.05)
+    assert (rises < 0).mean() == pytest.approx(0.5, abs=0.05)
+
+
+@pytest.mark.slow
+def test_the_trend_parameter_moves_the_price_and_only_the_price() -> None:
+    """Same seed, three rises: the main venue's ask ends about rise ticks away from where it started
+    (the trend is concave in time), and the default is exactly the shipped generator."""
+    window = {"seed": 5, "start": "13:36:32", "end": "13:45:15"}
+    moves = {}
+    for rise in (-114.0, 0.0, 114.0):
+        df = generate(**window, trend_rise_ticks=rise)
+        asks = df[df["publisher_id"] == df["publisher_id"].mode()[0]]["ask_px_00"].dropna()
+        moves[rise] = asks.iloc[-200:].mean() - asks.iloc[:200].mean()
+    assert moves[-114.0] < -0.8 and abs(moves[0.0]) < 0.3 and moves[114.0] > 0.8
+    pd.testing.assert_frame_equal(generate(**window), generate(**window, trend_rise_ticks=38.0))
