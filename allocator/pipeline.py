@@ -40,6 +40,7 @@ class RunResult:
     baselines: dict[str, Execution]
     venue_names: list[str]
     config: RunConfig
+    sim_market: SimMarket | None = None  # the realistic mode's market (arrival, its mid, the streams)
 
     def executions(self) -> dict[str, Execution]:
         """The router at its best grid point, then each baseline: what the ledger and the plot show."""
@@ -115,4 +116,4 @@ def run(data: MarketData, fees: FeeTable, config: RunConfig) -> RunResult:
         data_section=data_section(data, window_snaps),
         sim_market=sim_market,
     )
-    return RunResult(report, market, result, baselines, names, config)
+    return RunResult(report, market, result, baselines, names, config, sim_market)
