@@ -53,7 +53,7 @@ class PenaltyGrid:
                     "the parameter grid is empty; give at least one value for {axis}", axis=name
                 )
             for value in values:
-                _check_non_negative(value, name, "use e.g. {setting} 0.2,0.5,1.0")
+                check_non_negative(value, name, "use e.g. {setting} 0.2,0.5,1.0")
 
     def points(self) -> list[Penalties]:
         """λ_over outermost, θ_queue innermost: the order ties are broken in."""
@@ -69,14 +69,14 @@ class PenaltyGrid:
         }
 
 
-def _check_non_negative(value: float, setting: str, hint: str) -> None:
+def check_non_negative(value: float, setting: str, hint: str) -> None:
     """The one range rule for numeric settings: a finite number ≥ 0."""
     if not 0 <= value < math.inf:
         raise SettingError(f"{{setting}} {value:g}: must be a number ≥ 0 ({hint})", setting=setting)
 
 
 def _check_positive(value: float, setting: str, problem: str, hint: str) -> None:
-    _check_non_negative(value, setting, hint)
+    check_non_negative(value, setting, hint)
     if value <= 0:
         raise SettingError(f"{{setting}} {value:g}: {problem}", setting=setting)
 
@@ -101,9 +101,9 @@ class SimSettings:
                 f"{{s}} {self.horizon_ns / NS_PER_SECOND:g}: must be more than 0 seconds", s="horizon"
             )
         if self.warmup_ns < 0:
-            _check_non_negative(self.warmup_ns / NS_PER_SECOND, "warmup", "seconds, e.g. {setting} 10")
+            check_non_negative(self.warmup_ns / NS_PER_SECOND, "warmup", "seconds, e.g. {setting} 10")
         if self.calibration_ns < 0:
-            _check_non_negative(
+            check_non_negative(
                 self.calibration_ns / NS_PER_SECOND, "calibration", "seconds, e.g. {setting} 120"
             )
         if self.sa_iterations < 1:
@@ -133,11 +133,11 @@ class SimSettings:
         _check_positive(
             horizon_seconds, "horizon", "must be more than 0 seconds", "seconds, e.g. {setting} 30"
         )
-        _check_non_negative(warmup_seconds, "warmup", "seconds, e.g. {setting} 10")
-        _check_non_negative(latency_ms, "latency_ms", "milliseconds, e.g. {setting} 1")
-        _check_non_negative(jitter_ms, "jitter_ms", "milliseconds, e.g. {setting} 0.5")
+        check_non_negative(warmup_seconds, "warmup", "seconds, e.g. {setting} 10")
+        check_non_negative(latency_ms, "latency_ms", "milliseconds, e.g. {setting} 1")
+        check_non_negative(jitter_ms, "jitter_ms", "milliseconds, e.g. {setting} 0.5")
         _check_positive(queue_power, "queue_power", "must be more than 0", "e.g. {setting} 2")
-        _check_non_negative(calibration_seconds, "calibration", "seconds, e.g. {setting} 120")
+        check_non_negative(calibration_seconds, "calibration", "seconds, e.g. {setting} 120")
         return cls(
             horizon_ns=round(horizon_seconds * NS_PER_SECOND),
             warmup_ns=round(warmup_seconds * NS_PER_SECOND),

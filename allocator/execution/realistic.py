@@ -1,6 +1,6 @@
 """`--mode cont-kukanov`: the paper's market/limit split, re-solved every horizon, executed by the simulator.
 
-Every `horizon` seconds from the common arrival (see `arrival`) the router:
+Every `horizon` seconds from the common arrival (allocator.execution.sim_market.common_arrival) the router:
 1. reads only what it could have seen (rows with ts_seen ≤ now, and the fills reported to it);
 2. takes as limit venues those whose best posting price equals the best across venues (the bid for a buy;
    a venue quoting a worse bid is not in the model) and as its market venue the cheapest ask + fee;
@@ -15,11 +15,8 @@ Every `horizon` seconds from the common arrival (see `arrival`) the router:
 5. cancels everything still resting when the horizon ends, or as soon as a fill report shows the parent
    complete (fills that happen while that cancel travels are real over-fills, charged λ_over).
 At the end of the window whatever is missing is bought by a marketable clean-up sweep (`cleanup` fills),
-exactly as for the baselines, so all strategies compare at equal shares.
-
-ξ is measured consistently with the queue model: under the conservative model only trades against our side
-advance a queue, so ξ counts traded volume; under the probabilistic model ξ also counts cancellations at the
-best posting level.
+exactly as for the baselines, so all strategies compare at equal shares. What the router observes (steps
+1–3) is built in allocator.execution.sim_market; what it decides (step 4) in allocator.allocation.policy.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import math
 import signal
 import threading
 import time
@@ -28,9 +27,10 @@ import numpy as np
 import pandas as pd
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from allocator.config import check_non_negative
 from allocator.data.loader import MarketData, history_start
 from allocator.data.window import NS_PER_SECOND
-from allocator.errors import EXIT_INTERRUPTED_PRODUCER, BrokerError, SettingError, UserError
+from allocator.errors import EXIT_INTERRUPTED_PRODUCER, BrokerError, UserError
 
 # Before a replay, callers (order_allocator.py, the benches) check the broker and topic from here too.
 from allocator.kafka.codec import (
@@ -118,11 +118,7 @@ def replay(
 
 
 def _check_speed(speed: float) -> None:
-    if not 0 <= speed < math.inf:
-        raise SettingError(
-            "{speed} " + repr(speed) + ": must be a number ≥ 0 (1 = real time, 0 = as fast as possible)",
-            speed="speed",
-        )
+    check_non_negative(speed, "speed", "1 = real time, 0 = as fast as possible")
 
 
 def _start_document(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import pytest
@@ -32,9 +33,10 @@ def test_a_block_is_every_order_and_strategy_and_reproducible():
         order_horizon_ns=HORIZON_NS,
     )
     fees = load_fee_table()
-    rows = evaluate_block(
-        data, "shipped", arrivals, ["buy", "sell"], order_horizon_ns=HORIZON_NS, fees=fees, config=CONFIG
+    block = functools.partial(
+        evaluate_block, data, "shipped", arrivals, ["buy", "sell"], order_horizon_ns=HORIZON_NS, fees=fees
     )
+    rows = block(config=CONFIG)
     assert len(rows) == 2 * 2 * (2 + 3)  # arrivals × sides × (grid points + baselines)
     assert {(r.arrival_ts, r.side) for r in rows} == {
         (format_ns(a), s) for a in arrivals for s in ("buy", "sell")
@@ -43,7 +45,4 @@ def test_a_block_is_every_order_and_strategy_and_reproducible():
     order = data.sub_window(Window(arrivals[0], arrivals[0] + HORIZON_NS), CONFIG.sim.calibration_ns)
     alone = evaluate_order(order, fees, dataclasses.replace(CONFIG, side="sell"))
     assert [(r.strategy, r.shortfall_bps) for r in first] == [(o.strategy, o.shortfall_bps) for o in alone]
-    again = evaluate_block(
-        data, "shipped", arrivals, ["buy", "sell"], order_horizon_ns=HORIZON_NS, fees=fees, config=CONFIG
-    )
-    assert again == rows
+    assert block(config=CONFIG) == rows
