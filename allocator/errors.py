@@ -7,6 +7,7 @@ one line naming the file, row, column or setting and what to do; the CLIs print 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 
 EXIT_OK = 0
@@ -43,6 +44,13 @@ class SettingError(UserError):
 
     def render(self, label: Callable[[str], str]) -> str:
         return self.template.format(**{key: label(name) for key, name in self.settings.items()})
+
+    def prefixed(self, text: str) -> SettingError:
+        """The same error with `text` (e.g. the path it is about) in front."""
+        error = copy.copy(self)
+        error.template = self.literal(text) + self.template
+        error.args = (error.template.format(**self.settings),)
+        return error
 
     @classmethod
     def not_one_of(cls, value: object, choices: Iterable[str], setting: str) -> SettingError:

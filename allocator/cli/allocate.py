@@ -91,15 +91,19 @@ def add_order_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_realistic_flags(parser: argparse.ArgumentParser) -> None:
+def add_realistic_flags(
+    parser: argparse.ArgumentParser,
+    title: str = "realistic model (--mode cont-kukanov)",
+    horizon_seconds: float = DEFAULT_HORIZON_SECONDS,
+) -> None:
     """The realistic model's settings (allocator.config.SimSettings), in seconds and milliseconds.
 
     One argument per setting, so it runs past 60 lines: splitting it would only scatter the flag list."""
-    realistic = parser.add_argument_group("realistic model (--mode cont-kukanov)")
+    realistic = parser.add_argument_group(title)
     realistic.add_argument(
         "--horizon",
-        default=f"{DEFAULT_HORIZON_SECONDS:g}",
-        help=f"seconds between re-solves of the market/limit split (default {DEFAULT_HORIZON_SECONDS:g})",
+        default=f"{horizon_seconds:g}",
+        help=f"seconds between re-solves of the market/limit split (default {horizon_seconds:g})",
     )
     realistic.add_argument(
         "--warmup",

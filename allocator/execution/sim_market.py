@@ -321,7 +321,12 @@ def build_sim_market(
 
 def arrival_mid(sim_market: SimMarket) -> float | None:
     """Cost-space mid of the consolidated best prices seen at the arrival: the arrival price benchmark."""
-    quote = seen_book(sim_market.simulator(), sim_market.arrival_ns)
+    return mid_seen_at(sim_market, sim_market.arrival_ns)
+
+
+def mid_seen_at(sim_market: SimMarket, t: int) -> float | None:
+    """Cost-space mid of the consolidated best prices seen at t (None while either side is empty)."""
+    quote = seen_book(sim_market.simulator(), t)
     if not (np.isfinite(quote.take_px).any() and np.isfinite(quote.post_px).any()):
         return None
     return round(float((np.nanmin(quote.take_px) + np.nanmax(quote.post_px)) / 2), PRICE_DECIMALS)

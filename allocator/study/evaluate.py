@@ -3,6 +3,7 @@ simulator from the same arrival, each summarised by what the study's statistics 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from allocator.allocation.penalties import Penalties
@@ -12,6 +13,7 @@ from allocator.data.venues import FeeTable
 from allocator.data.window import NS_PER_SECOND, format_ns
 from allocator.errors import UserError
 from allocator.execution.faithful import Execution
+from allocator.execution.sim_market import mid_seen_at
 from allocator.pipeline import run
 from allocator.report.build import shortfall_bps
 
@@ -26,6 +28,9 @@ class StrategyOutcome:
     rebates: float
     maker_share: float  # share of the filled shares that rested and were hit
     completion_seconds: float  # from the arrival to the last fill (clean-up included)
+    market_move_bps: (
+        float  # the mid's move from arrival to deadline, positive = against the order (same for all)
+    )
 
 
 def router_label(penalties: Penalties) -> str:
@@ -42,12 +47,23 @@ def evaluate_order(data: MarketData, fees: FeeTable, config: RunConfig) -> list[
     sim_market = result.sim_market
     assert sim_market is not None  # the realistic mode always builds it
     mid, arrival = sim_market.arrival_mid, sim_market.arrival_ns
+    move = _market_move_bps(mid, mid_seen_at(sim_market, data.window.end_ns - 1))
     runs = [(router_label(p.penalties), p.execution) for p in result.search.points]
     runs += list(result.baselines.items())
-    return [_outcome(name, ex, mid, arrival, data.source) for name, ex in runs]
+    return [_outcome(name, ex, mid, arrival, data.source, move) for name, ex in runs]
 
 
-def _outcome(name: str, ex: Execution, mid: float | None, arrival_ns: int, source: str) -> StrategyOutcome:
+def _market_move_bps(arrival_mid: float | None, end_mid: float | None) -> float:
+    """How far the mid moved against the order over its life, in bps (cost-space prices: a sell's are
+    negated, so a rise is positive for a buy and a fall for a sell); NaN when either mid is unknown."""
+    if arrival_mid is None or end_mid is None or arrival_mid == 0:
+        return math.nan
+    return (end_mid - arrival_mid) / abs(arrival_mid) * 1e4
+
+
+def _outcome(
+    name: str, ex: Execution, mid: float | None, arrival_ns: int, source: str, move_bps: float
+) -> StrategyOutcome:
     shortfall = shortfall_bps(ex, mid)
     if shortfall is None or not len(ex.ts):
         raise UserError(
@@ -61,4 +77,5 @@ def _outcome(name: str, ex: Execution, mid: float | None, arrival_ns: int, sourc
         rebates=ex.rebates_earned,
         maker_share=ex.shares_of("maker") / filled if filled else 0.0,
         completion_seconds=(int(ex.ts.max()) - arrival_ns) / NS_PER_SECOND,
+        market_move_bps=move_bps,
     )

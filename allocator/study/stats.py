@@ -9,8 +9,9 @@ cost, so lower is better and a negative router − baseline difference means the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -119,7 +120,7 @@ class Selection:
 
 
 def select_out_of_sample(
-    costs_bps: FloatArray, paths: Sequence[object], fold_of_path: dict[object, int]
+    costs_bps: FloatArray, paths: Sequence[object], fold_of_path: Mapping[Any, int]
 ) -> Selection:
     """`costs_bps[point, order]`: each fold's choice minimises the mean over the *training* orders (every
     path outside the fold); ties go to the earlier grid point, as in the single-run search."""

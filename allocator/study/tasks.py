@@ -14,8 +14,11 @@ from allocator.config import RunConfig
 from allocator.data.loader import MarketData
 from allocator.data.venues import FeeTable
 from allocator.data.window import Window, format_ns
+from allocator.errors import UserError
 from allocator.snapshots.side import Side
 from allocator.study.evaluate import evaluate_order
+from allocator.study.paths import PathSource, SyntheticSource, load_path
+from allocator.study.plan import StudyTask
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class OrderRow:
     rebates: float
     maker_share: float
     completion_seconds: float
+    market_move_bps: float
 
 
 def evaluate_block(
@@ -52,3 +56,31 @@ def evaluate_block(
             for outcome in evaluate_order(order, fees, dataclasses.replace(config, side=side)):
                 rows.append(OrderRow(path, format_ns(arrival), side, **dataclasses.asdict(outcome)))
     return rows
+
+
+def prepare_path(source: PathSource) -> str:
+    """Make the path's data available to workers before its blocks run: a synthetic path is generated once
+    into its cache file here, instead of by every worker that draws one of its blocks at the same time."""
+    if isinstance(source, SyntheticSource):
+        return str(source.ensure_file())
+    return source.path
+
+
+def run_task(task: StudyTask, prepared: str | None = None) -> list[OrderRow]:
+    """A worker's whole job for one task: read (or reuse) the path, place its arrivals from the path's own
+    first and last rows, and evaluate the task's block. `prepared` only orders it after `prepare_path`."""
+    data = load_path(task.source)
+    ts = data.frame["ts_event"].to_numpy()
+    if not len(ts):
+        raise UserError(f"{task.source.label}: the file holds no rows to trade")
+    first, last = int(ts.min()), int(ts.max())
+    arrivals = task.orders.arrivals_on(task.source.label, first, last, task.config.sim.calibration_ns)
+    return evaluate_block(
+        data,
+        task.source.label,
+        arrivals[task.first : task.stop],
+        task.orders.sides,
+        order_horizon_ns=task.orders.order_horizon_ns,
+        fees=task.fees,
+        config=task.config,
+    )

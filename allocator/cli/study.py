@@ -1,0 +1,246 @@
+"""`python -m allocator.study`: many parent orders over many market paths, the router's parameters chosen out
+of sample, and router − baseline differences with path-bootstrap confidence intervals, on Dask.
+
+The defaults differ from order_allocator.py's in two places, on purpose: a 10 s horizon and a 2 × 3 × 2
+grid, where the README shows the penalties move the decisions (at 30 s every grid point of the default
+grid makes the same fills, so there would be nothing to choose).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+
+from allocator.cli.allocate import add_realistic_flags, sim_settings_from
+from allocator.cli.common import parse_grid, parse_number, print_json, run_main, setup_logging
+from allocator.config import PenaltyGrid, RunConfig
+from allocator.data.loader import PRICE_FORMATS
+from allocator.data.venues import load_fee_table
+from allocator.data.window import NS_PER_SECOND
+from allocator.errors import UserError
+from allocator.study.engine import IN_PROCESS, LOCAL, engine_for
+from allocator.study.orders import ARRIVAL_SPACINGS
+from allocator.study.paths import DEFAULT_PATH_MINUTES, PathSource, file_sources, synthetic_sources
+from allocator.study.plan import DEFAULT_ARRIVALS, DEFAULT_BLOCK, DEFAULT_ORDER_HORIZON_SECONDS, OrderPlan
+from allocator.study.run import run_study
+from allocator.study.stats import DEFAULT_RESAMPLES
+from allocator.study.summary import DEFAULT_FOLDS, SELECTION_METHODS, SelectionSettings
+
+PROG = "python -m allocator.study"
+STUDY_HORIZON_SECONDS = 10.0
+STUDY_LAMBDA_OVER = (0.0, 0.2)
+STUDY_LAMBDA_UNDER = (0.01, 0.2, 5.0)
+STUDY_THETA_QUEUE = (0.0, 0.5)
+DEFAULT_CACHE = ".sor_cache/paths"
+log = logging.getLogger(__name__)
+
+
+def _values(values: Sequence[float]) -> str:
+    return ",".join(f"{v:g}" for v in values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Route many parent orders over many market paths with the cont-kukanov router at every grid "
+        "point and the three baselines, choose the grid point out of sample, and report router − baseline "
+        "with 95 %% confidence intervals that resample whole paths. JSON on stdout.",
+        epilog="--seed also seeds the Poisson arrivals, the folds and the bootstrap, so a rerun prints the same.",
+    )
+    paths = parser.add_argument_group("market paths")
+    paths.add_argument(
+        "files", nargs="*", metavar="FILE", help="Databento MBP CSV or DBN files, globs allowed"
+    )
+    paths.add_argument(
+        "--synthetic", type=int, default=0, metavar="N", help="also N paths from the recorded-data generator"
+    )
+    paths.add_argument(
+        "--path-minutes",
+        default=f"{DEFAULT_PATH_MINUTES:g}",
+        help=f"length of each synthetic path from 13:35:00 UTC (default {DEFAULT_PATH_MINUTES:g})",
+    )
+    paths.add_argument(
+        "--path-seed",
+        type=int,
+        default=1,
+        help="seed of the first synthetic path; the others follow (default 1)",
+    )
+    paths.add_argument(
+        "--cache-dir",
+        default=DEFAULT_CACHE,
+        help=f"where generated paths are kept by seed, visible to every worker (default {DEFAULT_CACHE})",
+    )
+    paths.add_argument(
+        "--symbol", help="keep only this symbol of each file (needed when a file holds several)"
+    )
+    paths.add_argument(
+        "--price-format", choices=PRICE_FORMATS, default="auto", help="as in order_allocator.py"
+    )
+    paths.add_argument("--venues", metavar="FILE", help="venue TOML (default allocator/data/venues.toml)")
+    paths.add_argument("--fee", type=float, help="force this taker fee ($/share) on every venue")
+    paths.add_argument("--rebate", type=float, help="force this maker rebate ($/share) on every venue")
+
+    orders = parser.add_argument_group("parent orders")
+    orders.add_argument(
+        "--arrivals",
+        type=int,
+        default=DEFAULT_ARRIVALS,
+        help=f"orders per path and side (default {DEFAULT_ARRIVALS})",
+    )
+    orders.add_argument(
+        "--spacing",
+        choices=ARRIVAL_SPACINGS,
+        default="even",
+        help="even: centres of equal slices of the usable span; poisson: a seeded Poisson process (default even)",
+    )
+    orders.add_argument("--sides", default="buy,sell", help="buy, sell or buy,sell (default buy,sell)")
+    orders.add_argument("--order-size", type=int, default=5000, help="shares per parent order (default 5000)")
+    orders.add_argument(
+        "--step", type=int, default=100, help="allocation granularity in shares (default 100)"
+    )
+    orders.add_argument(
+        "--order-horizon",
+        default=f"{DEFAULT_ORDER_HORIZON_SECONDS:g}",
+        help="seconds from an order's arrival to its deadline, when the clean-up completes it "
+        f"(default {DEFAULT_ORDER_HORIZON_SECONDS:g})",
+    )
+    orders.add_argument(
+        "--lambda-over", help=f"grid of overfill penalties (default {_values(STUDY_LAMBDA_OVER)})"
+    )
+    orders.add_argument(
+        "--lambda-under", help=f"grid of underfill penalties (default {_values(STUDY_LAMBDA_UNDER)})"
+    )
+    orders.add_argument(
+        "--theta-queue", help=f"grid of queue-risk penalties (default {_values(STUDY_THETA_QUEUE)})"
+    )
+
+    add_realistic_flags(parser, "realistic model", horizon_seconds=STUDY_HORIZON_SECONDS)
+
+    stats = parser.add_argument_group("selection and statistics")
+    stats.add_argument(
+        "--selection",
+        choices=SELECTION_METHODS,
+        default="kfold",
+        help="kfold: k-fold by path, every path tested once; holdout: one train/test split of the paths "
+        "(default kfold)",
+    )
+    stats.add_argument(
+        "--folds",
+        type=int,
+        help=f"k of the k-fold selection (default {DEFAULT_FOLDS}, or the paths if fewer)",
+    )
+    stats.add_argument(
+        "--test-share", default="0.5", help="--selection holdout: share of paths tested (default 0.5)"
+    )
+    stats.add_argument(
+        "--resamples",
+        type=int,
+        default=DEFAULT_RESAMPLES,
+        help=f"path-bootstrap resamples per confidence interval (default {DEFAULT_RESAMPLES})",
+    )
+
+    engine = parser.add_argument_group("engine and output")
+    engine.add_argument(
+        "--scheduler",
+        default=LOCAL,
+        metavar="ADDRESS",
+        help=f"{LOCAL}: a Dask LocalCluster on this machine (default); tcp://HOST:PORT: an existing Dask "
+        f"cluster; {IN_PROCESS}: no Dask, one task after the other in this process",
+    )
+    engine.add_argument(
+        "--workers", type=int, help="LocalCluster worker processes (default: this machine's cores)"
+    )
+    engine.add_argument(
+        "--block", type=int, default=DEFAULT_BLOCK, help=f"arrivals per task (default {DEFAULT_BLOCK})"
+    )
+    engine.add_argument(
+        "--out",
+        metavar="DIR",
+        help="keep finished tasks here (a rerun resumes) and write orders.parquet, result.json and paired.png",
+    )
+    engine.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    engine.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
+    return parser
+
+
+def _quiet_dask() -> None:
+    """Dask's scheduler runs in this process and logs every worker's start and stop at INFO, on loggers it
+    configures itself when imported: keep them to warnings unless -v."""
+    import distributed  # noqa: F401  (importing it sets up its loggers, which are then turned down)
+
+    for name in list(logging.root.manager.loggerDict):
+        if name == "distributed" or name.startswith("distributed."):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _sides(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _sources(args: argparse.Namespace) -> list[PathSource]:
+    minutes = parse_number(args.path_minutes, "--path-minutes", "minutes, e.g. --path-minutes 10")
+    sources: list[PathSource] = list(file_sources(args.files, args.symbol, args.price_format))
+    sources += synthetic_sources(args.synthetic, args.path_seed, minutes, args.cache_dir)
+    if not sources:
+        raise UserError("no market paths: give data files (globs allowed), --synthetic N, or both")
+    return sources
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    if not args.verbose and args.scheduler != IN_PROCESS:
+        _quiet_dask()
+    horizon = parse_number(args.order_horizon, "--order-horizon", "seconds, e.g. --order-horizon 120")
+    if not 0 < horizon < float("inf"):
+        raise UserError(f"--order-horizon {args.order_horizon}: give seconds > 0, e.g. --order-horizon 120")
+    config = RunConfig(
+        order_size=args.order_size,
+        step=args.step,
+        grid=PenaltyGrid(
+            lambda_over=parse_grid(args.lambda_over, STUDY_LAMBDA_OVER, "--lambda-over"),
+            lambda_under=parse_grid(args.lambda_under, STUDY_LAMBDA_UNDER, "--lambda-under"),
+            theta_queue=parse_grid(args.theta_queue, STUDY_THETA_QUEUE, "--theta-queue"),
+        ),
+        mode="cont-kukanov",
+        jobs=1,
+        sim=sim_settings_from(args),
+    )
+    orders = OrderPlan(
+        arrivals=args.arrivals,
+        spacing=args.spacing,
+        sides=_sides(args.sides),  # type: ignore[arg-type]  # OrderPlan checks each is a side
+        order_horizon_ns=round(horizon * NS_PER_SECOND),
+        seed=args.seed,
+    )
+    selection = SelectionSettings(
+        method=args.selection,
+        folds=args.folds,
+        test_share=parse_number(args.test_share, "--test-share", "a share, e.g. --test-share 0.5"),
+        seed=args.seed,
+    )
+    if args.resamples < 100:
+        raise UserError(f"--resamples {args.resamples}: give at least 100 (the CI's tails need them)")
+    engine = engine_for(args.scheduler, args.workers)
+    fees = load_fee_table(args.venues, fee=args.fee, rebate=args.rebate)
+    result = run_study(
+        _sources(args),
+        orders,
+        config,
+        fees,
+        selection=selection,
+        engine=engine,
+        out=args.out,
+        block=args.block,
+        resamples=args.resamples,
+        quiet=args.quiet,
+    )
+    if args.out:
+        log.info("wrote orders.parquet, result.json and paired.png to %s", args.out)
+    print_json(result.answer)
+    return 0
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    return run_main(PROG, main, argv)
