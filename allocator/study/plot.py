@@ -14,6 +14,9 @@ from allocator.errors import UserError
 from allocator.study.summary import ORDER_KEY, ROUTER
 
 
+SIDE_COLORS = {"buy": "#4c72b0", "sell": "#8172b3"}
+
+
 def plot_paired(
     table: pd.DataFrame, paired: dict[str, Any], baselines: Sequence[str], path: str | Path
 ) -> None:
@@ -32,7 +35,16 @@ def plot_paired(
         lo, hi = stats["ci95"]
         span = max(float(np.abs(diff).max()), abs(lo), abs(hi), 1e-6)
         bins = np.linspace(-span * 1.05, span * 1.05, 41)
-        ax.hist(diff, bins=bins, color="#4c72b0", alpha=0.75, label="orders")
+        sides = router.index.get_level_values("side")
+        by_side = [diff[sides == side] for side in SIDE_COLORS]
+        ax.hist(
+            by_side,
+            bins=bins,
+            stacked=True,
+            color=list(SIDE_COLORS.values()),
+            alpha=0.8,
+            label=[f"{side} orders" for side in SIDE_COLORS],
+        )
         ax.axvspan(lo, hi, color="#dd8452", alpha=0.3, label="95 % CI of the mean (paths resampled)")
         ax.axvline(stats["mean_bps"], color="#c44e52", linewidth=2, label="mean")
         ax.axvline(0, color="black", linewidth=0.8, linestyle=":")

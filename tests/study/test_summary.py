@@ -109,3 +109,20 @@ def test_out_of_sample_selection_needs_two_paths_and_no_more_folds_than_paths():
         summarize(_rows(one), POINTS, ["best_ask"], ["A"], SelectionSettings(), resamples=100)
     with pytest.raises(SettingError, match="folds 5: more folds than the study's 4 paths"):
         summarize(_rows(COSTS), POINTS, ["best_ask"], list(COSTS), SelectionSettings(folds=5), resamples=100)
+
+
+def test_paired_by_market_move_splits_the_orders_into_terciles_of_the_move():
+    # Six paths, one order each, moves −3 … +3 bps: two orders per tercile; router − best_ask per path below.
+    moves = {"A": -3.0, "B": -2.0, "C": -1.0, "D": 1.0, "E": 2.0, "F": 3.0}
+    costs = {"A": (1.0, 1.0, 2.0), "B": (1.0, 1.0, 3.0), "C": (1.0, 1.0, 1.0)}
+    costs |= {"D": (1.0, 1.0, 1.5), "E": (2.0, 2.0, 1.0), "F": (4.0, 4.0, 1.0)}
+    rows = _rows(costs)
+    rows["market_move_bps"] = rows["path"].map(moves)
+    answer, _ = summarize(rows, POINTS, ["best_ask"], list(costs), SelectionSettings(folds=3), resamples=500)
+    by_move = answer["paired_by_market_move"]
+    assert list(by_move) == ["favourable", "middle", "adverse"]
+    assert by_move["favourable"]["market_move_bps"] == [-3.0, -2.0]
+    assert by_move["favourable"]["paired"]["best_ask"]["mean_bps"] == pytest.approx(-1.5)  # (−1, −2)
+    assert by_move["middle"]["paired"]["best_ask"]["mean_bps"] == pytest.approx(-0.25)  # (0, −0.5)
+    assert by_move["adverse"]["paired"]["best_ask"]["mean_bps"] == pytest.approx(2.0)  # (1, 3)
+    assert by_move["adverse"]["paired"]["best_ask"]["n"] == 2
