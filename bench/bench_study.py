@@ -3,10 +3,10 @@
 One workload, run three ways in one run: the in-process loop (no Dask), a LocalCluster of one worker and one
 of two. 6 synthetic 10-minute paths × 4 arrivals × both sides = 48 orders at the study's default settings
 (12-point grid, 10 s horizon, 120 s orders, 4 arrivals per task: 6 tasks). The paths are generated into
-the cache first, so no run pays for generating them; each run reads them itself, as a study does. The loop runs first and last, and
-their mean is the reference (this machine's speed drifts by several % within a run). Wall times
-include starting and stopping the cluster, which is what a user waits for. Goals: overhead ≤ 10 %, speed-up
-≥ 1.7× (2 cores).
+the cache first, so no run pays for generating them; each run reads them itself, as a study does. The
+loop runs first and last, and their mean is the reference (this machine's speed drifts by several %
+within a run). Wall times include starting and stopping the cluster, which is what a user waits for.
+Goals: overhead ≤ 10 %, speed-up ≥ 1.7× (2 cores).
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ import pandas as pd
 from allocator.errors import UserError
 from allocator.study.summary import ORDER_KEY, ROUTER
 
-
 SIDE_COLORS = {"buy": "#4c72b0", "sell": "#8172b3"}
 
 
