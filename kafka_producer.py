@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from allocator.cli.common import add_data_flags, add_kafka_flags, run_main, speed_value
+from allocator.cli.common import add_data_flags, add_kafka_flags, number_flag, run_main, speed_value
 from allocator.cli.produce import calibration_value, produce
 from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS
 
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--flush-timeout",
-        type=float,
+        type=number_flag("--flush-timeout", "seconds, e.g. --flush-timeout 30", minimum=0, maximum=86400),
         default=30.0,
         help="seconds to wait for the last deliveries (default 30)",
     )

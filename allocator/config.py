@@ -192,6 +192,20 @@ class RunConfig:
             )
         if self.step <= 0:
             raise SettingError(f"{{s}} {self.step}: must be a positive number of shares", s="step")
+        if self.order_size % self.step:
+            # Orders go out in whole steps: the remainder could never be sent, and a run that could not send
+            # its order must not be reported complete.
+            lower, upper = (
+                self.order_size // self.step * self.step,
+                -(-self.order_size // self.step) * self.step,
+            )
+            options = f"{upper}" if lower == 0 else f"{lower} or {upper}"
+            raise SettingError(
+                f"{{size}} {self.order_size} is not a multiple of {{step}} {self.step}: orders go out in whole "
+                f"steps; give {{size}} {options}, or a {{step}} that divides it",
+                size="order_size",
+                step="step",
+            )
         if self.mode not in MODES:
             raise SettingError.not_one_of(self.mode, MODES, "mode")
         if self.side not in SIDES:

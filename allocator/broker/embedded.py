@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import errno
 import importlib.resources
 import logging
@@ -25,6 +26,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -263,6 +265,7 @@ class EmbeddedBroker:
                     env=self._env(),
                     cwd=self._tmp,
                     start_new_session=True,
+                    preexec_fn=_die_with_parent,
                 )
             except OSError as exc:
                 raise BrokerStartError(f"cannot run {self.kind} binary {cmd[0]}: {exc}") from None
@@ -382,3 +385,16 @@ def create_topic(
     return ensure_topic(
         {"bootstrap.servers": bootstrap}, topic, partitions, config, timeout, exact_partitions=True
     )
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the broker child, before exec: ask Linux to SIGKILL it when its parent dies, so a launcher killed
+    with SIGKILL (which runs no cleanup) does not leave the broker holding its port. Elsewhere a no-op.
+    (Linux sends it when the launching *thread* exits; brokers are started from long-lived threads.)"""
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

@@ -18,6 +18,7 @@ from allocator.cli.common import (
     csv_path,
     explicit_window,
     kafka_settings_from,
+    number_flag,
     parse_grid,
     parse_number,
     print_json,
@@ -62,8 +63,18 @@ def _values(values: Sequence[float]) -> str:
 def add_order_flags(parser: argparse.ArgumentParser) -> None:
     """The parent order, the mode and the penalty grid."""
     order = parser.add_argument_group("order and model")
-    order.add_argument("--order-size", type=int, default=5000, help="shares to buy (default 5000)")
-    order.add_argument("--step", type=int, default=100, help="allocation granularity in shares (default 100)")
+    order.add_argument(
+        "--order-size",
+        type=number_flag("--order-size", "shares, e.g. --order-size 5000", integer=True, minimum=1),
+        default=5000,
+        help="shares to buy (default 5000)",
+    )
+    order.add_argument(
+        "--step",
+        type=number_flag("--step", "shares, e.g. --step 100", integer=True, minimum=1),
+        default=100,
+        help="allocation granularity in shares (default 100)",
+    )
     order.add_argument(
         "--mode",
         choices=MODES,
@@ -87,7 +98,9 @@ def add_order_flags(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated grid of queue-risk penalties (default {_values(DEFAULT_THETA_QUEUE)})",
     )
     order.add_argument(
-        "--jobs", type=int, help="worker processes for the grid (default: all cores when it pays)"
+        "--jobs",
+        type=number_flag("--jobs", "worker processes, e.g. --jobs 2", integer=True, minimum=1, maximum=1024),
+        help="worker processes for the grid (default: all cores when it pays)",
     )
 
 
@@ -127,7 +140,9 @@ def add_realistic_flags(
     )
     realistic.add_argument(
         "--outflow-samples",
-        type=int,
+        type=number_flag(
+            "--outflow-samples", "e.g. --outflow-samples 200", integer=True, minimum=1, maximum=1e6
+        ),
         default=DEFAULT_SAMPLES,
         help=f"bootstrap samples of queue outflow per decision (default {DEFAULT_SAMPLES})",
     )
@@ -149,13 +164,17 @@ def add_realistic_flags(
     )
     realistic.add_argument(
         "--sa-iterations",
-        type=int,
+        type=number_flag(
+            "--sa-iterations", "e.g. --sa-iterations 4000", integer=True, minimum=1, maximum=1e8
+        ),
         default=DEFAULT_SA_ITERATIONS,
         help=f"stochastic-approximation steps per decision with --solver sa (default {DEFAULT_SA_ITERATIONS})",
     )
     realistic.add_argument(
         "--seed",
-        type=int,
+        type=number_flag(
+            "--seed", "a whole number ≥ 0, e.g. --seed 0", integer=True, minimum=0, maximum=2**63 - 1
+        ),
         default=0,
         help="seed for outflow bootstrap, SA sampling and latency jitter (default 0)",
     )
@@ -169,7 +188,7 @@ def add_stream_flags(parser: argparse.ArgumentParser) -> None:
     )
     stream.add_argument(
         "--idle-timeout",
-        type=float,
+        type=number_flag("--idle-timeout", "seconds, e.g. --idle-timeout 30", above=0, maximum=86400 * 7),
         default=30.0,
         help="stop after this many seconds without messages (default 30); the report then says so",
     )

@@ -12,30 +12,43 @@ import threading
 from collections.abc import Sequence
 
 from allocator.broker.embedded import KINDS, EmbeddedBroker
-from allocator.cli.common import run_main
+from allocator.cli.common import number_flag, run_main
 from allocator.errors import EXIT_OK, BrokerError
 
 PROG = "python -m allocator.broker"
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.data_dir is not None and args.kind != "noida":
+        parser.error("--data-dir only applies to --kind noida (tansu is memory-only)")
+    return args
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Run an embedded Kafka-protocol broker in the foreground until Ctrl-C/SIGTERM.",
     )
-    parser.add_argument("--port", type=int, default=9092, help="listener port (default: 9092)")
+    parser.add_argument(
+        "--port",
+        type=number_flag("--port", "a TCP port, 1-65535", integer=True, minimum=1, maximum=65535),
+        default=9092,
+        help="listener port (default: 9092)",
+    )
     parser.add_argument("--kind", choices=KINDS, default="tansu", help="broker to run (default: tansu)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument(
         "--data-dir", default=None, help="noida only: keep data here (default: a temp dir deleted at exit)"
     )
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for readiness")
-    args = parser.parse_args(argv)
-    if args.data_dir is not None and args.kind != "noida":
-        parser.error("--data-dir only applies to --kind noida (tansu is memory-only)")
-    if not 0 < args.port < 65536:
-        parser.error(f"--port {args.port} is not a TCP port (1-65535)")
-    return args
+    parser.add_argument(
+        "--timeout",
+        type=number_flag("--timeout", "seconds, e.g. --timeout 30", above=0, maximum=3600),
+        default=30.0,
+        help="seconds to wait for readiness (default 30)",
+    )
+    return parser
 
 
 def serve(argv: Sequence[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -47,8 +48,21 @@ def add_data_flags(parser: argparse.ArgumentParser, *, csv_help: str) -> None:
     )
     fees = parser.add_argument_group("venues and fees")
     fees.add_argument("--venues", metavar="FILE", help="venue TOML (default allocator/data/venues.toml)")
-    fees.add_argument("--fee", type=float, help="force this taker fee ($/share) on every venue")
-    fees.add_argument("--rebate", type=float, help="force this maker rebate ($/share) on every venue")
+    add_fee_flags(fees)
+
+
+def add_fee_flags(group: argparse._ArgumentGroup) -> None:
+    """--fee and --rebate: finite dollars per share (a rebate may be negative: inverted venues charge it)."""
+    group.add_argument(
+        "--fee",
+        type=number_flag("--fee", "$/share, e.g. --fee 0.003; negative on inverted venues"),
+        help="force this taker fee ($/share) on every venue",
+    )
+    group.add_argument(
+        "--rebate",
+        type=number_flag("--rebate", "$/share, e.g. --rebate 0.002; negative on inverted venues"),
+        help="force this maker rebate ($/share) on every venue",
+    )
 
 
 def window_from(args: argparse.Namespace) -> WindowSpec:
@@ -61,19 +75,46 @@ def explicit_window(args: argparse.Namespace) -> WindowSpec | None:
     return window_from(args) if args.start or args.end else None
 
 
-def non_negative_number(text: str, flag: str, hint: str) -> float:
-    """The one rule for numeric flags here: a finite number ≥ 0, or a one-line error naming the flag."""
-    value = parse_number(text, flag, hint)
-    if not 0 <= value < float("inf"):
-        raise UserError(f"{flag} {text}: must be a number ≥ 0 ({hint})")
-    return value
+def number_flag(
+    flag: str,
+    hint: str,
+    *,
+    integer: bool = False,
+    minimum: float | None = None,
+    above: float | None = None,
+    maximum: float | None = None,
+) -> Callable[[str], Any]:
+    """The one validator of numeric flags: an argparse `type` that parses the text (a whole number when
+    `integer`), requires it finite and within [minimum, maximum] (or > `above`), and otherwise raises a
+    one-line UserError naming the flag and what to give. argparse lets a UserError through (it catches only
+    ValueError and TypeError), so `run_main` prints it as the single line."""
+
+    def parse(text: str) -> Any:
+        value: float | int
+        if integer:
+            try:
+                value = int(text.strip())
+            except ValueError:
+                raise UserError(f"{flag} {text!r} is not a whole number ({hint})") from None
+        else:
+            value = parse_number(text, flag, hint)
+            if not math.isfinite(value):
+                raise UserError(f"{flag} {text}: must be a finite number ({hint})")
+        if minimum is not None and value < minimum:
+            raise UserError(f"{flag} {text}: must be ≥ {minimum:g} ({hint})")
+        if above is not None and value <= above:
+            raise UserError(f"{flag} {text}: must be more than {above:g} ({hint})")
+        if maximum is not None and value > maximum:
+            raise UserError(f"{flag} {text}: must be ≤ {maximum:g} ({hint})")
+        return value
+
+    parse.numeric_flag = flag  # type: ignore[attr-defined]  # lets a test find every numeric flag
+    return parse
 
 
-def speed_value(text: str) -> float:
-    """--speed: 1 = real time, 0 = no pacing."""
-    return non_negative_number(
-        text, "--speed", "1 = real time, 10 = ten times faster, 0 = as fast as possible"
-    )
+speed_value = number_flag(
+    "--speed", "1 = real time, 10 = ten times faster, 0 = as fast as possible", minimum=0, maximum=1e9
+)
 
 
 def parse_number(text: str, flag: str, hint: str) -> float:
@@ -109,7 +150,7 @@ def add_kafka_flags(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--connect-timeout",
-        type=float,
+        type=number_flag("--connect-timeout", "seconds, e.g. --connect-timeout 10", minimum=1, maximum=86400),
         default=10.0,
         help="seconds to wait for the broker to answer before giving up (default 10)",
     )

@@ -15,7 +15,7 @@ import numpy as np
 from allocator.cli.common import (
     csv_path,
     kafka_settings_from,
-    non_negative_number,
+    number_flag,
     print_json,
     setup_logging,
     window_from,
@@ -29,11 +29,12 @@ from allocator.snapshots.rule import build_snapshots
 log = logging.getLogger(__name__)
 
 
-def calibration_value(text: str) -> float:
-    """--calibration: seconds of history before the window (a finite number ≥ 0), one-line error otherwise."""
-    return non_negative_number(
-        text, "--calibration", "seconds of rows before the window sent as calibration history; 0 = none"
-    )
+calibration_value = number_flag(
+    "--calibration",
+    "seconds of rows before the window sent as calibration history; 0 = none",
+    minimum=0,
+    maximum=86400 * 365,
+)
 
 
 def produce(args: argparse.Namespace) -> int:

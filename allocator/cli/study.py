@@ -13,7 +13,15 @@ import logging
 from collections.abc import Sequence
 
 from allocator.cli.allocate import add_realistic_flags, sim_settings_from
-from allocator.cli.common import parse_grid, parse_number, print_json, run_main, setup_logging
+from allocator.cli.common import (
+    add_fee_flags,
+    number_flag,
+    parse_grid,
+    parse_number,
+    print_json,
+    run_main,
+    setup_logging,
+)
 from allocator.config import PenaltyGrid, RunConfig
 from allocator.data.loader import PRICE_FORMATS
 from allocator.data.venues import load_fee_table
@@ -53,7 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
         "files", nargs="*", metavar="FILE", help="Databento MBP CSV or DBN files, globs allowed"
     )
     paths.add_argument(
-        "--synthetic", type=int, default=0, metavar="N", help="also N paths from the recorded-data generator"
+        "--synthetic",
+        type=number_flag(
+            "--synthetic", "paths, e.g. --synthetic 8", integer=True, minimum=0, maximum=100_000
+        ),
+        default=0,
+        metavar="N",
+        help="also N paths from the recorded-data generator",
     )
     paths.add_argument(
         "--path-minutes",
@@ -62,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     paths.add_argument(
         "--path-seed",
-        type=int,
+        type=number_flag("--path-seed", "a whole number ≥ 0", integer=True, minimum=0, maximum=2**63 - 1),
         default=1,
         help="seed of the first synthetic path; the others follow (default 1)",
     )
@@ -78,13 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--price-format", choices=PRICE_FORMATS, default="auto", help="as in order_allocator.py"
     )
     paths.add_argument("--venues", metavar="FILE", help="venue TOML (default allocator/data/venues.toml)")
-    paths.add_argument("--fee", type=float, help="force this taker fee ($/share) on every venue")
-    paths.add_argument("--rebate", type=float, help="force this maker rebate ($/share) on every venue")
+    add_fee_flags(paths)
 
     orders = parser.add_argument_group("parent orders")
     orders.add_argument(
         "--arrivals",
-        type=int,
+        type=number_flag(
+            "--arrivals", "orders per path, e.g. --arrivals 8", integer=True, minimum=1, maximum=1_000_000
+        ),
         default=DEFAULT_ARRIVALS,
         help=f"orders per path and side (default {DEFAULT_ARRIVALS})",
     )
@@ -95,13 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="even: centres of equal slices of the usable span; poisson: a seeded Poisson process (default even)",
     )
     orders.add_argument("--sides", default="buy,sell", help="buy, sell or buy,sell (default buy,sell)")
-    orders.add_argument("--order-size", type=int, default=5000, help="shares per parent order (default 5000)")
     orders.add_argument(
-        "--step", type=int, default=100, help="allocation granularity in shares (default 100)"
+        "--order-size",
+        type=number_flag("--order-size", "shares, e.g. --order-size 5000", integer=True, minimum=1),
+        default=5000,
+        help="shares per parent order (default 5000)",
+    )
+    orders.add_argument(
+        "--step",
+        type=number_flag("--step", "shares, e.g. --step 100", integer=True, minimum=1),
+        default=100,
+        help="allocation granularity in shares (default 100)",
     )
     orders.add_argument(
         "--order-horizon",
-        default=f"{DEFAULT_ORDER_HORIZON_SECONDS:g}",
+        type=number_flag("--order-horizon", "seconds, e.g. --order-horizon 120", above=0, maximum=86400 * 7),
+        default=DEFAULT_ORDER_HORIZON_SECONDS,
         help="seconds from an order's arrival to its deadline, when the clean-up completes it "
         f"(default {DEFAULT_ORDER_HORIZON_SECONDS:g})",
     )
@@ -127,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stats.add_argument(
         "--folds",
-        type=int,
+        type=number_flag("--folds", "e.g. --folds 4", integer=True, minimum=2, maximum=100_000),
         help=f"k of the k-fold selection (default {DEFAULT_FOLDS}, or the paths if fewer)",
     )
     stats.add_argument(
@@ -135,7 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stats.add_argument(
         "--resamples",
-        type=int,
+        type=number_flag(
+            "--resamples",
+            "e.g. --resamples 10000; the CI's tails need at least 100",
+            integer=True,
+            minimum=100,
+            maximum=10_000_000,
+        ),
         default=DEFAULT_RESAMPLES,
         help=f"path-bootstrap resamples per confidence interval (default {DEFAULT_RESAMPLES})",
     )
@@ -149,10 +179,19 @@ def build_parser() -> argparse.ArgumentParser:
         f"cluster; {IN_PROCESS}: no Dask, one task after the other in this process",
     )
     engine.add_argument(
-        "--workers", type=int, help="LocalCluster worker processes (default: this machine's cores)"
+        "--workers",
+        type=number_flag(
+            "--workers", "worker processes, e.g. --workers 2", integer=True, minimum=1, maximum=4096
+        ),
+        help="LocalCluster worker processes (default: this machine's cores)",
     )
     engine.add_argument(
-        "--block", type=int, default=DEFAULT_BLOCK, help=f"arrivals per task (default {DEFAULT_BLOCK})"
+        "--block",
+        type=number_flag(
+            "--block", "arrivals per task, e.g. --block 4", integer=True, minimum=1, maximum=1_000_000
+        ),
+        default=DEFAULT_BLOCK,
+        help=f"arrivals per task (default {DEFAULT_BLOCK})",
     )
     engine.add_argument(
         "--out",
@@ -192,9 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
     if not args.verbose and args.scheduler != IN_PROCESS:
         _quiet_dask()
-    horizon = parse_number(args.order_horizon, "--order-horizon", "seconds, e.g. --order-horizon 120")
-    if not 0 < horizon < float("inf"):
-        raise UserError(f"--order-horizon {args.order_horizon}: give seconds > 0, e.g. --order-horizon 120")
+    horizon = args.order_horizon
     config = RunConfig(
         order_size=args.order_size,
         step=args.step,
@@ -220,8 +257,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         test_share=parse_number(args.test_share, "--test-share", "a share, e.g. --test-share 0.5"),
         seed=args.seed,
     )
-    if args.resamples < 100:
-        raise UserError(f"--resamples {args.resamples}: give at least 100 (the CI's tails need them)")
     engine = engine_for(args.scheduler, args.workers)
     fees = load_fee_table(args.venues, fee=args.fee, rebate=args.rebate)
     result = run_study(

@@ -27,6 +27,7 @@ from allocator.broker.embedded import (
     EmbeddedBroker,
     create_topic,
     free_port,
+    port_in_use,
 )
 from allocator.errors import EXIT_BROKER, BrokerError
 
@@ -273,6 +274,37 @@ def test_cli_runs_until_sigint_and_exits_zero(kind: str) -> None:
         assert proc.wait(20) == 0
         assert proc.stderr.read().strip() == ""
         assert not [pid for pid in children if psutil.pid_exists(pid)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("kind", KIND_PARAMS)
+def test_a_sigkilled_launcher_takes_its_broker_with_it(kind: str) -> None:
+    # SIGKILL runs no cleanup in the launcher; the kernel's parent-death signal must still end the broker,
+    # so the port is free for the next start.
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "allocator.broker", "--port", str(port), "--kind", kind],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert _readline(proc.stderr, 30).startswith(f"broker ready on 127.0.0.1:{port}")
+        children = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+        assert children
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        while any(
+            psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+            for pid in children
+        ):
+            assert time.monotonic() < deadline, "the broker outlived its SIGKILLed launcher"
+            time.sleep(0.1)
+        assert not port_in_use("127.0.0.1", port)
     finally:
         if proc.poll() is None:
             proc.kill()

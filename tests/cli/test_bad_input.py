@@ -148,7 +148,7 @@ def test_bad_speed_names_the_flag():
     from allocator.errors import UserError
 
     for value, message in (
-        ("-1", "--speed -1: must be a number ≥ 0"),
+        ("-1", "--speed -1: must be ≥ 0"),
         ("fast", "--speed 'fast' is not a number"),
     ):
         with pytest.raises(UserError, match=message):

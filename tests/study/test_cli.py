@@ -92,7 +92,7 @@ def test_bad_study_inputs_are_one_line_naming_the_flag_or_file(tmp_path: Path, c
         "order: it needs 120 s of --calibration before the arrival and 120 s of --order-horizon after it"
     )
     assert _error(capsys, ["--synthetic", "2", "--order-horizon", "-5"]).startswith(
-        "--order-horizon -5: give"
+        "--order-horizon -5: must be more than 0"
     )
     assert (
         _error(capsys, ["--synthetic", "2", "--sides", "buy,hold"])
@@ -102,11 +102,12 @@ def test_bad_study_inputs_are_one_line_naming_the_flag_or_file(tmp_path: Path, c
         "--warmup 200 is longer than --calibration"
     )
     assert _error(capsys, ["--synthetic", "2", "--resamples", "10"]).startswith(
-        "--resamples 10: give at least 100"
+        "--resamples 10: must be ≥ 100"
     )
     assert run(["--synthetic", "2", "--workers", "0"]) == 2
     assert (
-        capsys.readouterr().err == "python -m allocator.study: error: --workers 0: give at least one worker\n"
+        capsys.readouterr().err
+        == "python -m allocator.study: error: --workers 0: must be ≥ 1 (worker processes, e.g. --workers 2)\n"
     )
 
 
