@@ -391,6 +391,7 @@ def _paced_loop(
             frame.iloc[chunk_start:chunk_end],
             first_index=chunk_start,
             prev_sequence=prev_seq[chunk_start:chunk_end],
+            run_id=stats.run_id,
         )
         chunk_ts = ts[chunk_start:chunk_end]
         due = (chunk_ts - paced_ts0) / NS_PER_SECOND / speed if speed > 0 else None
