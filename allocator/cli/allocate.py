@@ -354,6 +354,7 @@ def _consume(
         state_dir=state,
         on_rows=live.on_rows if live else None,
         levels=config.book_levels,
+        symbol=args.symbol,
     )
     stats = result.stats
     if not result.start:
@@ -371,7 +372,9 @@ def _consume(
         stats.duplicates,
         stats.undecodable,
     )
-    data = stream_market_data(result, args.topic, explicit_window(args), calibration_ns=config.calibration_ns)
+    data = stream_market_data(
+        result, args.topic, explicit_window(args), calibration_ns=config.calibration_ns, symbol=args.symbol
+    )
     meta = {
         "source": f"kafka:{args.topic}",
         "run_id": result.start.get("run_id"),

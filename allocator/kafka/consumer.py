@@ -13,6 +13,7 @@ a restarted consumer resumes exactly where the checkpoint ends and no row is cou
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -29,7 +30,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from allocator.data.loader import STRING_COLUMNS, MarketData, history_start
 from allocator.data.window import NS_PER_SECOND, Window, WindowSpec, format_ns
-from allocator.errors import BrokerError
+from allocator.errors import BrokerError, SettingError
 from allocator.kafka.checkpoint import Checkpoint
 from allocator.kafka.replay_state import (
     Phase,
@@ -37,7 +38,7 @@ from allocator.kafka.replay_state import (
     StopRules,
     StreamResult,
 )
-from allocator.kafka.settings import consumer_settings, redact
+from allocator.kafka.settings import consumer_settings, new_client, redact
 
 log = logging.getLogger(__name__)
 BATCH = 5000
@@ -60,12 +61,16 @@ def consume_replay(
     on_rows: Callable[[pd.DataFrame], None] | None = None,
     stop_after_rows: int | None = None,
     levels: int | None = None,
+    symbol: str | None = None,
 ) -> StreamResult:
     """Read one complete replay from `topic` (the latest one if several follow each other).
 
     `levels` limits the book levels decoded (1 = top of book, all the faithful mode needs). `on_rows`
-    gets each batch of new window rows as it arrives (never the calibration history before the window).
+    gets each batch of new window rows as it arrives (never the calibration history before the window),
+    only those of `symbol` if one is given; the result holds every row (completeness is the replay's).
     """
+    if on_rows is not None and symbol is not None:
+        on_rows = functools.partial(_deliver_symbol, on_rows, symbol)
     state = ReplayState(
         StopRules(idle_timeout=idle_timeout, stop_after_rows=stop_after_rows),
         levels=levels,
@@ -93,7 +98,9 @@ class ReplayConsumer:
     def run(self) -> StreamResult:
         """Poll until a stop rule fires (or Ctrl-C), commit the final offsets, return the replay."""
         error_cb = {"error_cb": lambda err: log.warning("kafka: %s", redact(str(err), self.settings))}
-        consumer = Consumer(error_cb | consumer_settings(self.group, self.settings))
+        consumer = new_client(
+            Consumer, error_cb | consumer_settings(self.group, self.settings), self.settings
+        )
         interrupted = _InterruptFlag()
         try:
             self._attach(consumer, interrupted)
@@ -181,17 +188,51 @@ class ReplayConsumer:
             )
 
 
+def _deliver_symbol(on_rows: Callable[[pd.DataFrame], None], symbol: str, batch: pd.DataFrame) -> None:
+    """Live routing of one symbol sees only its rows."""
+    if "symbol" in batch.columns:
+        batch = batch.loc[np.asarray(batch["symbol"] == symbol)]
+    if len(batch):
+        on_rows(batch)
+
+
+def symbol_rows(rows: pd.DataFrame, symbol: str, topic: str) -> pd.DataFrame:
+    """The rows of one symbol, as the loader's `symbol` keeps them; one line when the replay has none."""
+    if "symbol" not in rows.columns:
+        raise SettingError(
+            f"the replay on {SettingError.literal(repr(topic))} has no symbol column to select "
+            f"{SettingError.literal(repr(symbol))} from; drop {{symbol}}",
+            symbol="symbol",
+        )
+    keep = np.asarray(rows["symbol"] == symbol)
+    if not keep.any():
+        held = sorted({str(s) for s in rows["symbol"].dropna().astype(object).unique()})
+        raise SettingError(
+            f"the replay on {SettingError.literal(repr(topic))} holds no rows of symbol "
+            f"{SettingError.literal(repr(symbol))} (symbols there: {SettingError.literal(', '.join(held) or 'none')}); "
+            "change or drop {symbol}",
+            symbol="symbol",
+        )
+    return _drop_unused_categories(rows.loc[keep].reset_index(drop=True))
+
+
 def stream_market_data(
-    result: StreamResult, topic: str, window: WindowSpec | None, calibration_ns: int = 0
+    result: StreamResult,
+    topic: str,
+    window: WindowSpec | None,
+    calibration_ns: int = 0,
+    symbol: str | None = None,
 ) -> MarketData:
     """The consumed rows as the loader would have returned them, with the producer's window.
 
     An explicit --start/--end on the consumer narrows the rows further (on the data's date). Rows
     before the window start are calibration history: `frame` never holds them (they are not traded);
     with `calibration_ns` > 0 those in [start − calibration_ns, start) become `history`, as the loader
-    with the same span would give.
+    with the same span would give. `symbol` keeps only that symbol's rows, as the loader's does.
     """
     start, rows = result.start, result.frame
+    if symbol is not None:
+        rows = symbol_rows(rows, symbol, topic)
     ts = rows["ts_event"].to_numpy()
     replay_window = _narrowed_window(start, ts, window)
     history: pd.DataFrame | None = None

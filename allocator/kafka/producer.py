@@ -44,7 +44,7 @@ from allocator.kafka.codec import (
     encode_rows,
     previous_sequence,
 )
-from allocator.kafka.settings import producer_settings, redact
+from allocator.kafka.settings import new_client, producer_settings, redact
 from allocator.snapshots.rule import event_order
 
 log = logging.getLogger(__name__)
@@ -248,7 +248,7 @@ class _Sender:
         self.producer = self._new_producer()
 
     def _new_producer(self) -> Producer:
-        return Producer(self.config | {"error_cb": self._on_error})
+        return new_client(Producer, self.config | {"error_cb": self._on_error}, self.settings)
 
     def _on_error(self, err: KafkaError) -> None:
         log.warning("kafka: %s", redact(str(err), self.settings))
@@ -391,6 +391,7 @@ def _paced_loop(
             frame.iloc[chunk_start:chunk_end],
             first_index=chunk_start,
             prev_sequence=prev_seq[chunk_start:chunk_end],
+            run_id=stats.run_id,
         )
         chunk_ts = ts[chunk_start:chunk_end]
         due = (chunk_ts - paced_ts0) / NS_PER_SECOND / speed if speed > 0 else None

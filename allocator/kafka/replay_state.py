@@ -6,6 +6,10 @@ Phases and their transitions (`ReplayState.phase`):
     RECEIVING  --every row of the end message arrived-->  DRAINING  (one more poll, for a newer replay)
     any        --start message of another run-->          RECEIVING (everything read so far is dropped)
 
+The consumer follows exactly one run: rows carry their run id (codec.RUN_ID), and rows or end messages
+of any other run read while following one (a second producer writing to the topic at the same time)
+are counted as foreign, per run id, never mixed in.
+
 and the stop rules, checked after each poll in this order (`ReplayState.stop_reason`): `stopped_early`
 (the caller's row limit), `end_of_stream` (DRAINING and a poll brought nothing), `idle_timeout` /
 `idle_timeout_no_replay` (silence longer than the idle timeout). The Kafka side (allocator.kafka.consumer)
@@ -41,13 +45,14 @@ from allocator.kafka.codec import (
     PREVIOUS_SEQUENCE,
     REPLAY_INDEX,
     ROW_PREFIX,
+    control_problem,
     decode_rows,
     frame_from_batches,
 )
 
 log = logging.getLogger(__name__)
-START_FIELDS = ("run_id", "rows", "columns", "window_start_ns", "window_end_ns")
-END_FIELDS = ("run_id", "rows")
+MAX_EXAMPLES = 3  # undecodable messages quoted in the report
+MAX_FOREIGN_RUNS = 10  # run ids of foreign messages named in the report
 
 
 @dataclass
@@ -59,6 +64,8 @@ class StreamStats:
     duplicates: int = 0
     undecodable: int = 0
     undecodable_examples: list[str] = field(default_factory=list)
+    foreign_messages: int = 0  # rows and end messages of runs other than the one followed
+    foreign_runs: dict[str, int] = field(default_factory=dict)
     replays_seen: int = 0
     stop_reason: str = ""
     expected_rows: int | None = None
@@ -114,6 +121,8 @@ class StreamStats:
             "duplicates_dropped": self.duplicates,
             "undecodable_skipped": self.undecodable,
             "undecodable_examples": self.undecodable_examples,
+            "foreign_messages": self.foreign_messages,
+            "foreign_run_ids": sorted(self.foreign_runs)[:MAX_FOREIGN_RUNS],
             "missing_rows": self.missing_rows,
             "missing_ranges": self.missing_ranges,
             "missing_by_venue": self.missing_by_venue,
@@ -198,6 +207,13 @@ class ReplayState:
         if self.checkpoint:
             self.checkpoint.reset()
 
+    def count_foreign(self, runs: dict[str, int]) -> None:
+        """Messages of other runs, read while following ours: counted, by run id, never kept."""
+        for run, count in runs.items():
+            self.stats.foreign_messages += count
+            if run in self.stats.foreign_runs or len(self.stats.foreign_runs) < MAX_FOREIGN_RUNS:
+                self.stats.foreign_runs[run] = self.stats.foreign_runs.get(run, 0) + count
+
     def end_replay(self, rows: int) -> None:
         """Our replay's end message: how many rows it holds."""
         self.end_rows = rows
@@ -238,23 +254,37 @@ class ReplayState:
             kind = KIND_ROW if value is not None and value.startswith(ROW_PREFIX) else _kind(msg)
             if kind == KIND_ROW and value is not None:
                 rows.append(value)
-            elif kind == KIND_START and (doc := self._control(value, START_FIELDS)) is not None:
+            elif kind == KIND_START and (doc := self._control(value, KIND_START)) is not None:
                 if doc.get("run_id") != self.start.get("run_id"):
                     self.begin_replay(doc)
                     rows, new_run = [], True
-            elif kind == KIND_END and (doc := self._control(value, END_FIELDS)) is not None:
+            elif kind == KIND_END and (doc := self._control(value, KIND_END)) is not None:
                 if doc.get("run_id") == self.start.get("run_id"):
                     self.end_replay(int(doc["rows"]))
+                elif self.start:
+                    self.count_foreign({str(doc["run_id"]): 1})
             elif kind not in (KIND_START, KIND_END):
                 self.stats.undecodable += 1
         return rows, next_offsets, new_run
 
-    def _control(self, value: bytes | None, required: tuple[str, ...]) -> dict[str, Any] | None:
-        """A start/end control document, or None (then it is counted as undecodable, never fatal)."""
-        doc = parse_control(value, required)
+    def _control(self, value: bytes | None, kind: bytes) -> dict[str, Any] | None:
+        """A start/end control document, or None (then it is counted as undecodable, never fatal): an
+        end must also fit our replay's start."""
+        doc, problem = parse_control(value, kind)
+        if doc is not None and kind == KIND_END and doc["run_id"] == self.start.get("run_id"):
+            announced = int(self.start["rows"])
+            if doc["rows"] > announced:
+                problem = f"end message: rows {doc['rows']} > the start's {announced}"
+                doc = None
         if doc is None:
             self.stats.undecodable += 1
+            self._example(problem)
         return doc
+
+    def _example(self, *problems: str) -> None:
+        """Keep the first few reasons for undecodable messages, for the report."""
+        room = max(0, MAX_EXAMPLES - len(self.stats.undecodable_examples))
+        self.stats.undecodable_examples += [p for p in problems if p][:room]
 
     def _keep_rows(self, rows: list[bytes]) -> pd.DataFrame | None:
         """Decode the poll's rows, drop those already seen, hand the new ones on; returns the new ones."""
@@ -263,9 +293,11 @@ class ReplayState:
         if not self.start:
             self.stats.undecodable += len(rows)  # rows of a replay whose start we never saw
             return None
-        decoded = decode_rows(rows, wanted_columns(self.start["columns"], self.levels))
+        columns = wanted_columns(self.start["columns"], self.levels)
+        decoded = decode_rows(rows, columns, run_id=str(self.start["run_id"]))
         self.stats.undecodable += decoded.undecodable
-        self.stats.undecodable_examples += decoded.errors[: max(0, 3 - len(self.stats.undecodable_examples))]
+        self._example(*decoded.errors)
+        self.count_foreign(decoded.foreign)
         batch = drop_duplicates(decoded.frame, self.seen, self.stats)
         if len(batch):
             self.batches.append(batch)
@@ -334,14 +366,14 @@ def wanted_columns(columns: list[str], levels: int | None) -> list[str]:
     return [c for c in columns if not re.search(r"_(\d\d)$", c) or int(c[-2:]) < levels]
 
 
-def parse_control(value: bytes | None, required: tuple[str, ...]) -> dict[str, Any] | None:
-    """A start/end control document, or None when it is not one."""
+def parse_control(value: bytes | None, kind: bytes) -> tuple[dict[str, Any] | None, str]:
+    """A start/end control document, or None and why it is not one (codec.control_problem's bounds)."""
     try:
         doc = json.loads(value or b"")
-        rows_ok = isinstance(doc.get("rows"), int) and doc["rows"] >= 0
-    except (ValueError, UnicodeDecodeError, AttributeError):
-        return None
-    return doc if rows_ok and all(key in doc for key in required) else None
+    except (ValueError, UnicodeDecodeError):
+        return None, f"{kind.decode()} message: not JSON"
+    problem = control_problem(doc, kind)
+    return (None, f"{kind.decode()} message: {problem}") if problem else (doc, "")
 
 
 def _kind(msg: Message) -> bytes | None:

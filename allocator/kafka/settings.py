@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from confluent_kafka import KafkaError, KafkaException
 
 from allocator.errors import SettingError
 
@@ -30,6 +32,7 @@ ENV_SETTINGS = {
 }
 # librdkafka's own log lines go here; the CLIs show them only with -v (allocator.cli.common.setup_logging).
 LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
+Client = TypeVar("Client")
 
 
 def bootstrap_servers(flag: str | None) -> str:
@@ -55,6 +58,56 @@ def client_settings(bootstrap: str, overrides: Sequence[str] | None) -> dict[str
             )
         settings[key.strip()] = value
     return settings
+
+
+def new_client(
+    factory: Callable[[dict[str, Any]], Client], conf: dict[str, Any], settings: dict[str, str]
+) -> Client:
+    """A librdkafka client built from `conf`; librdkafka refusing the user's settings (an unknown
+    property, a bad value, SASL without a mechanism or credentials) becomes one line naming the key."""
+    try:
+        return factory(conf)
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, KafkaError) and error.code() == KafkaError._INVALID_ARG:
+            raise refused_setting(error.str(), settings) from None
+        raise
+
+
+def refused_setting(reason: str, settings: dict[str, str]) -> SettingError:
+    """librdkafka's refusal as a SettingError on the key it is about (rendered `-X key=value`)."""
+    reason = redact(" ".join(reason.split()), settings)
+    quoted = [name for name in re.findall(r'"([\w.-]+)"', reason) if name in settings]
+    if "SASL mechanism" in reason or "sasl.username and sasl.password" in reason:
+        key = "sasl.mechanism" if "SASL mechanism" in reason else "sasl.username"
+        mechanism = settings.get("sasl.mechanism")
+        given = f"security.protocol={settings.get('security.protocol', '')}" + (
+            f" with sasl.mechanism={mechanism}" if mechanism else ""
+        )
+        fix = (
+            "needs {kafka_settings} sasl.mechanism=PLAIN (or SCRAM-SHA-256, SCRAM-SHA-512) and "
+            "sasl.username/sasl.password (or KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD)"
+            if key == "sasl.mechanism"
+            else "needs sasl.username and sasl.password: pass them with {kafka_settings} or "
+            "KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD"
+        )
+        return SettingError(
+            "{kafka_settings} " + SettingError.literal(given) + " " + fix, kafka_settings="kafka_settings"
+        )
+    if "No such configuration property" in reason:
+        name = re.findall(r'"([^"]*)"', reason)
+        shown = redact_assignment(f"{name[0]}={settings.get(name[0], '')}") if name else "?"
+        return SettingError(
+            "{kafka_settings} "
+            + SettingError.literal(shown)
+            + ": librdkafka has no such property (its CONFIGURATION.md lists them)",
+            kafka_settings="kafka_settings",
+        )
+    shown = " " + redact_assignment(f"{quoted[0]}={settings[quoted[0]]}") if quoted else ""
+    return SettingError(
+        "{kafka_settings}" + SettingError.literal(f"{shown}: librdkafka refused it: {reason}"),
+        kafka_settings="kafka_settings",
+    )
 
 
 def is_secret(key: str) -> bool:

@@ -143,7 +143,7 @@ def test_missing_rows_make_the_report_incomplete(broker):
 
     data = load(DATASET, levels=1)
     frame = event_frame(data.frame).iloc[:500]
-    rows = encode_rows(frame, prev_sequence=previous_sequence(frame))
+    rows = encode_rows(frame, prev_sequence=previous_sequence(frame), run_id="r1")
     venue_rows = {str(k): int(v) for k, v in frame.groupby("publisher_id", observed=True).size().items()}
     start = control_message(
         KIND_START,

@@ -58,8 +58,8 @@ def end(run_id: str = "r1", rows: int = ROWS) -> FakeMessage:
     return FakeMessage(control_message(KIND_END, run_id=run_id, rows=rows), KIND_END)
 
 
-def rows(*indices: int) -> list[FakeMessage]:
-    values = encode_rows(SENT, prev_sequence=prev_seq(SENT))
+def rows(*indices: int, run_id: str = "r1", sent: pd.DataFrame = SENT) -> list[FakeMessage]:
+    values = encode_rows(sent, prev_sequence=prev_seq(sent), run_id=run_id)
     return [FakeMessage(values[i], KIND_ROW) for i in indices]
 
 
@@ -126,7 +126,7 @@ def test_a_newer_replay_starts_over_even_while_draining(caplog):
     s.stop_reason(1.0, events=True)
     assert s.phase is Phase.DRAINING
     with caplog.at_level(logging.INFO, logger="allocator.kafka.replay_state"):
-        s.take([*rows(0), start("r2", rows=3), *rows(1)], 2.0, events=True)
+        s.take([*rows(0), start("r2", rows=3), *rows(1, run_id="r2")], 2.0, events=True)
     assert "a newer replay (run r2) follows on the topic: starting over" in caplog.text
     assert s.phase is Phase.RECEIVING and s.stats.replays_seen == 2
     assert s.stats.rows_received == 1 and s.end_rows is None  # only the row after the new start
@@ -194,7 +194,7 @@ def test_checkpoint_then_resume_continues_where_it_ended(tmp_path):
 def test_a_newer_replay_resets_the_checkpoint(tmp_path):
     s = state(checkpoint=Checkpoint(tmp_path))
     s.take([start(), *rows(0, 1)], 1.0, events=True)
-    s.take([start("r2"), *rows(0)], 2.0, events=True)
+    s.take([start("r2"), *rows(0, run_id="r2")], 2.0, events=True)
     meta = Checkpoint(tmp_path).load()
     assert (
         meta is not None and meta["start"]["run_id"] == "r2" and meta["segments"] == ["segment-000000.arrow"]
@@ -239,3 +239,100 @@ def test_exit_codes_after_a_stream():
         EXIT_INTERRUPTED_CONSUMER,
     ]
     assert gap.why() == "end of stream, 3 of 10 rows missing"
+
+
+OTHER = frame(quote(at("13:40:00") + i, 3, 300.0 + i, 7) for i in range(ROWS))  # another window's rows
+
+
+def test_two_replays_written_at_once_are_never_mixed():
+    """A second producer starts mid-replay: the consumer follows its run only; the first run's rows and
+    end message after that are foreign, counted by run id, and never take the followed run's indices."""
+    s = state()
+    s.take([start("r1"), *rows(0, 1, run_id="r1")], 1.0, events=True)
+    theirs = rows(2, 3, 4, 5, run_id="r1")
+    ours = rows(*range(ROWS), run_id="r2", sent=OTHER)
+    mixed = [start("r2"), ours[0], *theirs[:2], *ours[1:4], *theirs[2:], end("r1"), *ours[4:], end("r2")]
+    s.take(mixed, 2.0, events=True)
+    s.stop_reason(2.0, events=True)
+    s.stats.stop_reason = s.stop_reason(2.5, events=False) or ""
+    result = s.result()
+    assert result.start["run_id"] == "r2" and result.stats.complete
+    assert result.frame["ts_event"].tolist() == OTHER["ts_event"].tolist()
+    report = result.stats.report()
+    assert report["foreign_messages"] == 5 and report["foreign_run_ids"] == ["r1"]
+    assert report["duplicates_dropped"] == 0 and report["undecodable_skipped"] == 0
+
+
+def test_rows_without_a_run_id_are_undecodable():
+    s = state()
+    untagged = encode_rows(SENT, prev_sequence=prev_seq(SENT))
+    s.take([start(), FakeMessage(untagged[0], KIND_ROW), *rows(1)], 1.0, events=True)
+    assert s.stats.undecodable == 1 and s.stats.rows_received == 1 and s.stats.foreign_messages == 0
+
+
+def test_a_lone_row_of_the_wrong_shape_never_takes_the_real_rows_index():
+    """It has a row's keys and our run id but not the replay's columns: undecodable, even alone in its
+    poll (no batch parse error to send it down a slow path), and the real row 2 is kept, not a duplicate."""
+    s = state()
+    s.take([start(), *rows(0, 1)], 1.0, events=True)
+    fake = b'{"n":2,"r":"r1","ts_event":1722519392000000000,"publisher_id":1}'
+    s.take([FakeMessage(fake, KIND_ROW)], 2.0, events=True)
+    s.take([*rows(2, 3, 4, 5), end()], 3.0, events=True)
+    result = s.result()
+    assert result.stats.undecodable == 1 and result.stats.duplicates == 0
+    assert result.stats.rows_received == ROWS and result.stats.missing_rows == 0
+    assert result.stats.undecodable_examples == [
+        "not a market-data row: no 'ts_recv', 'rtype', 'instrument_id', ..."
+    ]
+    pd.testing.assert_frame_equal(result.frame, SENT, check_dtype=False, check_categorical=False)
+
+
+@pytest.mark.parametrize(
+    ("fields", "example"),
+    [
+        ({"rows": 10**13}, "start message: rows 10000000000000 is not an integer in 0..100000000"),
+        ({"rows": True}, "start message: rows True is not an integer in 0..100000000"),
+        (
+            {"window_start_ns": -1},
+            "start message: window_start_ns -1 is not an integer in 0..4102444800000000000",
+        ),
+        (
+            {"window_end_ns": 10**30},
+            "start message: window_end_ns 100000000000000000000000000... is not an integer in 0..4102444800000000000",
+        ),
+        ({"window_end_ns": 5}, "start message: window_start_ns is after window_end_ns"),
+        ({"history_rows": 7}, "start message: history_rows 7 is not an integer in 0..6"),
+        ({"levels": 11}, "start message: levels 11 is not an integer in 1..10"),
+        ({"columns": ["ts_event", 3]}, "start message: columns must be a list of names"),
+        (
+            {"columns": ["ts_event"]},
+            "start message: columns must be unique and hold ts_event, publisher_id, ask_px_00, ask_sz_00",
+        ),
+        (
+            {"venue_rows": {"1": -3}},
+            "start message: venue_rows must map publisher ids to row counts within rows",
+        ),
+        ({"run_id": ""}, "start message: run_id must be a string of 1 to 64 characters"),
+    ],
+)
+def test_an_out_of_bounds_start_message_is_counted_never_obeyed(fields, example):
+    doc = {
+        "run_id": "r9",
+        "rows": ROWS,
+        "columns": list(SENT.columns),
+        "window_start_ns": at("13:36:32"),
+        "window_end_ns": at("13:45:15"),
+    } | fields
+    s = state()
+    s.take([FakeMessage(control_message(KIND_START, **doc), KIND_START)], 1.0, events=True)
+    assert s.phase is Phase.WAITING and not s.start
+    assert s.stats.undecodable == 1 and s.stats.undecodable_examples == [example]
+
+
+def test_an_end_message_announcing_more_rows_than_its_start_is_counted_never_obeyed():
+    s = state()
+    s.take([start(), *rows(*range(ROWS)), end(rows=10**6)], 1.0, events=True)
+    assert s.end_rows is None and s.stats.undecodable == 1
+    assert s.stats.undecodable_examples == ["end message: rows 1000000 > the start's 6"]
+    s.take([end()], 2.0, events=True)
+    assert s.end_rows == ROWS
