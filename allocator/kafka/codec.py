@@ -25,7 +25,7 @@ import pyarrow.json as pajson
 from allocator.data.loader import STRING_COLUMNS, TIMESTAMP_COLUMNS
 from allocator.data.schema import MAX_LEVELS, REQUIRED_COLUMNS, is_price_column
 
-SCHEMA_VERSION = "sor-l1/1"
+SCHEMA_VERSION = "sor-l1/2"  # /2: every row carries its replay's run id ("r")
 HEADER_SCHEMA = "schema"
 HEADER_KIND = "kind"
 KIND_ROW = b"row"
