@@ -406,6 +406,8 @@ class _Accumulator:
         self.symbol = symbol
         self.price_format = price_format
         self.price_columns = price_columns
+        # (line, column) of the price that decided an "auto" format; None while undecided or when given.
+        self.price_format_from: tuple[int, str] | None = None
         self.window: Window | None = None
         self.rows_total = 0
         self.first_ts: int | None = None
@@ -421,6 +423,7 @@ class _Accumulator:
         if batch.num_rows == 0:
             return
         columns: _Columns = {}
+        prices: dict[str, pa.Array] = {}
         for name in batch.schema.names:
             arr = batch.column(name)
             if name in TIMESTAMP_COLUMNS:
@@ -428,9 +431,12 @@ class _Accumulator:
             elif name in STRING_COLUMNS:
                 columns[name] = arr.to_pandas()
             elif name in self.price_columns:
-                columns[name] = self._prices(arr, name, first_line)
+                prices[name] = arr
             else:
                 columns[name] = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        if prices:
+            columns.update(self._prices(prices, first_line))
+            columns = {name: columns[name] for name in batch.schema.names}  # file order, as before
         ts = columns["ts_event"]
         self.rows_total += len(ts)
         lo, hi = int(ts.min()), int(ts.max())
@@ -469,28 +475,82 @@ class _Accumulator:
         mask = (ts >= self.history_from) & (ts < self.window.start_ns)
         return mask if mask.any() else None
 
-    def _prices(self, arr: pa.Array, name: str, first_line: int) -> np.ndarray:
-        values = arr.to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
-        values[np.abs(values) >= UNDEF_PRICE_FLOAT] = np.nan
-        finite = values[np.isfinite(values)]
-        if self.price_format == "auto" and finite.size:
-            looks_fixed = (
-                bool(np.all(finite == np.round(finite)))
-                and float(np.abs(finite).max()) >= FIXED_POINT_THRESHOLD
-            )
-            self.price_format = "fixed" if looks_fixed else "decimal"
-        if self.price_format == "fixed":
-            values *= FIXED_PRICE_SCALE
-            values = np.round(values, 9)
-        elif finite.size and float(np.abs(finite).max()) >= FIXED_POINT_THRESHOLD:
-            row = int(np.flatnonzero(np.abs(values) >= FIXED_POINT_THRESHOLD)[0])
-            where = SettingError.literal(f"{self.path}: line {first_line + row}, column {name}")
-            raise SettingError(
-                f"{where}: price {values[row]:.0f} looks like Databento fixed-point (1e-9) while earlier prices "
-                "were decimals; pass {fmt} fixed or fix the file",
+    def _prices(self, raw: dict[str, pa.Array], first_line: int) -> _Columns:
+        """A block's price columns as float64 dollars (NaN when undefined).
+
+        The format — decimal or Databento fixed-point (1e-9) — is one per file: "auto" decides it from the
+        file's first non-zero price, and every later block is checked against it, so a file that changes
+        format part-way fails at the line where it changes instead of being scaled as if it did not.
+        """
+        values = {
+            name: arr.to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
+            for name, arr in raw.items()
+        }
+        for v in values.values():
+            v[np.abs(v) >= UNDEF_PRICE_FLOAT] = np.nan
+        if self.price_format == "auto":
+            self._decide_price_format(values, first_line)
+        fixed = self.price_format == "fixed"
+        bad_row, bad_name = -1, ""
+        for name, v in values.items():
+            big = np.abs(v) >= FIXED_POINT_THRESHOLD  # NaN compares False
+            if fixed:
+                wrong = np.isfinite(v) & (v != np.round(v))
+                if self.price_format_from is not None:  # detected, not given: a small price is a decimal
+                    wrong |= (v != 0) & ~big & np.isfinite(v)
+            else:
+                wrong = big
+            if wrong.any():
+                row = int(np.argmax(wrong))
+                if bad_row < 0 or row < bad_row:
+                    bad_row, bad_name = row, name
+        if bad_row >= 0:
+            raise self._price_format_error(bad_name, first_line + bad_row, float(values[bad_name][bad_row]))
+        if fixed:
+            for name, v in values.items():
+                v *= FIXED_PRICE_SCALE
+                values[name] = np.round(v, 9)
+        return values
+
+    def _decide_price_format(self, values: dict[str, np.ndarray], first_line: int) -> None:
+        """Fix the file's price format from its first non-zero price (earliest line, then column order)."""
+        first_row, first_name = -1, ""
+        for name, v in values.items():
+            priced = np.isfinite(v) & (v != 0)
+            if priced.any():
+                row = int(np.argmax(priced))
+                if first_row < 0 or row < first_row:
+                    first_row, first_name = row, name
+        if first_row < 0:
+            return
+        value = float(values[first_name][first_row])
+        looks_fixed = value == round(value) and abs(value) >= FIXED_POINT_THRESHOLD
+        self.price_format = "fixed" if looks_fixed else "decimal"
+        self.price_format_from = (first_line + first_row, first_name)
+
+    def _price_format_error(self, name: str, line: int, value: float) -> UserError:
+        where = (
+            f"{self.path}: line {line}, column {name}: price {np.format_float_positional(value, trim='-')}"
+        )
+        fixed = self.price_format == "fixed"
+        if self.price_format_from is None:  # the format was given by the user
+            kind = "is not a whole number, so not" if fixed else "looks like"
+            other = "decimal" if fixed else "fixed"
+            return SettingError(
+                f"{SettingError.literal(where)} {kind} Databento fixed-point (1e-9), yet {{fmt}} "
+                f"{self.price_format} was given; pass {{fmt}} {other} or fix the file",
                 fmt="price_format",
             )
-        return values
+        line0, name0 = self.price_format_from
+        kind, earlier = (
+            ("is a decimal", "Databento fixed-point (1e-9)")
+            if fixed
+            else ("looks like Databento fixed-point (1e-9)", "a decimal")
+        )
+        return UserError(
+            f"{where} {kind}, but the file's first price (line {line0}, column {name0}) is {earlier}; "
+            "a file must use one price format throughout — re-export it"
+        )
 
     def _concatenate(self) -> dict[str, np.ndarray | pd.Categorical]:
         """Join the kept blocks one column at a time, freeing each column's blocks as it goes, so the

@@ -34,6 +34,9 @@ ERRORS = {
     "several_symbols.csv": "holds several symbols in the window (AAPL, MSFT); choose one with --symbol",
     "ragged_row.csv": "line 5 has a different number of fields than the header's 74",
     "binary_garbage.csv": "the header line is not UTF-8 text; is this a CSV file?",
+    "fixed_point_then_decimal.csv": "line 14, column price: price 222.83 is a decimal, but the file's first "
+    "price (line 2, column price) is Databento fixed-point (1e-9); a file must use one price format "
+    "throughout — re-export it",
 }
 # file → what the report must show for files that are accepted (with their defects counted).
 ACCEPTED = {

@@ -97,7 +97,9 @@ def write_all() -> dict[str, bytes]:
     for r in rows[1::2]:
         r["symbol"] = "MSFT"
     put("several_symbols.csv", to_csv_text(frame(rows)))
-    put("fixed_point_prices.csv", to_csv_text(frame(base_rows()), prices="fixed"))
+    fixed = to_csv_text(frame(base_rows()), prices="fixed").splitlines()
+    put("fixed_point_prices.csv", "\n".join(fixed) + "\n")
+    put("fixed_point_then_decimal.csv", "\n".join([*fixed[:13], *lines[12:]]) + "\n")  # decimal from line 14
     put("ragged_row.csv", good.replace(lines[3], ",".join(lines[3].split(",")[:30]), 1))
     put("binary_garbage.csv", bytes(np.random.default_rng(5).integers(0, 256, 3000, dtype=np.uint8)))
     for name, data in files.items():

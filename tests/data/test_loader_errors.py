@@ -1,0 +1,87 @@
+"""The loader's rules for hostile files, checked across block boundaries (small `block_size`), so that a
+rule holding only inside one block — the first — would fail here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from allocator.cli.common import flag_for
+from allocator.data.loader import load
+from allocator.errors import SettingError, UserError
+from tests.helpers import NS, at, frame, quote, to_csv_text
+
+SMALL_BLOCK = 4096  # a few rows per block: many blocks from a small file
+
+
+def rows(n: int) -> list[dict]:
+    return [quote(at("13:37:00") + i * NS, (2, 5)[i % 2], 222.8 + 0.01 * (i % 3), 100 + i) for i in range(n)]
+
+
+def lines_of(prices: str, n: int = 200) -> list[str]:
+    return to_csv_text(frame(rows(n)), prices=prices).splitlines()
+
+
+def error_of(path: Path, **kwargs) -> str:
+    with pytest.raises(UserError) as info:
+        load(path, block_size=SMALL_BLOCK, **kwargs)
+    text = info.value.render(flag_for) if isinstance(info.value, SettingError) else str(info.value)
+    assert "\n" not in text
+    return text
+
+
+def test_fixed_point_then_decimal_fails_at_the_line_where_the_format_changes(tmp_path):
+    fixed, decimal = lines_of("fixed"), lines_of("decimal")
+    path = tmp_path / "mixed.csv"
+    path.write_text("\n".join([fixed[0], *fixed[1:151], *decimal[151:]]) + "\n")  # line 152 is decimal
+    assert error_of(path).endswith(
+        "mixed.csv: line 152, column price: price 222.8 is a decimal, but the file's first price "
+        "(line 2, column price) is Databento fixed-point (1e-9); a file must use one price format "
+        "throughout — re-export it"
+    )
+
+
+def test_decimal_then_fixed_point_fails_at_the_line_where_the_format_changes(tmp_path):
+    fixed, decimal = lines_of("fixed"), lines_of("decimal")
+    path = tmp_path / "mixed.csv"
+    path.write_text("\n".join([decimal[0], *decimal[1:151], *fixed[151:]]) + "\n")
+    assert (
+        "line 152, column price: price 222800000000 looks like Databento fixed-point (1e-9), but the "
+        "file's first price (line 2, column price) is a decimal" in error_of(path)
+    )
+
+
+def test_one_column_in_another_format_is_found_too(tmp_path):
+    fixed = lines_of("fixed")
+    header = fixed[0].split(",")
+    cells = fixed[120].split(",")  # line 121
+    cells[header.index("ask_px_03")] = "222.84"
+    fixed[120] = ",".join(cells)
+    path = tmp_path / "one_cell.csv"
+    path.write_text("\n".join(fixed) + "\n")
+    assert "line 121, column ask_px_03: price 222.84 is a decimal" in error_of(path)
+
+
+def test_a_uniform_file_reads_the_same_in_any_block_size(tmp_path):
+    for prices in ("fixed", "decimal"):
+        path = tmp_path / f"{prices}.csv"
+        path.write_text("\n".join(lines_of(prices)) + "\n")
+        small = load(path, block_size=SMALL_BLOCK)
+        whole = load(path)
+        assert small.price_format == whole.price_format == prices
+        assert small.frame.equals(whole.frame)
+
+
+def test_a_given_format_that_the_file_contradicts_names_the_flag(tmp_path):
+    path = tmp_path / "decimal.csv"
+    path.write_text("\n".join(lines_of("decimal")) + "\n")
+    assert error_of(path, price_format="fixed").endswith(
+        "line 2, column price: price 222.8 is not a whole number, so not Databento fixed-point (1e-9), "
+        "yet --price-format fixed was given; pass --price-format decimal or fix the file"
+    )
+    path.write_text("\n".join(lines_of("fixed")) + "\n")
+    assert error_of(path, price_format="decimal").endswith(
+        "line 2, column price: price 222800000000 looks like Databento fixed-point (1e-9), yet "
+        "--price-format decimal was given; pass --price-format fixed or fix the file"
+    )
