@@ -35,6 +35,7 @@ from allocator.data.schema import (
     HEADER_FIELDS,
     LEVEL_FIELDS,
     REQUIRED_COLUMNS,
+    REQUIRED_IDENTIFIERS,
     book_levels,
     is_price_column,
     level_column,
@@ -426,6 +427,12 @@ class _Accumulator:
         prices: dict[str, pa.Array] = {}
         for name in batch.schema.names:
             arr = batch.column(name)
+            if name in REQUIRED_IDENTIFIERS and arr.null_count:
+                row = int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
+                raise UserError(
+                    f"{self.path}: line {first_line + row}, column {name} is empty; every row needs "
+                    f"{REQUIRED_IDENTIFIERS[name]} — fix or drop that row"
+                )
             if name in TIMESTAMP_COLUMNS:
                 columns[name] = parse_timestamps(arr, self.path, name, first_line)
             elif name in STRING_COLUMNS:
@@ -730,7 +737,10 @@ def _load_dbn(
     for chunk in _quiet(chunks):
         chunk = chunk.reset_index()
         if header is None:
-            header = list(chunk.columns)
+            # Without symbology in the file the package's symbol column is all None: no column, not
+            # rows without an instrument (which the loader refuses).
+            unmapped = "symbol" in chunk.columns and bool(chunk["symbol"].isna().all())
+            header = [c for c in chunk.columns if not (unmapped and c == "symbol")]
             _check_columns(path, header)
             wanted, types, use_levels = _column_plan(header, levels)
             price_columns = [c for c in wanted if types[c] == pa.float64()]

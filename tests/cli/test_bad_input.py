@@ -34,6 +34,9 @@ ERRORS = {
     "several_symbols.csv": "holds several symbols in the window (AAPL, MSFT); choose one with --symbol",
     "ragged_row.csv": "line 5 has a different number of fields than the header's 74",
     "binary_garbage.csv": "the header line is not UTF-8 text; is this a CSV file?",
+    "empty_publisher_id.csv": "line 5, column publisher_id is empty; every row needs its venue — fix or drop "
+    "that row",
+    "empty_symbol.csv": "line 9, column symbol is empty; every row needs its instrument — fix or drop that row",
     "fixed_point_then_decimal.csv": "line 14, column price: price 222.83 is a decimal, but the file's first "
     "price (line 2, column price) is Databento fixed-point (1e-9); a file must use one price format "
     "throughout — re-export it",

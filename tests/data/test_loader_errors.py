@@ -85,3 +85,24 @@ def test_a_given_format_that_the_file_contradicts_names_the_flag(tmp_path):
         "line 2, column price: price 222800000000 looks like Databento fixed-point (1e-9), yet "
         "--price-format decimal was given; pass --price-format fixed or fix the file"
     )
+
+
+@pytest.mark.parametrize(
+    ("column", "needs"),
+    [
+        ("publisher_id", "its venue"),
+        ("sequence", "its venue's message sequence"),
+        ("symbol", "its instrument"),
+    ],
+)
+def test_an_empty_identifier_deep_in_the_file_names_line_and_column(tmp_path, column, needs):
+    lines = lines_of("decimal")
+    header = lines[0].split(",")
+    cells = lines[170].split(",")  # line 171, many blocks in
+    cells[header.index(column)] = ""
+    lines[170] = ",".join(cells)
+    path = tmp_path / "empty.csv"
+    path.write_text("\n".join(lines) + "\n")
+    assert error_of(path).endswith(
+        f"empty.csv: line 171, column {column} is empty; every row needs {needs} — fix or drop that row"
+    )

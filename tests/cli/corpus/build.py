@@ -82,6 +82,8 @@ def write_all() -> dict[str, bytes]:
         )
         + "\n",
     )
+    put("empty_publisher_id.csv", with_cell(good, line=5, column="publisher_id", value=""))
+    put("empty_symbol.csv", with_cell(good, line=9, column="symbol", value=""))
     put("bad_timestamp.csv", with_cell(good, line=6, column="ts_event", value="2024-08-01 noonish"))
     put(
         "outside_window.csv", to_csv_text(frame([quote(at("15:00:00") + i, 2, 222.9, 100) for i in range(5)]))
