@@ -202,6 +202,18 @@ def read_header(path: Path) -> list[str]:
 
 
 def _check_columns(path: Path, header: list[str]) -> None:
+    """Required columns present, and no name twice: a repeated name (ignoring case and surrounding spaces,
+    which the reader strips) leaves it unclear which copy is meant, so it is refused, not guessed."""
+    seen: dict[str, list[int]] = {}
+    for index, name in enumerate(header):
+        seen.setdefault(name.casefold(), []).append(index)
+    repeated = [indices for indices in seen.values() if len(indices) > 1]
+    if repeated:
+        named = "; ".join(" and ".join(f"{header[i]!r} (field {i + 1})" for i in group) for group in repeated)
+        raise UserError(
+            f"{path}: the header repeats column names: {named}; each column must be named once "
+            "(case and spaces aside) — rename or drop the extra ones"
+        )
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     if not missing:
         return
@@ -265,13 +277,18 @@ def _open_csv(
         return pacsv.open_csv(
             str(path),
             memory_pool=_reader_pool(),
-            read_options=pacsv.ReadOptions(block_size=block_size),
+            read_options=_read_options(header, block_size),
             convert_options=pacsv.ConvertOptions(
                 include_columns=wanted, column_types=types, strings_can_be_null=True
             ),
         )
     except (OSError, pa.ArrowException) as exc:
         raise _csv_error(path, exc, header, types) from None
+
+
+def _read_options(header: list[str], block_size: int) -> pacsv.ReadOptions:
+    """The header as `read_header` parsed it (names stripped), so the reader's columns are the checked ones."""
+    return pacsv.ReadOptions(block_size=block_size, column_names=header, skip_rows=1)
 
 
 @functools.cache
@@ -313,7 +330,7 @@ def _csv_error(path: Path, exc: Exception, header: list[str], types: dict[str, p
         index = int(match.group(1))  # pyarrow counts the file's columns, not the parsed subset
         column = header[index] if index < len(header) else f"#{index + 1}"
         dtype = types.get(column)
-        located = _locate_bad_value(path, column, dtype) or f"column {column}"
+        located = _locate_bad_value(path, header, column, dtype) or f"column {column}"
         if "utf8" in lowered or "utf-8" in lowered:
             return UserError(f"{path}: {located}: bytes that are not UTF-8 text; re-export the file as UTF-8")
         kind = "a whole number" if dtype == pa.int64() else "a number" if dtype == pa.float64() else "valid"
@@ -328,12 +345,12 @@ def _csv_error(path: Path, exc: Exception, header: list[str], types: dict[str, p
     return UserError(f"{path}: cannot parse the CSV ({text})")
 
 
-def _locate_bad_value(path: Path, column: str, dtype: pa.DataType | None) -> str:
+def _locate_bad_value(path: Path, header: list[str], column: str, dtype: pa.DataType | None) -> str:
     """Slow path, only after a failure: re-read one column as text to name the offending line."""
     try:
         reader = pacsv.open_csv(
             str(path),
-            read_options=pacsv.ReadOptions(block_size=BLOCK_SIZE),
+            read_options=_read_options(header, BLOCK_SIZE),
             convert_options=pacsv.ConvertOptions(
                 include_columns=[column], column_types={column: pa.binary()}
             ),

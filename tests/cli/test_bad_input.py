@@ -37,6 +37,10 @@ ERRORS = {
     "empty_publisher_id.csv": "line 5, column publisher_id is empty; every row needs its venue — fix or drop "
     "that row",
     "empty_symbol.csv": "line 9, column symbol is empty; every row needs its instrument — fix or drop that row",
+    "duplicate_column.csv": "the header repeats column names: 'ask_px_00' (field 15) and 'ask_px_00' "
+    "(field 21); each column must be named once (case and spaces aside) — rename or drop the extra ones",
+    "case_variant_column.csv": "the header repeats column names: 'ask_px_00' (field 15) and 'ASK_PX_00' "
+    "(field 70); each column must be named once",
     "fixed_point_then_decimal.csv": "line 14, column price: price 222.83 is a decimal, but the file's first "
     "price (line 2, column price) is Databento fixed-point (1e-9); a file must use one price format "
     "throughout — re-export it",

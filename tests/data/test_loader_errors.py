@@ -106,3 +106,21 @@ def test_an_empty_identifier_deep_in_the_file_names_line_and_column(tmp_path, co
     assert error_of(path).endswith(
         f"empty.csv: line 171, column {column} is empty; every row needs {needs} — fix or drop that row"
     )
+
+
+def test_spaces_around_header_names_are_the_names_themselves(tmp_path):
+    lines = lines_of("decimal", 20)
+    clean, spaced = tmp_path / "clean.csv", tmp_path / "spaced.csv"
+    clean.write_text("\n".join(lines) + "\n")
+    spaced.write_text("\n".join([", ".join(lines[0].split(",")), *lines[1:]]) + "\n")
+    assert load(spaced).frame.equals(load(clean).frame)
+
+
+def test_a_name_repeated_with_other_spaces_is_refused(tmp_path):
+    lines = lines_of("decimal", 20)
+    lines[0] = lines[0].replace(",symbol", ", publisher_id ")
+    path = tmp_path / "repeat.csv"
+    path.write_text("\n".join(lines) + "\n")
+    assert "the header repeats column names: 'publisher_id' (field 4) and 'publisher_id' (field 74)" in (
+        error_of(path)
+    )

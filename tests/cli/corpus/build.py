@@ -102,6 +102,8 @@ def write_all() -> dict[str, bytes]:
     fixed = to_csv_text(frame(base_rows()), prices="fixed").splitlines()
     put("fixed_point_prices.csv", "\n".join(fixed) + "\n")
     put("fixed_point_then_decimal.csv", "\n".join([*fixed[:13], *lines[12:]]) + "\n")  # decimal from line 14
+    put("duplicate_column.csv", good.replace(",ask_px_01,", ",ask_px_00,", 1))
+    put("case_variant_column.csv", good.replace(",bid_sz_09,", ",ASK_PX_00 ,", 1))
     put("ragged_row.csv", good.replace(lines[3], ",".join(lines[3].split(",")[:30]), 1))
     put("binary_garbage.csv", bytes(np.random.default_rng(5).integers(0, 256, 3000, dtype=np.uint8)))
     for name, data in files.items():
