@@ -64,6 +64,7 @@ BLOCK_SIZE = 8 << 20
 # Seconds of rows before the window kept as calibration history (shared by both CLIs' --calibration).
 DEFAULT_CALIBRATION_SECONDS = 120.0
 _INT64_MIN = int(np.iinfo(np.int64).min)
+_INT64_MAX = int(np.iinfo(np.int64).max)
 
 _ISO_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$"
 _ZONE_RE = r"(Z|[+-]\d{2}:?\d{2})$"
@@ -330,11 +331,15 @@ def _csv_error(path: Path, exc: Exception, header: list[str], types: dict[str, p
         index = int(match.group(1))  # pyarrow counts the file's columns, not the parsed subset
         column = header[index] if index < len(header) else f"#{index + 1}"
         dtype = types.get(column)
-        located = _locate_bad_value(path, header, column, dtype) or f"column {column}"
+        located, problem = _locate_bad_value(path, header, column, dtype)
         if "utf8" in lowered or "utf-8" in lowered:
-            return UserError(f"{path}: {located}: bytes that are not UTF-8 text; re-export the file as UTF-8")
+            return UserError(
+                f"{path}: {located or f'column {column}'}: bytes that are not UTF-8 text; re-export the file as UTF-8"
+            )
         kind = "a whole number" if dtype == pa.int64() else "a number" if dtype == pa.float64() else "valid"
-        return UserError(f"{path}: {located} is not {kind}; fix or drop that row")
+        return UserError(
+            f"{path}: {located or f'column {column}'} {problem or f'is not {kind}'}; fix or drop that row"
+        )
     if "expected" in lowered and "columns" in lowered:
         line = _locate_ragged_line(path, len(header))
         where = f"line {line}" if line else "a row"
@@ -345,8 +350,11 @@ def _csv_error(path: Path, exc: Exception, header: list[str], types: dict[str, p
     return UserError(f"{path}: cannot parse the CSV ({text})")
 
 
-def _locate_bad_value(path: Path, header: list[str], column: str, dtype: pa.DataType | None) -> str:
-    """Slow path, only after a failure: re-read one column as text to name the offending line."""
+def _locate_bad_value(
+    path: Path, header: list[str], column: str, dtype: pa.DataType | None
+) -> tuple[str, str]:
+    """Slow path, only after a failure: re-read one column as text to name the offending line and what is
+    wrong with its value ("", "" when it cannot be found)."""
     try:
         reader = pacsv.open_csv(
             str(path),
@@ -359,13 +367,14 @@ def _locate_bad_value(path: Path, header: list[str], column: str, dtype: pa.Data
         for batch in reader:
             for i, raw in enumerate(batch.column(0).to_pylist()):
                 value = raw if raw is not None else b""
-                if not _value_ok(value, dtype):
+                problem = _value_problem(value, dtype)
+                if problem:
                     shown = value.decode("utf-8", "backslashreplace")
-                    return f"line {line + i}, column {column}: value {shown!r}"
+                    return f"line {line + i}, column {column}: value {shown!r}", problem
             line += batch.num_rows
     except (OSError, pa.ArrowException):
-        return ""
-    return ""
+        return "", ""
+    return "", ""
 
 
 def _locate_ragged_line(path: Path, fields: int) -> int | None:
@@ -377,28 +386,43 @@ def _locate_ragged_line(path: Path, fields: int) -> int | None:
                 *complete, pending = (pending + chunk).split(b"\n")
                 for line in complete:
                     number += 1
-                    if line.strip() and line.count(b",") + 1 != fields and b'"' not in line:
+                    if _ragged(line, fields):
                         return number
+            if _ragged(pending, fields):  # the last line, without a newline: a file cut mid-row
+                return number + 1
     except (OSError, pa.ArrowException):
         return None
     return None
 
 
-def _value_ok(value: bytes, dtype: pa.DataType | None) -> bool:
+_WHOLE_NUMBER = re.compile(r"[+-]?\d+")
+
+
+def _ragged(line: bytes, fields: int) -> bool:
+    return bool(line.strip()) and line.count(b",") + 1 != fields and b'"' not in line
+
+
+def _value_problem(value: bytes, dtype: pa.DataType | None) -> str:
+    """Why the reader refused `value` as `dtype` ("" when it would accept it): the same rules, in Python,
+    for the one column being searched after a failure."""
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
-        return False
+        return "is not UTF-8 text"
+    text = text.strip()
     if dtype is None or text == "" or text.lower() in {"nan", "null", "na", "n/a"}:
-        return True
-    try:
-        if dtype == pa.float64():
-            float(text)
-        elif dtype == pa.int64():
-            int(text)
-    except ValueError:
-        return False
-    return True
+        return ""
+    if dtype == pa.int64():
+        if not _WHOLE_NUMBER.fullmatch(text):
+            return "is not a whole number"
+        if not _INT64_MIN <= int(text) <= _INT64_MAX:
+            return "is outside the 64-bit integer range"
+    elif dtype == pa.float64():
+        try:
+            float(text.replace("_", "?"))  # Python allows 1_000; the reader does not
+        except ValueError:
+            return "is not a number"
+    return ""
 
 
 # One chunk's columns by name: int64/float64 arrays, string Series, or Categoricals (the kind follows the
@@ -703,24 +727,41 @@ def parse_timestamps(arr: pa.Array, path: Path | str, column: str, first_line: i
         )
     out = np.empty(len(arr), dtype=np.int64)
     int_mask = is_int.to_numpy(zero_copy_only=False)
-    if int_mask.any():
-        out[int_mask] = pc.cast(arr.filter(is_int), pa.int64()).to_numpy()
-    if not int_mask.all():
-        iso = arr.filter(is_iso)
-        zoned = pc.fill_null(pc.match_substring_regex(iso, _ZONE_RE), False)
-        iso_values = np.empty(len(iso), dtype=np.int64)
-        zoned_mask = zoned.to_numpy(zero_copy_only=False)
-        try:
-            if zoned_mask.any():
-                parsed = pc.cast(iso.filter(zoned), pa.timestamp("ns", tz="UTC"))
-                iso_values[zoned_mask] = parsed.cast(pa.int64()).to_numpy()
-            if not zoned_mask.all():
-                parsed = pc.cast(iso.filter(pc.invert(zoned)), pa.timestamp("ns"))
-                iso_values[~zoned_mask] = parsed.cast(pa.int64()).to_numpy()
-        except pa.ArrowException as exc:
-            raise UserError(f"{path}: column {column} near line {first_line}: {_short(exc)}") from None
-        out[~int_mask] = iso_values
+    zoned = pc.fill_null(pc.match_substring_regex(arr, _ZONE_RE), False)
+    zoned_mask = zoned.to_numpy(zero_copy_only=False)
+    for mask, target in (
+        (int_mask, pa.int64()),
+        (~int_mask & zoned_mask, pa.timestamp("ns", tz="UTC")),
+        (~int_mask & ~zoned_mask, pa.timestamp("ns")),
+    ):
+        if mask.any():
+            part = arr.filter(pa.array(mask))
+            try:
+                out[mask] = pc.cast(part, target).cast(pa.int64()).to_numpy()
+            except pa.ArrowException:
+                # The right shape but not a time (month 13, an int beyond int64): name its line.
+                row = int(np.flatnonzero(mask)[_first_failing_cast(part, target)])
+                raise UserError(
+                    f"{path}: line {first_line + row}, column {column}: {arr[row].as_py()!r} is not a "
+                    "timestamp (expected ISO-8601 like 2024-08-01T13:36:32.491911683Z or integer "
+                    "nanoseconds within int64)"
+                ) from None
     return out
+
+
+def _first_failing_cast(arr: pa.Array, target: pa.DataType) -> int:
+    """Index of the first value of `arr` that does not cast to `target`, by bisection: a few casts of
+    halves instead of one per value. Only called after the whole cast failed."""
+    lo, hi = 0, len(arr)  # the first failure is in [lo, hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            pc.cast(arr.slice(lo, mid - lo), target)
+        except pa.ArrowException:
+            hi = mid
+        else:
+            lo = mid
+    return lo
 
 
 # --------------------------------------------------------------------------------------------- DBN

@@ -41,6 +41,10 @@ ERRORS = {
     "(field 21); each column must be named once (case and spaces aside) — rename or drop the extra ones",
     "case_variant_column.csv": "the header repeats column names: 'ask_px_00' (field 15) and 'ASK_PX_00' "
     "(field 70); each column must be named once",
+    "cut_last_line.csv": "line 25 has a different number of fields than the header's 74; the file may be cut",
+    "timestamp_out_of_range.csv": "line 20, column ts_event: '2024-13-01T13:36:59Z' is not a timestamp",
+    "size_overflow.csv": "line 17, column ask_sz_00: value '99999999999999999999' is outside the 64-bit "
+    "integer range; fix or drop that row",
     "fixed_point_then_decimal.csv": "line 14, column price: price 222.83 is a decimal, but the file's first "
     "price (line 2, column price) is Databento fixed-point (1e-9); a file must use one price format "
     "throughout — re-export it",

@@ -124,3 +124,38 @@ def test_a_name_repeated_with_other_spaces_is_refused(tmp_path):
     assert "the header repeats column names: 'publisher_id' (field 4) and 'publisher_id' (field 74)" in (
         error_of(path)
     )
+
+
+def with_cell(lines: list[str], line: int, column: str, value: str) -> list[str]:
+    cells = lines[line - 1].split(",")
+    cells[lines[0].split(",").index(column)] = value
+    return [*lines[: line - 1], ",".join(cells), *lines[line:]]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("ts_event", "2024-08-01 noonish", "'2024-08-01 noonish' is not a timestamp"),
+        ("ts_event", "2024-13-01T13:37:00.000000000Z", "'2024-13-01T13:37:00.000000000Z' is not a timestamp"),
+        ("ts_recv", "2024-08-01T25:00:00", "'2024-08-01T25:00:00' is not a timestamp"),
+        ("ts_event", "99999999999999999999", "'99999999999999999999' is not a timestamp"),
+        (
+            "ask_sz_00",
+            "99999999999999999999",
+            "value '99999999999999999999' is outside the 64-bit integer range",
+        ),
+        ("bid_sz_00", "-99999999999999999999", "value '-99999999999999999999' is outside the 64-bit integer"),
+        ("ask_sz_00", "1_000", "value '1_000' is not a whole number"),
+    ],
+)
+def test_a_bad_value_deep_in_the_file_names_its_line(tmp_path, column, value, message):
+    path = tmp_path / "deep.csv"
+    path.write_text("\n".join(with_cell(lines_of("decimal"), 183, column, value)) + "\n")
+    assert f"deep.csv: line 183, column {column}: {message}" in error_of(path)
+
+
+def test_a_file_cut_mid_row_names_its_last_line(tmp_path):
+    text = "\n".join(lines_of("decimal")) + "\n"
+    path = tmp_path / "cut.csv"
+    path.write_text(text[: len(text) - 300])  # line 201 loses its tail and its newline
+    assert "cut.csv: line 201 has a different number of fields than the header's 74" in error_of(path)

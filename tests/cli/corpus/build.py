@@ -104,6 +104,12 @@ def write_all() -> dict[str, bytes]:
     put("fixed_point_then_decimal.csv", "\n".join([*fixed[:13], *lines[12:]]) + "\n")  # decimal from line 14
     put("duplicate_column.csv", good.replace(",ask_px_01,", ",ask_px_00,", 1))
     put("case_variant_column.csv", good.replace(",bid_sz_09,", ",ASK_PX_00 ,", 1))
+    put("cut_last_line.csv", good[: good.rindex(",222.") + 4])  # cut mid-row, no newline after it
+    put(
+        "timestamp_out_of_range.csv",
+        with_cell(good, line=20, column="ts_event", value="2024-13-01T13:36:59Z"),
+    )
+    put("size_overflow.csv", with_cell(good, line=17, column="ask_sz_00", value="99999999999999999999"))
     put("ragged_row.csv", good.replace(lines[3], ",".join(lines[3].split(",")[:30]), 1))
     put("binary_garbage.csv", bytes(np.random.default_rng(5).integers(0, 256, 3000, dtype=np.uint8)))
     for name, data in files.items():
