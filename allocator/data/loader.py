@@ -61,6 +61,8 @@ FIXED_POINT_THRESHOLD = 1e7
 # INT64_MAX as Databento's undefined price, after the float64 read, is ~9.22e18.
 UNDEF_PRICE_FLOAT = 9.0e18
 BLOCK_SIZE = 8 << 20
+# A real MBP-10 header is under 1 KiB; anything near this is not a header (and is not read further).
+MAX_HEADER_BYTES = 1 << 20
 # Seconds of rows before the window kept as calibration history (shared by both CLIs' --calibration).
 DEFAULT_CALIBRATION_SECONDS = 120.0
 _INT64_MIN = int(np.iinfo(np.int64).min)
@@ -182,7 +184,7 @@ def read_header(path: Path) -> list[str]:
     try:
         with pa.input_stream(str(path), compression="detect") as stream:
             first = b""
-            while b"\n" not in first:
+            while b"\n" not in first and len(first) <= MAX_HEADER_BYTES:
                 chunk = stream.read(1 << 16)
                 if not chunk:
                     break
@@ -194,6 +196,11 @@ def read_header(path: Path) -> list[str]:
         ) from None
     if not first.strip():
         raise UserError(f"{path} is empty: expected a CSV header with {', '.join(REQUIRED_COLUMNS)}")
+    if len(first) > MAX_HEADER_BYTES:
+        raise UserError(
+            f"{path}: line 1 (the header) is longer than {MAX_HEADER_BYTES >> 20} MiB; expected a CSV header "
+            f"with {', '.join(REQUIRED_COLUMNS)}"
+        )
     try:
         text = first.decode("utf-8").strip().lstrip("\ufeff")
     except UnicodeDecodeError:
@@ -266,7 +273,7 @@ def _load_csv(
     price_columns = [c for c in wanted if types[c] == pa.float64()]
     reader = _open_csv(path, header, wanted, types, block_size)
     state = _Accumulator(path, window, symbol, price_format, price_columns, calibration_ns)
-    for line_offset, batch in _batches(path, reader, header, types):
+    for line_offset, batch in _batches(path, reader, header, types, block_size):
         state.add(batch, line_offset)
     return state.finish(use_levels)
 
@@ -284,7 +291,7 @@ def _open_csv(
             ),
         )
     except (OSError, pa.ArrowException) as exc:
-        raise _csv_error(path, exc, header, types) from None
+        raise _csv_error(path, exc, header, types, block_size) from None
 
 
 def _read_options(header: list[str], block_size: int) -> pacsv.ReadOptions:
@@ -303,7 +310,11 @@ def _reader_pool() -> pa.MemoryPool:
 
 
 def _batches(
-    path: Path, reader: pacsv.CSVStreamingReader, header: list[str], types: dict[str, pa.DataType]
+    path: Path,
+    reader: pacsv.CSVStreamingReader,
+    header: list[str],
+    types: dict[str, pa.DataType],
+    block_size: int = BLOCK_SIZE,
 ) -> Iterator[tuple[int, pa.RecordBatch]]:
     """Record batches with the 1-based file line number of their first row (the header is line 1)."""
     line = 2
@@ -313,12 +324,14 @@ def _batches(
         except StopIteration:
             return
         except (OSError, pa.ArrowException) as exc:
-            raise _csv_error(path, exc, header, types) from None
+            raise _csv_error(path, exc, header, types, block_size) from None
         yield line, batch
         line += batch.num_rows
 
 
-def _csv_error(path: Path, exc: Exception, header: list[str], types: dict[str, pa.DataType]) -> UserError:
+def _csv_error(
+    path: Path, exc: Exception, header: list[str], types: dict[str, pa.DataType], block_size: int = BLOCK_SIZE
+) -> UserError:
     """Turn a pyarrow failure into one line naming the file, line and column."""
     text = _short(exc)
     lowered = text.lower()
@@ -339,6 +352,13 @@ def _csv_error(path: Path, exc: Exception, header: list[str], types: dict[str, p
         kind = "a whole number" if dtype == pa.int64() else "a number" if dtype == pa.float64() else "valid"
         return UserError(
             f"{path}: {located or f'column {column}'} {problem or f'is not {kind}'}; fix or drop that row"
+        )
+    if "straddl" in lowered:  # one row longer than a block: the reader cannot hold it
+        line = _locate_long_line(path, block_size)
+        where = f"line {line}" if line else "a row"
+        return UserError(
+            f"{path}: {where} is longer than the {_size_in_words(block_size)} the loader reads at a time "
+            "(one huge field?); fix or drop that row"
         )
     if "expected" in lowered and "columns" in lowered:
         line = _locate_ragged_line(path, len(header))
@@ -375,6 +395,37 @@ def _locate_bad_value(
     except (OSError, pa.ArrowException):
         return "", ""
     return "", ""
+
+
+def _locate_long_line(path: Path, limit: int) -> int | None:
+    """Slow path: the first line of at least `limit` bytes, found per 1 MiB chunk with numpy (no per-line
+    Python work), holding only the current chunk."""
+    try:
+        with pa.input_stream(str(path), compression="detect") as stream:
+            number, length = 1, 0  # the current line and its bytes so far
+            while chunk := stream.read(1 << 20):
+                ends = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == ord("\n"))
+                if not len(ends):
+                    length += len(chunk)
+                    if length >= limit:
+                        return number
+                    continue
+                lengths = np.diff(ends, prepend=-1) - 1  # bytes of each line ended in this chunk
+                lengths[0] += length
+                long = np.flatnonzero(lengths >= limit)
+                if len(long):
+                    return number + int(long[0])
+                number += len(ends)
+                length = len(chunk) - int(ends[-1]) - 1
+                if length >= limit:
+                    return number
+    except (OSError, pa.ArrowException):
+        return None
+    return None
+
+
+def _size_in_words(size: int) -> str:
+    return f"{size >> 20} MiB" if size >= 1 << 20 and not size % (1 << 20) else f"{size:,} bytes"
 
 
 def _locate_ragged_line(path: Path, fields: int) -> int | None:

@@ -45,6 +45,8 @@ ERRORS = {
     "timestamp_out_of_range.csv": "line 20, column ts_event: '2024-13-01T13:36:59Z' is not a timestamp",
     "size_overflow.csv": "line 17, column ask_sz_00: value '99999999999999999999' is outside the 64-bit "
     "integer range; fix or drop that row",
+    "huge_field.csv.gz": "line 10 is longer than the 8 MiB the loader reads at a time (one huge field?); fix "
+    "or drop that row",
     "fixed_point_then_decimal.csv": "line 14, column price: price 222.83 is a decimal, but the file's first "
     "price (line 2, column price) is Databento fixed-point (1e-9); a file must use one price format "
     "throughout — re-export it",

@@ -159,3 +159,19 @@ def test_a_file_cut_mid_row_names_its_last_line(tmp_path):
     path = tmp_path / "cut.csv"
     path.write_text(text[: len(text) - 300])  # line 201 loses its tail and its newline
     assert "cut.csv: line 201 has a different number of fields than the header's 74" in error_of(path)
+
+
+def test_a_field_longer_than_a_block_names_its_line(tmp_path):
+    path = tmp_path / "huge.csv"
+    path.write_text("\n".join(with_cell(lines_of("decimal"), 150, "symbol", "A" * 3 * SMALL_BLOCK)) + "\n")
+    assert error_of(path).endswith(
+        "huge.csv: line 150 is longer than the 4,096 bytes the loader reads at a time (one huge field?); "
+        "fix or drop that row"
+    )
+
+
+def test_a_header_longer_than_any_real_one_is_refused_without_reading_on(tmp_path):
+    lines = lines_of("decimal", 5)
+    path = tmp_path / "long_header.csv"
+    path.write_text("\n".join([lines[0] + "x" * (2 << 20), *lines[1:]]) + "\n")
+    assert "long_header.csv: line 1 (the header) is longer than 1 MiB" in error_of(path)

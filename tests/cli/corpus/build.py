@@ -110,6 +110,9 @@ def write_all() -> dict[str, bytes]:
         with_cell(good, line=20, column="ts_event", value="2024-13-01T13:36:59Z"),
     )
     put("size_overflow.csv", with_cell(good, line=17, column="ask_sz_00", value="99999999999999999999"))
+    # One 100 MB cell on line 10, gzipped to ~100 KB so the corpus stays small.
+    huge = with_cell(good, line=10, column="symbol", value="A" * (100 << 20)).encode()
+    put("huge_field.csv.gz", gzip.compress(huge, compresslevel=6, mtime=0))
     put("ragged_row.csv", good.replace(lines[3], ",".join(lines[3].split(",")[:30]), 1))
     put("binary_garbage.csv", bytes(np.random.default_rng(5).integers(0, 256, 3000, dtype=np.uint8)))
     for name, data in files.items():
