@@ -35,6 +35,7 @@ from allocator.data.schema import (
     HEADER_FIELDS,
     LEVEL_FIELDS,
     REQUIRED_COLUMNS,
+    REQUIRED_IDENTIFIERS,
     book_levels,
     is_price_column,
     level_column,
@@ -60,9 +61,12 @@ FIXED_POINT_THRESHOLD = 1e7
 # INT64_MAX as Databento's undefined price, after the float64 read, is ~9.22e18.
 UNDEF_PRICE_FLOAT = 9.0e18
 BLOCK_SIZE = 8 << 20
+# A real MBP-10 header is under 1 KiB; anything near this is not a header (and is not read further).
+MAX_HEADER_BYTES = 1 << 20
 # Seconds of rows before the window kept as calibration history (shared by both CLIs' --calibration).
 DEFAULT_CALIBRATION_SECONDS = 120.0
 _INT64_MIN = int(np.iinfo(np.int64).min)
+_INT64_MAX = int(np.iinfo(np.int64).max)
 
 _ISO_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$"
 _ZONE_RE = r"(Z|[+-]\d{2}:?\d{2})$"
@@ -180,7 +184,7 @@ def read_header(path: Path) -> list[str]:
     try:
         with pa.input_stream(str(path), compression="detect") as stream:
             first = b""
-            while b"\n" not in first:
+            while b"\n" not in first and len(first) <= MAX_HEADER_BYTES:
                 chunk = stream.read(1 << 16)
                 if not chunk:
                     break
@@ -192,6 +196,11 @@ def read_header(path: Path) -> list[str]:
         ) from None
     if not first.strip():
         raise UserError(f"{path} is empty: expected a CSV header with {', '.join(REQUIRED_COLUMNS)}")
+    if len(first) > MAX_HEADER_BYTES:
+        raise UserError(
+            f"{path}: line 1 (the header) is longer than {MAX_HEADER_BYTES >> 20} MiB; expected a CSV header "
+            f"with {', '.join(REQUIRED_COLUMNS)}"
+        )
     try:
         text = first.decode("utf-8").strip().lstrip("\ufeff")
     except UnicodeDecodeError:
@@ -201,6 +210,18 @@ def read_header(path: Path) -> list[str]:
 
 
 def _check_columns(path: Path, header: list[str]) -> None:
+    """Required columns present, and no name twice: a repeated name (ignoring case and surrounding spaces,
+    which the reader strips) leaves it unclear which copy is meant, so it is refused, not guessed."""
+    seen: dict[str, list[int]] = {}
+    for index, name in enumerate(header):
+        seen.setdefault(name.casefold(), []).append(index)
+    repeated = [indices for indices in seen.values() if len(indices) > 1]
+    if repeated:
+        named = "; ".join(" and ".join(f"{header[i]!r} (field {i + 1})" for i in group) for group in repeated)
+        raise UserError(
+            f"{path}: the header repeats column names: {named}; each column must be named once "
+            "(case and spaces aside) — rename or drop the extra ones"
+        )
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     if not missing:
         return
@@ -252,7 +273,7 @@ def _load_csv(
     price_columns = [c for c in wanted if types[c] == pa.float64()]
     reader = _open_csv(path, header, wanted, types, block_size)
     state = _Accumulator(path, window, symbol, price_format, price_columns, calibration_ns)
-    for line_offset, batch in _batches(path, reader, header, types):
+    for line_offset, batch in _batches(path, reader, header, types, block_size):
         state.add(batch, line_offset)
     return state.finish(use_levels)
 
@@ -264,13 +285,18 @@ def _open_csv(
         return pacsv.open_csv(
             str(path),
             memory_pool=_reader_pool(),
-            read_options=pacsv.ReadOptions(block_size=block_size),
+            read_options=_read_options(header, block_size),
             convert_options=pacsv.ConvertOptions(
                 include_columns=wanted, column_types=types, strings_can_be_null=True
             ),
         )
     except (OSError, pa.ArrowException) as exc:
-        raise _csv_error(path, exc, header, types) from None
+        raise _csv_error(path, exc, header, types, block_size) from None
+
+
+def _read_options(header: list[str], block_size: int) -> pacsv.ReadOptions:
+    """The header as `read_header` parsed it (names stripped), so the reader's columns are the checked ones."""
+    return pacsv.ReadOptions(block_size=block_size, column_names=header, skip_rows=1)
 
 
 @functools.cache
@@ -284,7 +310,11 @@ def _reader_pool() -> pa.MemoryPool:
 
 
 def _batches(
-    path: Path, reader: pacsv.CSVStreamingReader, header: list[str], types: dict[str, pa.DataType]
+    path: Path,
+    reader: pacsv.CSVStreamingReader,
+    header: list[str],
+    types: dict[str, pa.DataType],
+    block_size: int = BLOCK_SIZE,
 ) -> Iterator[tuple[int, pa.RecordBatch]]:
     """Record batches with the 1-based file line number of their first row (the header is line 1)."""
     line = 2
@@ -294,12 +324,14 @@ def _batches(
         except StopIteration:
             return
         except (OSError, pa.ArrowException) as exc:
-            raise _csv_error(path, exc, header, types) from None
+            raise _csv_error(path, exc, header, types, block_size) from None
         yield line, batch
         line += batch.num_rows
 
 
-def _csv_error(path: Path, exc: Exception, header: list[str], types: dict[str, pa.DataType]) -> UserError:
+def _csv_error(
+    path: Path, exc: Exception, header: list[str], types: dict[str, pa.DataType], block_size: int = BLOCK_SIZE
+) -> UserError:
     """Turn a pyarrow failure into one line naming the file, line and column."""
     text = _short(exc)
     lowered = text.lower()
@@ -312,11 +344,22 @@ def _csv_error(path: Path, exc: Exception, header: list[str], types: dict[str, p
         index = int(match.group(1))  # pyarrow counts the file's columns, not the parsed subset
         column = header[index] if index < len(header) else f"#{index + 1}"
         dtype = types.get(column)
-        located = _locate_bad_value(path, column, dtype) or f"column {column}"
+        located, problem = _locate_bad_value(path, header, column, dtype)
         if "utf8" in lowered or "utf-8" in lowered:
-            return UserError(f"{path}: {located}: bytes that are not UTF-8 text; re-export the file as UTF-8")
+            return UserError(
+                f"{path}: {located or f'column {column}'}: bytes that are not UTF-8 text; re-export the file as UTF-8"
+            )
         kind = "a whole number" if dtype == pa.int64() else "a number" if dtype == pa.float64() else "valid"
-        return UserError(f"{path}: {located} is not {kind}; fix or drop that row")
+        return UserError(
+            f"{path}: {located or f'column {column}'} {problem or f'is not {kind}'}; fix or drop that row"
+        )
+    if "straddl" in lowered:  # one row longer than a block: the reader cannot hold it
+        line = _locate_long_line(path, block_size)
+        where = f"line {line}" if line else "a row"
+        return UserError(
+            f"{path}: {where} is longer than the {_size_in_words(block_size)} the loader reads at a time "
+            "(one huge field?); fix or drop that row"
+        )
     if "expected" in lowered and "columns" in lowered:
         line = _locate_ragged_line(path, len(header))
         where = f"line {line}" if line else "a row"
@@ -327,12 +370,15 @@ def _csv_error(path: Path, exc: Exception, header: list[str], types: dict[str, p
     return UserError(f"{path}: cannot parse the CSV ({text})")
 
 
-def _locate_bad_value(path: Path, column: str, dtype: pa.DataType | None) -> str:
-    """Slow path, only after a failure: re-read one column as text to name the offending line."""
+def _locate_bad_value(
+    path: Path, header: list[str], column: str, dtype: pa.DataType | None
+) -> tuple[str, str]:
+    """Slow path, only after a failure: re-read one column as text to name the offending line and what is
+    wrong with its value ("", "" when it cannot be found)."""
     try:
         reader = pacsv.open_csv(
             str(path),
-            read_options=pacsv.ReadOptions(block_size=BLOCK_SIZE),
+            read_options=_read_options(header, BLOCK_SIZE),
             convert_options=pacsv.ConvertOptions(
                 include_columns=[column], column_types={column: pa.binary()}
             ),
@@ -341,13 +387,45 @@ def _locate_bad_value(path: Path, column: str, dtype: pa.DataType | None) -> str
         for batch in reader:
             for i, raw in enumerate(batch.column(0).to_pylist()):
                 value = raw if raw is not None else b""
-                if not _value_ok(value, dtype):
+                problem = _value_problem(value, dtype)
+                if problem:
                     shown = value.decode("utf-8", "backslashreplace")
-                    return f"line {line + i}, column {column}: value {shown!r}"
+                    return f"line {line + i}, column {column}: value {shown!r}", problem
             line += batch.num_rows
     except (OSError, pa.ArrowException):
-        return ""
-    return ""
+        return "", ""
+    return "", ""
+
+
+def _locate_long_line(path: Path, limit: int) -> int | None:
+    """Slow path: the first line of at least `limit` bytes, found per 1 MiB chunk with numpy (no per-line
+    Python work), holding only the current chunk."""
+    try:
+        with pa.input_stream(str(path), compression="detect") as stream:
+            number, length = 1, 0  # the current line and its bytes so far
+            while chunk := stream.read(1 << 20):
+                ends = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == ord("\n"))
+                if not len(ends):
+                    length += len(chunk)
+                    if length >= limit:
+                        return number
+                    continue
+                lengths = np.diff(ends, prepend=-1) - 1  # bytes of each line ended in this chunk
+                lengths[0] += length
+                long = np.flatnonzero(lengths >= limit)
+                if len(long):
+                    return number + int(long[0])
+                number += len(ends)
+                length = len(chunk) - int(ends[-1]) - 1
+                if length >= limit:
+                    return number
+    except (OSError, pa.ArrowException):
+        return None
+    return None
+
+
+def _size_in_words(size: int) -> str:
+    return f"{size >> 20} MiB" if size >= 1 << 20 and not size % (1 << 20) else f"{size:,} bytes"
 
 
 def _locate_ragged_line(path: Path, fields: int) -> int | None:
@@ -359,28 +437,43 @@ def _locate_ragged_line(path: Path, fields: int) -> int | None:
                 *complete, pending = (pending + chunk).split(b"\n")
                 for line in complete:
                     number += 1
-                    if line.strip() and line.count(b",") + 1 != fields and b'"' not in line:
+                    if _ragged(line, fields):
                         return number
+            if _ragged(pending, fields):  # the last line, without a newline: a file cut mid-row
+                return number + 1
     except (OSError, pa.ArrowException):
         return None
     return None
 
 
-def _value_ok(value: bytes, dtype: pa.DataType | None) -> bool:
+_WHOLE_NUMBER = re.compile(r"[+-]?\d+")
+
+
+def _ragged(line: bytes, fields: int) -> bool:
+    return bool(line.strip()) and line.count(b",") + 1 != fields and b'"' not in line
+
+
+def _value_problem(value: bytes, dtype: pa.DataType | None) -> str:
+    """Why the reader refused `value` as `dtype` ("" when it would accept it): the same rules, in Python,
+    for the one column being searched after a failure."""
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
-        return False
+        return "is not UTF-8 text"
+    text = text.strip()
     if dtype is None or text == "" or text.lower() in {"nan", "null", "na", "n/a"}:
-        return True
-    try:
-        if dtype == pa.float64():
-            float(text)
-        elif dtype == pa.int64():
-            int(text)
-    except ValueError:
-        return False
-    return True
+        return ""
+    if dtype == pa.int64():
+        if not _WHOLE_NUMBER.fullmatch(text):
+            return "is not a whole number"
+        if not _INT64_MIN <= int(text) <= _INT64_MAX:
+            return "is outside the 64-bit integer range"
+    elif dtype == pa.float64():
+        try:
+            float(text.replace("_", "?"))  # Python allows 1_000; the reader does not
+        except ValueError:
+            return "is not a number"
+    return ""
 
 
 # One chunk's columns by name: int64/float64 arrays, string Series, or Categoricals (the kind follows the
@@ -406,6 +499,8 @@ class _Accumulator:
         self.symbol = symbol
         self.price_format = price_format
         self.price_columns = price_columns
+        # (line, column) of the price that decided an "auto" format; None while undecided or when given.
+        self.price_format_from: tuple[int, str] | None = None
         self.window: Window | None = None
         self.rows_total = 0
         self.first_ts: int | None = None
@@ -421,16 +516,26 @@ class _Accumulator:
         if batch.num_rows == 0:
             return
         columns: _Columns = {}
+        prices: dict[str, pa.Array] = {}
         for name in batch.schema.names:
             arr = batch.column(name)
+            if name in REQUIRED_IDENTIFIERS and arr.null_count:
+                row = int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
+                raise UserError(
+                    f"{self.path}: line {first_line + row}, column {name} is empty; every row needs "
+                    f"{REQUIRED_IDENTIFIERS[name]} — fix or drop that row"
+                )
             if name in TIMESTAMP_COLUMNS:
                 columns[name] = parse_timestamps(arr, self.path, name, first_line)
             elif name in STRING_COLUMNS:
                 columns[name] = arr.to_pandas()
             elif name in self.price_columns:
-                columns[name] = self._prices(arr, name, first_line)
+                prices[name] = arr
             else:
                 columns[name] = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        if prices:
+            columns.update(self._prices(prices, first_line))
+            columns = {name: columns[name] for name in batch.schema.names}  # file order, as before
         ts = columns["ts_event"]
         self.rows_total += len(ts)
         lo, hi = int(ts.min()), int(ts.max())
@@ -469,28 +574,82 @@ class _Accumulator:
         mask = (ts >= self.history_from) & (ts < self.window.start_ns)
         return mask if mask.any() else None
 
-    def _prices(self, arr: pa.Array, name: str, first_line: int) -> np.ndarray:
-        values = arr.to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
-        values[np.abs(values) >= UNDEF_PRICE_FLOAT] = np.nan
-        finite = values[np.isfinite(values)]
-        if self.price_format == "auto" and finite.size:
-            looks_fixed = (
-                bool(np.all(finite == np.round(finite)))
-                and float(np.abs(finite).max()) >= FIXED_POINT_THRESHOLD
-            )
-            self.price_format = "fixed" if looks_fixed else "decimal"
-        if self.price_format == "fixed":
-            values *= FIXED_PRICE_SCALE
-            values = np.round(values, 9)
-        elif finite.size and float(np.abs(finite).max()) >= FIXED_POINT_THRESHOLD:
-            row = int(np.flatnonzero(np.abs(values) >= FIXED_POINT_THRESHOLD)[0])
-            where = SettingError.literal(f"{self.path}: line {first_line + row}, column {name}")
-            raise SettingError(
-                f"{where}: price {values[row]:.0f} looks like Databento fixed-point (1e-9) while earlier prices "
-                "were decimals; pass {fmt} fixed or fix the file",
+    def _prices(self, raw: dict[str, pa.Array], first_line: int) -> _Columns:
+        """A block's price columns as float64 dollars (NaN when undefined).
+
+        The format — decimal or Databento fixed-point (1e-9) — is one per file: "auto" decides it from the
+        file's first non-zero price, and every later block is checked against it, so a file that changes
+        format part-way fails at the line where it changes instead of being scaled as if it did not.
+        """
+        values = {
+            name: arr.to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
+            for name, arr in raw.items()
+        }
+        for v in values.values():
+            v[np.abs(v) >= UNDEF_PRICE_FLOAT] = np.nan
+        if self.price_format == "auto":
+            self._decide_price_format(values, first_line)
+        fixed = self.price_format == "fixed"
+        bad_row, bad_name = -1, ""
+        for name, v in values.items():
+            big = np.abs(v) >= FIXED_POINT_THRESHOLD  # NaN compares False
+            if fixed:
+                wrong = np.isfinite(v) & (v != np.round(v))
+                if self.price_format_from is not None:  # detected, not given: a small price is a decimal
+                    wrong |= (v != 0) & ~big & np.isfinite(v)
+            else:
+                wrong = big
+            if wrong.any():
+                row = int(np.argmax(wrong))
+                if bad_row < 0 or row < bad_row:
+                    bad_row, bad_name = row, name
+        if bad_row >= 0:
+            raise self._price_format_error(bad_name, first_line + bad_row, float(values[bad_name][bad_row]))
+        if fixed:
+            for name, v in values.items():
+                v *= FIXED_PRICE_SCALE
+                values[name] = np.round(v, 9)
+        return values
+
+    def _decide_price_format(self, values: dict[str, np.ndarray], first_line: int) -> None:
+        """Fix the file's price format from its first non-zero price (earliest line, then column order)."""
+        first_row, first_name = -1, ""
+        for name, v in values.items():
+            priced = np.isfinite(v) & (v != 0)
+            if priced.any():
+                row = int(np.argmax(priced))
+                if first_row < 0 or row < first_row:
+                    first_row, first_name = row, name
+        if first_row < 0:
+            return
+        value = float(values[first_name][first_row])
+        looks_fixed = value == round(value) and abs(value) >= FIXED_POINT_THRESHOLD
+        self.price_format = "fixed" if looks_fixed else "decimal"
+        self.price_format_from = (first_line + first_row, first_name)
+
+    def _price_format_error(self, name: str, line: int, value: float) -> UserError:
+        where = (
+            f"{self.path}: line {line}, column {name}: price {np.format_float_positional(value, trim='-')}"
+        )
+        fixed = self.price_format == "fixed"
+        if self.price_format_from is None:  # the format was given by the user
+            kind = "is not a whole number, so not" if fixed else "looks like"
+            other = "decimal" if fixed else "fixed"
+            return SettingError(
+                f"{SettingError.literal(where)} {kind} Databento fixed-point (1e-9), yet {{fmt}} "
+                f"{self.price_format} was given; pass {{fmt}} {other} or fix the file",
                 fmt="price_format",
             )
-        return values
+        line0, name0 = self.price_format_from
+        kind, earlier = (
+            ("is a decimal", "Databento fixed-point (1e-9)")
+            if fixed
+            else ("looks like Databento fixed-point (1e-9)", "a decimal")
+        )
+        return UserError(
+            f"{where} {kind}, but the file's first price (line {line0}, column {name0}) is {earlier}; "
+            "a file must use one price format throughout — re-export it"
+        )
 
     def _concatenate(self) -> dict[str, np.ndarray | pd.Categorical]:
         """Join the kept blocks one column at a time, freeing each column's blocks as it goes, so the
@@ -619,24 +778,41 @@ def parse_timestamps(arr: pa.Array, path: Path | str, column: str, first_line: i
         )
     out = np.empty(len(arr), dtype=np.int64)
     int_mask = is_int.to_numpy(zero_copy_only=False)
-    if int_mask.any():
-        out[int_mask] = pc.cast(arr.filter(is_int), pa.int64()).to_numpy()
-    if not int_mask.all():
-        iso = arr.filter(is_iso)
-        zoned = pc.fill_null(pc.match_substring_regex(iso, _ZONE_RE), False)
-        iso_values = np.empty(len(iso), dtype=np.int64)
-        zoned_mask = zoned.to_numpy(zero_copy_only=False)
-        try:
-            if zoned_mask.any():
-                parsed = pc.cast(iso.filter(zoned), pa.timestamp("ns", tz="UTC"))
-                iso_values[zoned_mask] = parsed.cast(pa.int64()).to_numpy()
-            if not zoned_mask.all():
-                parsed = pc.cast(iso.filter(pc.invert(zoned)), pa.timestamp("ns"))
-                iso_values[~zoned_mask] = parsed.cast(pa.int64()).to_numpy()
-        except pa.ArrowException as exc:
-            raise UserError(f"{path}: column {column} near line {first_line}: {_short(exc)}") from None
-        out[~int_mask] = iso_values
+    zoned = pc.fill_null(pc.match_substring_regex(arr, _ZONE_RE), False)
+    zoned_mask = zoned.to_numpy(zero_copy_only=False)
+    for mask, target in (
+        (int_mask, pa.int64()),
+        (~int_mask & zoned_mask, pa.timestamp("ns", tz="UTC")),
+        (~int_mask & ~zoned_mask, pa.timestamp("ns")),
+    ):
+        if mask.any():
+            part = arr.filter(pa.array(mask))
+            try:
+                out[mask] = pc.cast(part, target).cast(pa.int64()).to_numpy()
+            except pa.ArrowException:
+                # The right shape but not a time (month 13, an int beyond int64): name its line.
+                row = int(np.flatnonzero(mask)[_first_failing_cast(part, target)])
+                raise UserError(
+                    f"{path}: line {first_line + row}, column {column}: {arr[row].as_py()!r} is not a "
+                    "timestamp (expected ISO-8601 like 2024-08-01T13:36:32.491911683Z or integer "
+                    "nanoseconds within int64)"
+                ) from None
     return out
+
+
+def _first_failing_cast(arr: pa.Array, target: pa.DataType) -> int:
+    """Index of the first value of `arr` that does not cast to `target`, by bisection: a few casts of
+    halves instead of one per value. Only called after the whole cast failed."""
+    lo, hi = 0, len(arr)  # the first failure is in [lo, hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            pc.cast(arr.slice(lo, mid - lo), target)
+        except pa.ArrowException:
+            hi = mid
+        else:
+            lo = mid
+    return lo
 
 
 # --------------------------------------------------------------------------------------------- DBN
@@ -670,7 +846,10 @@ def _load_dbn(
     for chunk in _quiet(chunks):
         chunk = chunk.reset_index()
         if header is None:
-            header = list(chunk.columns)
+            # Without symbology in the file the package's symbol column is all None: no column, not
+            # rows without an instrument (which the loader refuses).
+            unmapped = "symbol" in chunk.columns and bool(chunk["symbol"].isna().all())
+            header = [c for c in chunk.columns if not (unmapped and c == "symbol")]
             _check_columns(path, header)
             wanted, types, use_levels = _column_plan(header, levels)
             price_columns = [c for c in wanted if types[c] == pa.float64()]

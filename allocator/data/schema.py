@@ -61,3 +61,11 @@ MBP10_COLUMNS: tuple[str, ...] = tuple(mbp_columns(MAX_LEVELS))
 MBP1_COLUMNS: tuple[str, ...] = tuple(mbp_columns(1))
 # The minimal L1 file of the original README needs only these.
 REQUIRED_COLUMNS: tuple[str, ...] = ("ts_event", "publisher_id", "ask_px_00", "ask_sz_00")
+# Identifiers the pipeline keys on — the venue, the venue's message sequence (gap detection), the
+# instrument (symbol selection). Wherever the column is present every row must have one: an empty cell
+# would otherwise become venue 0, sequence 0 or no instrument, and be routed on as if real.
+REQUIRED_IDENTIFIERS: dict[str, str] = {
+    "publisher_id": "its venue",
+    "sequence": "its venue's message sequence",
+    "symbol": "its instrument",
+}

@@ -34,6 +34,22 @@ ERRORS = {
     "several_symbols.csv": "holds several symbols in the window (AAPL, MSFT); choose one with --symbol",
     "ragged_row.csv": "line 5 has a different number of fields than the header's 74",
     "binary_garbage.csv": "the header line is not UTF-8 text; is this a CSV file?",
+    "empty_publisher_id.csv": "line 5, column publisher_id is empty; every row needs its venue — fix or drop "
+    "that row",
+    "empty_symbol.csv": "line 9, column symbol is empty; every row needs its instrument — fix or drop that row",
+    "duplicate_column.csv": "the header repeats column names: 'ask_px_00' (field 15) and 'ask_px_00' "
+    "(field 21); each column must be named once (case and spaces aside) — rename or drop the extra ones",
+    "case_variant_column.csv": "the header repeats column names: 'ask_px_00' (field 15) and 'ASK_PX_00' "
+    "(field 70); each column must be named once",
+    "cut_last_line.csv": "line 25 has a different number of fields than the header's 74; the file may be cut",
+    "timestamp_out_of_range.csv": "line 20, column ts_event: '2024-13-01T13:36:59Z' is not a timestamp",
+    "size_overflow.csv": "line 17, column ask_sz_00: value '99999999999999999999' is outside the 64-bit "
+    "integer range; fix or drop that row",
+    "huge_field.csv.gz": "line 10 is longer than the 8 MiB the loader reads at a time (one huge field?); fix "
+    "or drop that row",
+    "fixed_point_then_decimal.csv": "line 14, column price: price 222.83 is a decimal, but the file's first "
+    "price (line 2, column price) is Databento fixed-point (1e-9); a file must use one price format "
+    "throughout — re-export it",
 }
 # file → what the report must show for files that are accepted (with their defects counted).
 ACCEPTED = {

@@ -82,6 +82,8 @@ def write_all() -> dict[str, bytes]:
         )
         + "\n",
     )
+    put("empty_publisher_id.csv", with_cell(good, line=5, column="publisher_id", value=""))
+    put("empty_symbol.csv", with_cell(good, line=9, column="symbol", value=""))
     put("bad_timestamp.csv", with_cell(good, line=6, column="ts_event", value="2024-08-01 noonish"))
     put(
         "outside_window.csv", to_csv_text(frame([quote(at("15:00:00") + i, 2, 222.9, 100) for i in range(5)]))
@@ -97,7 +99,20 @@ def write_all() -> dict[str, bytes]:
     for r in rows[1::2]:
         r["symbol"] = "MSFT"
     put("several_symbols.csv", to_csv_text(frame(rows)))
-    put("fixed_point_prices.csv", to_csv_text(frame(base_rows()), prices="fixed"))
+    fixed = to_csv_text(frame(base_rows()), prices="fixed").splitlines()
+    put("fixed_point_prices.csv", "\n".join(fixed) + "\n")
+    put("fixed_point_then_decimal.csv", "\n".join([*fixed[:13], *lines[12:]]) + "\n")  # decimal from line 14
+    put("duplicate_column.csv", good.replace(",ask_px_01,", ",ask_px_00,", 1))
+    put("case_variant_column.csv", good.replace(",bid_sz_09,", ",ASK_PX_00 ,", 1))
+    put("cut_last_line.csv", good[: good.rindex(",222.") + 4])  # cut mid-row, no newline after it
+    put(
+        "timestamp_out_of_range.csv",
+        with_cell(good, line=20, column="ts_event", value="2024-13-01T13:36:59Z"),
+    )
+    put("size_overflow.csv", with_cell(good, line=17, column="ask_sz_00", value="99999999999999999999"))
+    # One 100 MB cell on line 10, gzipped to ~100 KB so the corpus stays small.
+    huge = with_cell(good, line=10, column="symbol", value="A" * (100 << 20)).encode()
+    put("huge_field.csv.gz", gzip.compress(huge, compresslevel=6, mtime=0))
     put("ragged_row.csv", good.replace(lines[3], ",".join(lines[3].split(",")[:30]), 1))
     put("binary_garbage.csv", bytes(np.random.default_rng(5).integers(0, 256, 3000, dtype=np.uint8)))
     for name, data in files.items():
