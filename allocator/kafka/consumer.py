@@ -32,6 +32,7 @@ from allocator.data.loader import STRING_COLUMNS, MarketData, history_start
 from allocator.data.window import NS_PER_SECOND, Window, WindowSpec, format_ns
 from allocator.errors import BrokerError, SettingError
 from allocator.kafka.checkpoint import Checkpoint
+from allocator.kafka.error_log import ErrorSummary
 from allocator.kafka.replay_state import (
     Phase,
     ReplayState,
@@ -97,9 +98,9 @@ class ReplayConsumer:
 
     def run(self) -> StreamResult:
         """Poll until a stop rule fires (or Ctrl-C), commit the final offsets, return the replay."""
-        error_cb = {"error_cb": lambda err: log.warning("kafka: %s", redact(str(err), self.settings))}
+        errors = ErrorSummary(log, lambda err: redact(str(err), self.settings))
         consumer = new_client(
-            Consumer, error_cb | consumer_settings(self.group, self.settings), self.settings
+            Consumer, {"error_cb": errors} | consumer_settings(self.group, self.settings), self.settings
         )
         interrupted = _InterruptFlag()
         try:
@@ -111,6 +112,7 @@ class ReplayConsumer:
             interrupted.restore()
             self._commit_final(consumer)
             consumer.close()
+            errors.flush()
         return self.state.result()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -182,10 +184,8 @@ class ReplayConsumer:
             final = [TopicPartition(self.topic, int(p), int(o)) for p, o in offsets.items()]
             consumer.commit(offsets=final, asynchronous=False)
         except KafkaException as exc:
-            log.warning(
-                "could not commit final offsets (%s); the checkpoint still holds them",
-                redact(str(exc), self.settings),
-            )
+            kept = "; the checkpoint still holds them" if self.state.checkpoint is not None else ""
+            log.warning("could not commit final offsets (%s)%s", redact(str(exc), self.settings), kept)
 
 
 def _deliver_symbol(on_rows: Callable[[pd.DataFrame], None], symbol: str, batch: pd.DataFrame) -> None:
