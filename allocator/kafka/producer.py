@@ -194,6 +194,13 @@ def _check_delivered(sender: _Sender, left: int, flush_timeout: float) -> None:
             f"{left} message(s) still undelivered after waiting {flush_timeout:g} s "
             f"({stats.delivered} of {stats.rows} rows confirmed); is the broker still up?"
         )
+    if stats.failed and sender.topic_vanished:
+        raise BrokerError(
+            f"the broker no longer has topic {sender.topic!r}: after confirming {stats.delivered} of {stats.rows} "
+            f"rows it refused {stats.failed} with 'Unknown topic or partition' (a broker that keeps data in memory "
+            "only, such as Tansu, loses its topics when it restarts); run kafka_producer.py again to replay from "
+            "the start"
+        )
     if stats.failed or sender.framing != {_START, _END}:
         raise BrokerError(
             f"{stats.failed} message(s) failed delivery to {sender.topic!r} "
@@ -245,6 +252,7 @@ class _Sender:
         self.generation = 0
         self.fatal = False
         self.interrupted = False  # set by Ctrl-C (see _deferred_interrupts), acted on between calls
+        self.topic_vanished = False  # a delivery was refused because the broker no longer knows the topic
         self.producer = self._new_producer()
 
     def _new_producer(self) -> Producer:
@@ -264,6 +272,7 @@ class _Sender:
                 self.stats.delivered += 1
         elif generation == self.generation and not self.fatal and not err.fatal():
             self.stats.failed += 1
+            self.topic_vanished |= err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
             self.stats.first_error = self.stats.first_error or redact(str(err), self.settings)
         # Failures of an abandoned session are expected: those rows are sent again by the next one.
 
