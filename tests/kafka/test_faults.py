@@ -173,7 +173,7 @@ def test_memory_broker_restarted_mid_replay_is_detected_not_hidden():
     if produced != 0:  # the producer saw the topic vanish: it must say so, not only count failures
         last = producer_err.strip().splitlines()[-1]
         assert last.startswith("kafka_producer.py: error: the broker no longer has topic 'restart-"), last
-        assert "loses its topics when it restarts; run kafka_producer.py again" in last
+        assert "loses its topics when it restarts); run kafka_producer.py again" in last
     assert code != 0
     if report is not None:  # the end of the replay survived: the loss is in the counts
         assert report["status"] == "incomplete"
