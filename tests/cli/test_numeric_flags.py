@@ -91,3 +91,17 @@ def test_an_order_that_is_not_whole_steps_is_refused_not_reported_complete(capsy
     args = ["--csv", "x.csv", "--order-size", "50"]
     assert run_main("order_allocator.py", order_allocator.main, args) == 2
     assert "give --order-size 100, or a --step that divides it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flag",
+    ["--horizon", "--warmup", "--calibration", "--latency-ms", "--jitter-ms", "--queue-power", "--lambda-over",
+     "--lambda-under", "--theta-queue"],
+)  # fmt: skip
+def test_model_settings_given_as_text_are_checked_by_the_config_in_one_line(flag, capsys):
+    # These stay text in argparse (a grid is a list), and allocator.config checks the numbers they become.
+    for text in ("nan", "inf", "-inf", "1e400", "-1"):
+        args = ["--csv", "x.csv", "--mode", "cont-kukanov", f"{flag}={text}"]
+        assert run_main("order_allocator.py", order_allocator.main, args) == 2, (flag, text)
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"order_allocator.py: error: {flag} "), err
