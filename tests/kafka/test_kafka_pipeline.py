@@ -232,3 +232,25 @@ def test_a_replay_started_twice_is_deduplicated(broker, offline_report):
     assert run["stream"]["missing_rows"] == 0
     assert run["stream"]["replays_seen"] >= 1
     assert " fill: " in result.stderr  # --live printed the router's decisions as they happened
+
+
+@pytest.mark.slow
+def test_two_producers_replaying_different_windows_at_once_are_never_mixed(broker):
+    # Both replays interleave on one topic. The consumer follows the one whose start came last; every row and
+    # end message of the other is counted as foreign, so the report is exactly the offline report of one
+    # window, complete, and never a blend of the two.
+    from tests.kafka_helpers import consume, finish, start_producer
+
+    topic = f"two-{uuid.uuid4().hex[:8]}"
+    other = ["--start", "13:38:00", "--end", "13:38:59"]
+    # At 4× each one-minute replay lasts 15 s, so the two overlap whatever their start-up times.
+    first = start_producer(broker.bootstrap, topic, "4")
+    second = start_producer(broker.bootstrap, topic, "4", *other)
+    assert finish(first)[0] == 0 and finish(second)[0] == 0
+    code, report, err = consume(broker.bootstrap, topic, "--idle-timeout", "5", "--order-size", "3000")
+    assert code == 0, err
+    assert report is not None and report["status"] == "complete"
+    stream = report.pop("run")["stream"]
+    assert report in (offline(), offline(*other))
+    assert stream["foreign_messages"] > 0 and len(stream["foreign_run_ids"]) == 1
+    assert stream["missing_rows"] == 0
