@@ -401,8 +401,8 @@ def test_script_writes_plot_and_ledger(tmp_path):
         (["--latency-ms", "fast"], "--latency-ms 'fast' is not a number"),
         (["--jitter-ms", "-1"], "--jitter-ms -1: must be a number ≥ 0"),
         (["--queue-power", "0"], "--queue-power 0: must be more than 0"),
-        (["--sa-iterations", "0"], "--sa-iterations 0: must be at least 1"),
-        (["--outflow-samples", "0"], "--outflow-samples 0: must be at least 1"),
+        (["--sa-iterations", "0"], "--sa-iterations 0: must be ≥ 1 (e.g. --sa-iterations 4000)"),
+        (["--outflow-samples", "0"], "--outflow-samples 0: must be ≥ 1 (e.g. --outflow-samples 200)"),
         (["--calibration", "soon"], "--calibration 'soon' is not a number"),
         (
             ["--mode", "faithful", "--decisions", "d.jsonl"],
