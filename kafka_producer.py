@@ -11,7 +11,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from allocator.cli.common import add_data_flags, add_kafka_flags, number_flag, run_main, speed_value
+from allocator.cli.common import (
+    add_data_flags,
+    add_kafka_flags,
+    add_version_flag,
+    number_flag,
+    run_main,
+    speed_value,
+)
 from allocator.cli.produce import calibration_value, produce
 from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS
 
@@ -47,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print what would be streamed as JSON and exit"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
+    add_version_flag(parser)
     return parser
 
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from allocator.cli import allocate
-from allocator.cli.common import add_data_flags, add_kafka_flags, run_main
+from allocator.cli.common import add_data_flags, add_kafka_flags, add_version_flag, run_main
 from allocator.errors import EXIT_INTERRUPTED_CONSUMER
 
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_kafka_flags(parser)
     allocate.add_stream_flags(parser)
     allocate.add_output_flags(parser)
+    add_version_flag(parser)
     return parser
 
 

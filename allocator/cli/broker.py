@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 
 from allocator.broker.embedded import KINDS, EmbeddedBroker
-from allocator.cli.common import number_flag, run_main
+from allocator.cli.common import add_version_flag, number_flag, run_main
 from allocator.errors import EXIT_OK, BrokerError
 
 PROG = "python -m allocator.broker"
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds to wait for readiness (default 30)",
     )
+    add_version_flag(parser)
     return parser
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,12 +18,20 @@ from allocator.kafka.settings import (
     BOOTSTRAP_ENV,
     DEFAULT_BOOTSTRAP,
     DEFAULT_TOPIC,
+    TOPIC_ENV,
     bootstrap_servers,
     client_settings,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CSV = REPO_ROOT / "data" / "l1_day.csv.gz"
+
+
+def add_version_flag(parser: argparse.ArgumentParser) -> None:
+    """--version: the package's version, as every command-line tool has."""
+    from allocator import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
 
 
 def add_data_flags(parser: argparse.ArgumentParser, *, csv_help: str) -> None:
@@ -136,11 +145,16 @@ def add_kafka_flags(parser: argparse.ArgumentParser) -> None:
     """Broker address, topic and librdkafka pass-through, shared by producer and consumer."""
     group = parser.add_argument_group("kafka")
     group.add_argument(
+        "-b",
         "--bootstrap-servers",
         metavar="HOST:PORT",
         help=f"Kafka brokers (default ${BOOTSTRAP_ENV} or {DEFAULT_BOOTSTRAP})",
     )
-    group.add_argument("--topic", default=DEFAULT_TOPIC, help=f"topic (default {DEFAULT_TOPIC})")
+    group.add_argument(
+        "--topic",
+        default=os.environ.get(TOPIC_ENV) or DEFAULT_TOPIC,
+        help=f"topic (default ${TOPIC_ENV} or {DEFAULT_TOPIC})",
+    )
     group.add_argument(
         "-X",
         dest="kafka_settings",

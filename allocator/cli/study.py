@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from allocator.cli.allocate import add_realistic_flags, sim_settings_from
 from allocator.cli.common import (
     add_fee_flags,
+    add_version_flag,
     number_flag,
     parse_grid,
     parse_number,
@@ -200,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     engine.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     engine.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
+    add_version_flag(parser)
     return parser
 
 

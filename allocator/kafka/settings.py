@@ -20,6 +20,7 @@ from allocator.errors import SettingError
 DEFAULT_TOPIC = "mock_l1_stream"
 DEFAULT_BOOTSTRAP = "localhost:9092"
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+TOPIC_ENV = "KAFKA_TOPIC"  # the topic when --topic is not given
 # Settings whose values must never reach a log, an error or the report.
 _SECRET_KEY = re.compile(r"(password|secret|token|key\.pem|keystore|private|credentials|jaas)", re.IGNORECASE)
 # Environment variables mapped to librdkafka settings, for secrets kept out of shell history.
