@@ -39,6 +39,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _wait_for_scheduler(port: int, timeout: float = 60) -> None:
+    """Until the scheduler accepts TCP on loopback `port`; the test fails if it has not within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"the dask scheduler did not start within {timeout:g} s", pytrace=False)
+            time.sleep(0.2)
+
+
 @pytest.fixture
 def external_cluster(tmp_path: Path) -> Iterator[str]:
     """`dask scheduler` and two single-threaded `dask worker` processes, started from the repository."""
@@ -55,15 +68,7 @@ def external_cluster(tmp_path: Path) -> Iterator[str]:
     try:
         from distributed import Client
 
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("the dask scheduler did not start within 60 s", pytrace=False)
-                time.sleep(0.2)
+        _wait_for_scheduler(port)
         for name in ("w1", "w2"):
             procs.append(
                 subprocess.Popen(
@@ -125,14 +130,7 @@ def test_a_scheduler_that_cannot_import_the_package_is_one_line(tmp_path: Path, 
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the dask scheduler did not start"
-                time.sleep(0.2)
+        _wait_for_scheduler(port)
         sources = synthetic_sources(2, 1, 2.0, path_cache)
         with pytest.raises(
             UserError, match="the Dask scheduler cannot read the study's tasks: start `dask scheduler`"
