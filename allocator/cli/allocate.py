@@ -60,21 +60,26 @@ def _values(values: Sequence[float]) -> str:
     return ",".join(f"{v:g}" for v in values)
 
 
-def add_order_flags(parser: argparse.ArgumentParser) -> None:
-    """The parent order, the mode and the penalty grid."""
-    order = parser.add_argument_group("order and model")
-    order.add_argument(
+def add_size_flags(group: argparse._ArgumentGroup, order_help: str) -> None:
+    """--order-size and --step, shared by order_allocator.py and the study."""
+    group.add_argument(
         "--order-size",
         type=number_flag("--order-size", "shares, e.g. --order-size 5000", integer=True, minimum=1),
         default=5000,
-        help="shares to buy (default 5000)",
+        help=f"{order_help} (default 5000)",
     )
-    order.add_argument(
+    group.add_argument(
         "--step",
         type=number_flag("--step", "shares, e.g. --step 100", integer=True, minimum=1),
         default=100,
         help="allocation granularity in shares (default 100)",
     )
+
+
+def add_order_flags(parser: argparse.ArgumentParser) -> None:
+    """The parent order, the mode and the penalty grid."""
+    order = parser.add_argument_group("order and model")
+    add_size_flags(order, "shares to buy")
     order.add_argument(
         "--mode",
         choices=MODES,

@@ -12,7 +12,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from allocator.cli.allocate import add_realistic_flags, sim_settings_from
+from allocator.cli.allocate import add_realistic_flags, add_size_flags, sim_settings_from
 from allocator.cli.common import (
     add_fee_flags,
     add_version_flag,
@@ -111,18 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="even: centres of equal slices of the usable span; poisson: a seeded Poisson process (default even)",
     )
     orders.add_argument("--sides", default="buy,sell", help="buy, sell or buy,sell (default buy,sell)")
-    orders.add_argument(
-        "--order-size",
-        type=number_flag("--order-size", "shares, e.g. --order-size 5000", integer=True, minimum=1),
-        default=5000,
-        help="shares per parent order (default 5000)",
-    )
-    orders.add_argument(
-        "--step",
-        type=number_flag("--step", "shares, e.g. --step 100", integer=True, minimum=1),
-        default=100,
-        help="allocation granularity in shares (default 100)",
-    )
+    add_size_flags(orders, "shares per parent order")
     orders.add_argument(
         "--order-horizon",
         type=number_flag("--order-horizon", "seconds, e.g. --order-horizon 120", above=0, maximum=86400 * 7),
