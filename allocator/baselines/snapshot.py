@@ -27,11 +27,24 @@ from allocator.baselines.rules import (
 )
 from allocator.execution.faithful import Execution, Market, make_execution
 
+# Ticks per slice of the best-venue scan: bounds its [ticks, venues] temporaries on a full day.
+BEST_VENUE_CHUNK = 1 << 18
+
 
 def best_venue_per_tick(market: Market) -> np.ndarray:
-    """`best_venue` at every snapshot tick."""
+    """`best_venue` at every snapshot tick (computed once per market: best_ask and twap both use it)."""
+    return market.derived("best_venue", lambda: _best_venue_per_tick(market))
+
+
+def _best_venue_per_tick(market: Market) -> np.ndarray:
     snaps = market.snapshots
-    return best_venue(np.where(snaps.tradable, snaps.take_px, np.inf), market.taker_fee)
+    best = np.empty(snaps.ticks, dtype=np.int64)
+    for lo in range(0, snaps.ticks, BEST_VENUE_CHUNK):
+        part = slice(lo, lo + BEST_VENUE_CHUNK)
+        best[part] = best_venue(
+            np.where(snaps.take_sz[part] > 0, snaps.take_px[part], np.inf), market.taker_fee
+        )
+    return best
 
 
 def _take_until(available: np.ndarray, need: int) -> np.ndarray:
