@@ -217,7 +217,7 @@ def _representatives(
     n_ticks, n_venues = len(tick_ts), len(venues)
     row_dtype = _index_dtype(n)
     fresh = np.zeros((n_ticks, n_venues), dtype=bool)
-    source_row = np.empty((n_ticks, n_venues), dtype=row_dtype)
+    source_row: np.ndarray = np.empty((n_ticks, n_venues), dtype=row_dtype)
     for v in range(n_venues):
         positions = np.flatnonzero(venue_of == v)  # the venue's messages, in event order
         ticks = tick_of[positions]
