@@ -79,8 +79,16 @@ def run() -> list[tuple[str, float, str]]:
             if minutes == 390 and mode == "faithful":
                 figures += [
                     ("[faithful] day: wall time / goal 13 s (<= 1)", seconds / FAITHFUL_DAY_GOAL_S, "ratio"),
-                    ("[faithful] day: 39 s (main before issue 14) / wall time (goal >= 3)", 39.0 / seconds, "ratio"),
-                    ("[faithful] day: peak RSS / goal 1.5 GB (<= 1)", peak_mb / FAITHFUL_DAY_GOAL_MB, "ratio"),
+                    (
+                        "[faithful] day: 39 s (main before issue 14) / wall time (goal >= 3)",
+                        39.0 / seconds,
+                        "ratio",
+                    ),
+                    (
+                        "[faithful] day: peak RSS / goal 1.5 GB (<= 1)",
+                        peak_mb / FAITHFUL_DAY_GOAL_MB,
+                        "ratio",
+                    ),
                 ]
             if minutes == 390 and mode == "cont-kukanov":
                 figures.append(
