@@ -31,16 +31,21 @@ from allocator.errors import UserError
 from allocator.study.engine import IN_PROCESS, LOCAL, engine_for
 from allocator.study.orders import ARRIVAL_SPACINGS
 from allocator.study.paths import DEFAULT_PATH_MINUTES, PathSource, file_sources, synthetic_sources
-from allocator.study.plan import DEFAULT_ARRIVALS, DEFAULT_BLOCK, DEFAULT_ORDER_HORIZON_SECONDS, OrderPlan
+from allocator.study.plan import (
+    DEFAULT_ARRIVALS,
+    DEFAULT_BLOCK,
+    DEFAULT_ORDER_HORIZON_SECONDS,
+    STUDY_HORIZON_SECONDS,
+    STUDY_LAMBDA_OVER,
+    STUDY_LAMBDA_UNDER,
+    STUDY_THETA_QUEUE,
+    OrderPlan,
+)
 from allocator.study.run import run_study
 from allocator.study.stats import DEFAULT_RESAMPLES
 from allocator.study.summary import DEFAULT_FOLDS, SELECTION_METHODS, SelectionSettings
 
 PROG = "python -m allocator.study"
-STUDY_HORIZON_SECONDS = 10.0
-STUDY_LAMBDA_OVER = (0.0, 0.2)
-STUDY_LAMBDA_UNDER = (0.01, 0.2, 5.0)
-STUDY_THETA_QUEUE = (0.0, 0.5)
 DEFAULT_CACHE = ".sor_cache/paths"
 log = logging.getLogger(__name__)
 

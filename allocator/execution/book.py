@@ -144,7 +144,7 @@ def build_book(frame: pd.DataFrame, publisher_ids: np.ndarray, side: Side = "buy
     del ask0_px, ask0_sz, bid0_px, bid0_sz
     size_dtype = _size_dtype(frame, [level_column(f"{take_field}_sz", lvl) for lvl in range(levels)])
     take_px = [np.empty((len(rows), levels), dtype=np.float64) for rows in venue_rows]
-    take_sz = [np.empty((len(rows), levels), dtype=size_dtype) for rows in venue_rows]
+    take_sz: list[np.ndarray] = [np.empty((len(rows), levels), dtype=size_dtype) for rows in venue_rows]
     for lvl in range(levels):
         px, sz = _quote_column(frame, take_field, lvl)
         for v, rows in enumerate(venue_rows):
