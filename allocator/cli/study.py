@@ -23,6 +23,7 @@ from allocator.cli.common import (
     run_main,
     setup_logging,
 )
+from allocator.cli.config_file import add_config_flag, parse_with_config
 from allocator.config import PenaltyGrid, RunConfig
 from allocator.data.loader import PRICE_FORMATS
 from allocator.data.venues import load_fee_table
@@ -196,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     engine.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
     add_version_flag(parser)
+    add_config_flag(parser)
     return parser
 
 
@@ -223,7 +225,7 @@ def _sources(args: argparse.Namespace) -> list[PathSource]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_with_config(build_parser(), argv)
     setup_logging(args.verbose)
     if not args.verbose and args.scheduler != IN_PROCESS:
         _quiet_dask()
