@@ -45,7 +45,12 @@ def test_keys_become_the_flags_they_name(tmp_path: Path) -> None:
         "--verbose",
     ]
     args = parse_with_config(parser, ["--config", str(config), "--csv", DATA])
-    assert (args.mode, args.order_size, args.lambda_over, args.horizon) == ("cont-kukanov", 3000, "0,0.2", "10")
+    assert (args.mode, args.order_size, args.lambda_over, args.horizon) == (
+        "cont-kukanov",
+        3000,
+        "0,0.2",
+        "10",
+    )
 
 
 def test_flags_on_the_command_line_win(tmp_path: Path) -> None:
