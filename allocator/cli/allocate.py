@@ -48,6 +48,7 @@ from allocator.kafka.consumer import consume_replay, default_group, stream_marke
 from allocator.kafka.live import LiveRouter
 from allocator.kafka.replay_state import StreamStats
 from allocator.pipeline import RunResult, run
+from allocator.progress import Progress
 from allocator.report.build import with_run_sections
 from allocator.report.ledger import fills_frame, write_decisions, write_fills
 from allocator.report.plot import plot_executions
@@ -224,6 +225,9 @@ def add_output_flags(parser: argparse.ArgumentParser) -> None:
         help="draw cumulative shares and cost over time for the router and each baseline (matplotlib)",
     )
     out.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
+    out.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress on stderr (warnings and errors still show)"
+    )
 
 
 def config_from(args: argparse.Namespace) -> RunConfig:
@@ -274,7 +278,11 @@ def main(args: argparse.Namespace) -> int:
         data, source = _load_offline(args, config)
     else:
         data, stream, source = _consume(args, config, fees)
-    result = run(data, fees, config)
+    grid = Progress(len(config.grid.points()), "grid", quiet=args.quiet, unit="point", silent_if_fast=True)
+    try:
+        result = run(data, fees, config, on_point=grid.advance)
+    finally:
+        grid.close()
     report = with_run_sections(
         result.report,
         complete=stream is None or stream.complete,
