@@ -80,7 +80,7 @@ def add_size_flags(group: argparse._ArgumentGroup, order_help: str) -> None:
 def add_order_flags(parser: argparse.ArgumentParser) -> None:
     """The parent order, the mode and the penalty grid."""
     order = parser.add_argument_group("order and model")
-    add_size_flags(order, "shares to buy")
+    add_size_flags(order, "shares to buy, or to sell with --side sell")
     order.add_argument(
         "--mode",
         choices=MODES,
@@ -89,7 +89,11 @@ def add_order_flags(parser: argparse.ArgumentParser) -> None:
         "execution simulator (queues, depletion, depth, latency); default faithful",
     )
     order.add_argument(
-        "--side", choices=SIDES, default="buy", help="buy (take asks, post bids) or sell; default buy"
+        "--side",
+        choices=SIDES,
+        default="buy",
+        help="buy (take asks, post bids) or sell (hit bids, post asks); default buy. The report keeps its key "
+        "names on a sell: best_ask is then the best-bid baseline (it hits the highest bid)",
     )
     order.add_argument(
         "--lambda-over",
