@@ -333,7 +333,14 @@ def _write_files(args: argparse.Namespace, result: RunResult) -> None:
         lines = write_decisions(result.search.points, snaps, args.decisions)
         log.info("wrote %d router decisions to %s", lines, args.decisions)
     if args.plot:
-        plot_executions(result.executions(), result.market, result.config.mode, args.plot)
+        plot_executions(
+            result.executions(),
+            result.market,
+            result.config.mode,
+            args.plot,
+            venue_names=result.venue_names,
+            sim_market=result.sim_market,
+        )
         log.info("wrote the plot to %s", args.plot)
 
 
