@@ -226,7 +226,8 @@ def add_output_flags(parser: argparse.ArgumentParser) -> None:
     out.add_argument(
         "--plot",
         metavar="FILE.png",
-        help="draw cumulative shares and cost over time for the router and each baseline (matplotlib)",
+        help="draw every child fill (venue, taker/maker/clean-up), cumulative shares and the shortfall against "
+        "the arrival mid over time, for the router and each baseline (matplotlib)",
     )
     out.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
     out.add_argument(
