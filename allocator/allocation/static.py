@@ -219,6 +219,37 @@ def _candidate_windows(
     return greedy, low, high
 
 
+# Windows at least this wide take the sliding-extremum path (`_forward_sliding`, `_backward_sliding`);
+# narrower ones (pinned venues, most near-ties) cost less evaluated densely. Tests lower it to run the
+# sliding path on small problems and raise it past every window to run the dense programme alone.
+_SLIDING_WIDTH = 16
+# Prices the exact line X(w) = w·step·t is formed for: Dekker's product is exact only while no partial
+# product overflows or underflows, which these bounds (with order_size ≤ 2^53) keep far away.
+_LINE_MAGNITUDES = (2.0**-500, 2.0**500)
+_SPLITTER = 134217729.0  # 2^27 + 1, Dekker's split of a double into two 26-bit halves
+# Safety margins of the sliding path's certificates: a relative 2^-40 of every magnitude involved dwarfs
+# the few roundings of the certificate's own float arithmetic (each ≤ 2^-53 of one of those magnitudes),
+# and the absolute floor covers the subnormal range (where a halved spacing can round).
+_RELATIVE_MARGIN = 2.0**-48
+_ABSOLUTE_MARGIN = 2.0**-1000
+# How many k-groups a sliding window is bracketed in (`_binade_groups`): more groups give tighter brackets
+# (fewer rows evaluated densely) at one sliding extremum each.
+_GROUPS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """X(w) = w·step·t for w = 0..units as the exact unevaluated sum hi + lo (hi = fl(w·step·t)).
+
+    The sliding path measures prefix sums as offsets from this line, which is exactly linear in w, so
+    an offset at w plus the addend's own offset is the offset of the sum at u = w + k with nothing lost.
+    """
+
+    hi: FloatArray
+    lo: FloatArray
+    scale: float  # spacing of the largest |hi|: a bound on every |lo|
+
+
 @dataclass(frozen=True, slots=True)
 class _Programme:
     """The DP's venues after the pinned ones are folded away, and the unit range live at each stage.
@@ -237,10 +268,12 @@ class _Programme:
     lo: list[int]
     hi: list[int]
     addends: list[FloatArray]  # p_i(k) for k in [low_i, high_i], exactly as split_cost forms it
+    lines: list[_Line | None]  # venue i's price line when its window takes the sliding path, else None
+    groups: list[list[tuple[int, int]]]  # venue i's `_binade_groups` (positions in addends[i]) if it does
 
 
 def _programme(units: int, step: int, prices: list[float], low: list[int], high: list[int]) -> _Programme:
-    """Fold the pinned venues away and lay out the live unit ranges and the addends p_i(k)."""
+    """Fold the pinned venues away and lay out the live unit ranges, the addends p_i(k) and the lines."""
     first_free = next(i for i, (a, b) in enumerate(zip(low, high, strict=True)) if a < b)
     cash = 0.0
     for i in range(first_free):
@@ -259,7 +292,37 @@ def _programme(units: int, step: int, prices: list[float], low: list[int], high:
     # float(int shares) · t_i, as split_cost forms it
     shares = (np.arange(max(high) + 1, dtype=np.int64) * step).astype(np.float64)
     addends = [shares[a : b + 1] * t for t, a, b in zip(prices, low, high, strict=True)]
-    return _Programme(active, cash, units, low, high, lo, hi, addends)
+    cache: dict[float, _Line | None] = {}
+    lines: list[_Line | None] = []
+    for t, a, b in zip(prices, low, high, strict=True):
+        if b - a + 1 < _SLIDING_WIDTH:
+            lines.append(None)
+            continue
+        if t not in cache:
+            cache[t] = _line(max(units, max(high)), step, t)  # w = u and w = k both index it
+        lines.append(cache[t])
+    groups = [
+        [] if line is None else [(a + low_i, b + low_i) for a, b in _binade_groups(addend)]
+        for line, addend, low_i in zip(lines, addends, low, strict=True)
+    ]
+    return _Programme(active, cash, units, low, high, lo, hi, addends, lines, groups)
+
+
+def _line(units: int, step: int, t: float) -> _Line | None:
+    """The exact line w·step·t over w = 0..units (Dekker's two-product), or None where it could be inexact."""
+    small, large = _LINE_MAGNITUDES
+    if units * step > 2**53 or not (t == 0.0 or small <= abs(t) <= large):
+        return None
+    shares = (np.arange(units + 1, dtype=np.int64) * step).astype(np.float64)  # exact: ≤ 2^53
+    hi = shares * t
+    split = _SPLITTER * shares
+    shares_hi = split - (split - shares)
+    shares_lo = shares - shares_hi
+    split_t = _SPLITTER * t
+    t_hi = split_t - (split_t - t)
+    t_lo = t - t_hi
+    lo = ((shares_hi * t_hi - hi) + shares_hi * t_lo + shares_lo * t_hi) + shares_lo * t_lo
+    return _Line(hi, lo, float(np.spacing(np.abs(hi).max())))
 
 
 def _lexicographic_float_optimum(
@@ -271,58 +334,307 @@ def _lexicographic_float_optimum(
     from where F* is still reachable, and a forward replay picks the lexicographically first split.
     """
     dp = _programme(units, step, prices, low, high)
-    best = _least_final_cost(dp)
-    limits = _reachability_thresholds(dp, best)
+    limits = _reachability_thresholds(dp, _least_prefix_sums(dp))
     chosen = list(low)
     for i, k in zip(dp.active, _first_split_reaching(dp, limits), strict=True):
         chosen[i] = k
     return chosen
 
 
-def _least_final_cost(dp: _Programme) -> float:
-    """F* = M_n(units), with M_i(u) the least reachable prefix sum after venue i.
+def _least_prefix_sums(dp: _Programme) -> list[FloatArray]:
+    """M_i(u), the least reachable prefix sum after i DP venues (+inf where u is not live), i = 0..n.
 
     As x ↦ fl(x + p) is monotone non-decreasing, the least prefix leads to the least completion, so
-    M_{i+1}(u) = min_k fl(M_i(u − k) + p_i(k)) is exact.
+    M_{i+1}(u) = min_k fl(M_i(u − k) + p_i(k)) is exact. Wide windows go through `_forward_sliding`,
+    the others through the dense min over every k.
     """
     pad, units = max(dp.high), dp.units
     # `buf` holds `pad` leading +inf so every window stays in bounds.
     buf = np.full(pad + units + 1, np.inf)
     least = np.full(units + 1, np.inf)
     least[0] = dp.cash
+    table = [least]
     for i, addend in enumerate(dp.addends):
         buf[pad:] = least
-        # row r ↔ u = lo + r; column j ↔ least[u − high_i + j], i.e. k = high_i − j
-        lo, hi = dp.lo[i + 1], dp.hi[i + 1]
-        windows = _windows(buf, pad + lo - dp.high[i], hi - lo + 1, addend.size)
-        least = np.full(units + 1, np.inf)
-        least[lo : hi + 1] = (windows + addend[::-1]).min(axis=1)
-    return float(least[units])
+        lo, hi, line = dp.lo[i + 1], dp.hi[i + 1], dp.lines[i]
+        row = np.full(units + 1, np.inf)
+        if line is None:
+            # row r ↔ u = lo + r; column j ↔ least[u − high_i + j], i.e. k = high_i − j
+            windows = _windows(buf, pad + lo - dp.high[i], hi - lo + 1, addend.size)
+            row[lo : hi + 1] = (windows + addend[::-1]).min(axis=1)
+        else:
+            row[lo : hi + 1] = _forward_sliding(
+                buf, pad, addend, dp.low[i], dp.high[i], lo, hi, line, dp.groups[i]
+            )
+        least = row
+        table.append(least)
+    return table
 
 
-def _reachability_thresholds(dp: _Programme, best: float) -> list[FloatArray]:
+def _forward_sliding(
+    buf: FloatArray,
+    pad: int,
+    addend: FloatArray,
+    low: int,
+    high: int,
+    lo: int,
+    hi: int,
+    line: _Line,
+    groups: list[tuple[int, int]],
+) -> FloatArray:
+    """M_{i+1}(u) for u in [lo, hi] from M_i (in buf after `pad` leading +inf), in O(units), not O(units·width).
+
+    Why it is exact. With X the venue's price line and any constant c, the exact sum M_i(u − k) + p_i(k)
+    is c + X(u) + A(u − k) + B(k), A(w) = M_i(w) − c − X(w), B(k) = p_i(k) − X(k) (the addend's rounding
+    error). B spans an ulp or so of p_i while A varies over ulps of the larger prefix sums, so per group
+    of k (`_binade_groups`) the sliding minimum of A plus the group's range of B brackets the least
+    exact sum. Where that bracket sits strictly inside one float's rounding cell, that float is
+    M_{i+1}(u): monotone rounding makes min_k fl(s_k) = fl(min_k s_k). Rows whose bracket reaches a
+    cell boundary (within the margins) are evaluated densely, as the reference does.
+    """
+    width, rows = high - low + 1, hi - lo + 1
+    units = buf.size - pad - 1
+    out = np.full(rows, np.inf)
+    # span[r + j] = A(u − high + j) for row r ↔ u = lo + r; +inf where M_i(w) is +inf or w ∉ [0, units]
+    start = lo - high
+    w0, w1 = max(start, 0), min(hi - low, units)
+    if w1 < w0:
+        return out
+    w = slice(w0, w1 + 1)
+    least = buf[pad:][w]
+    finite = least < np.inf
+    if not finite.any():
+        return out
+    diff, error = _two_sum(np.where(finite, least, 0.0), -line.hi[w])  # M − hi, exactly
+    c = float(diff[finite.argmax()])  # keeps the offsets small, so their roundings are tiny
+    span = np.full(rows + width - 1, np.inf)
+    span[w0 - start : w1 - start + 1] = np.where(finite, ((diff - c) + error) - line.lo[w], np.inf)
+    u = np.arange(lo, hi + 1)
+    starts = [high - kb for _, kb in groups]  # group (ka, kb) ↔ span columns high − kb … high − ka
+    lower, upper = _least_sum_bracket(span, rows, groups, starts, -line.lo[low : high + 1], low, u)
+    x_hi, x_lo = line.hi[lo : hi + 1], line.lo[lo : hi + 1]
+    with np.errstate(invalid="ignore", over="ignore"):  # rows without a candidate make inf − inf
+        lower += x_lo  # the bracket, now relative to c + x_hi(u)
+        upper += x_lo
+        guess = (x_hi + c) + 0.5 * (lower + upper)
+        mid, below, above = _cell(guess, x_hi, c)
+        margin = _margin(lower, upper, mid, below, above, x_lo, line.scale)
+        certain = (0.5 * (below + mid) + margin < lower) & (upper + margin < 0.5 * (mid + above))
+    out[certain] = guess[certain]
+    doubt = np.flatnonzero(~certain & (lower < np.inf))  # rows at +inf have no finite candidate
+    if doubt.size:
+        # row r ↔ u = lo + r; column j ↔ M_i(u − high + j), i.e. k = high − j (as `_windows`)
+        windows = buf[(pad + start + doubt)[:, None] + np.arange(width)]
+        out[doubt] = (windows + addend[::-1]).min(axis=1)
+    return out
+
+
+def _reachability_thresholds(dp: _Programme, least: list[FloatArray]) -> list[FloatArray]:
     """T_i(u): the largest prefix sum from which some completion still ends at ≤ F* (`limits[i]`).
 
-    By monotonicity the good prefixes form a down-set of floats: T_n(units) = F*,
+    By monotonicity the good prefixes form a down-set of floats: T_n(units) = F* = M_n(units),
     T_i(u) = max_k G(T_{i+1}(u + k), p_i(k)), G(y, p) = the largest float x with fl(x + p) ≤ y (see
-    `_largest_base`). T_0 is never needed (the replay starts from a known prefix sum).
+    `_largest_base`). T_0 is never needed (the replay starts from a known prefix sum). Wide windows go
+    through `_backward_sliding`. Where no completion exists the value is `_UNREACHABLE` or a little
+    below it; which one never matters, as no prefix sum is that low.
+
+    Only states that some optimal split passes through need their exact threshold: wherever
+    T_i(u) < M_i(u) (`least`), no actual prefix sum at (i, u) can complete, and `_backward_sliding` may
+    store any value below M_i(u) there instead (it stores `_UNREACHABLE`). Such a value only enters
+    G-terms that are themselves below every prefix sum that could use them (M_{i+1}(u + k) ≤
+    fl(M_i(u) + p_i(k))), so every comparison the replay makes comes out the same.
     """
     pad, units, n = max(dp.high), dp.units, len(dp.active)
     limits: list[FloatArray] = [np.empty(0)] * (n + 1)
     limits[n] = np.full(units + 1, _UNREACHABLE)
-    limits[n][units] = best
+    limits[n][units] = least[n][units]
     # `buf` holds `pad` trailing "unreachable" sentinels.
     buf = np.full(units + 1 + pad, _UNREACHABLE)
     for i in range(n - 1, 0, -1):
         buf[: units + 1] = limits[i + 1]
         addend = dp.addends[i]
-        lo, hi = dp.lo[i], dp.hi[i]
-        # row r ↔ u = lo + r; column j ↔ limits[i + 1][u + low_i + j], i.e. k = low_i + j
-        windows = _windows(buf, lo + dp.low[i], hi - lo + 1, addend.size)
+        lo, hi, line = dp.lo[i], dp.hi[i], dp.lines[i]
         limit = np.full(units + 1, _UNREACHABLE)
-        limit[lo : hi + 1] = _largest_base(windows, addend).max(axis=1)
+        if line is None:
+            # row r ↔ u = lo + r; column j ↔ limits[i + 1][u + low_i + j], i.e. k = low_i + j
+            windows = _windows(buf, lo + dp.low[i], hi - lo + 1, addend.size)
+            limit[lo : hi + 1] = _largest_base(windows, addend).max(axis=1)
+        else:
+            limit[lo : hi + 1] = _backward_sliding(
+                buf, units, addend, dp.low[i], dp.high[i], lo, hi, line, dp.groups[i], least[i][lo : hi + 1]
+            )
         limits[i] = limit
     return limits
+
+
+def _backward_sliding(
+    buf: FloatArray,
+    units: int,
+    addend: FloatArray,
+    low: int,
+    high: int,
+    lo: int,
+    hi: int,
+    line: _Line,
+    groups: list[tuple[int, int]],
+    least: FloatArray,
+) -> FloatArray:
+    """T_i(u) for u in [lo, hi] from T_{i+1} (buf, trailing sentinels), in O(units), not O(units·width).
+
+    Why it is exact. fl(x + p) ≤ y holds exactly when x + p stays below β(y), the midpoint between y and
+    the next float (reaching it only if y's last bit is even), so T_i(u) is the largest float under
+    z(u) = max_k β(T_{i+1}(u + k)) − p_i(k), or at it. As in `_forward_sliding`, z(u) − c − X(u) =
+    max_k A(u + k) − B(k) with A(w) = β(T_{i+1}(w)) − c − X(w), bracketed per group by a sliding
+    maximum. Where the bracket lies strictly between two consecutive floats, the lower one is T_i(u)
+    and the strictness at β never matters. Rows whose bracket lies below M_i(u) (`least`) get
+    `_UNREACHABLE` (see `_reachability_thresholds`), as do rows with no completion; the rest are
+    evaluated densely (`_backward_rows`).
+    """
+    width, rows = high - low + 1, hi - lo + 1
+    out = np.full(rows, _UNREACHABLE)
+    # span[r + j] = −A(u + low + j) for row r ↔ u = lo + r (negated, so the bracket is a least sum);
+    # +inf where there is no completion
+    start = lo + low
+    w1 = min(hi + high, units)
+    if w1 < start:
+        return out
+    w = slice(start, w1 + 1)
+    limit = buf[w]
+    real = limit > 0.5 * _UNREACHABLE
+    if not real.any():
+        return out
+    y = np.where(real, limit, 0.0)
+    diff, error = _two_sum(y, -line.hi[w])  # y − hi, exactly
+    c = float(diff[real.argmax()])
+    boundary = (((diff - c) + error) + 0.5 * (np.nextafter(y, np.inf) - y)) - line.lo[w]
+    span = np.full(rows + width - 1, np.inf)
+    span[: w1 - start + 1] = np.where(real, -boundary, np.inf)
+    u = np.arange(lo, hi + 1)
+    starts = [ka - low for ka, _ in groups]  # group (ka, kb) ↔ span columns ka − low … kb − low
+    lower, upper = _least_sum_bracket(span, rows, groups, starts, -line.lo[low : high + 1], low, units - u)
+    x_hi, x_lo = line.hi[lo : hi + 1], line.lo[lo : hi + 1]
+    with np.errstate(invalid="ignore", over="ignore"):  # rows without a completion make inf − inf
+        z_lo, z_hi = x_lo - upper, x_lo - lower  # z(u)'s bracket relative to c + x_hi(u)
+        guess = (x_hi + c) + 0.5 * (z_lo + z_hi)
+        mid, below, above = _cell(guess, x_hi, c)
+        margin = _margin(z_lo, z_hi, mid, below, above, x_lo, line.scale)
+        under_guess = (below + margin < z_lo) & (z_hi + margin < mid)
+        over_guess = (mid + margin < z_lo) & (z_hi + margin < above)
+        diff, error = _two_sum(least, -x_hi)
+        prefix = (diff - c) + error  # M_i(u) relative to c + x_hi(u)
+        useless = z_hi + _margin(z_hi, prefix, x_lo, line.scale) < prefix  # T_i(u) < M_i(u)
+    out[under_guess] = np.nextafter(guess[under_guess], -np.inf)
+    out[over_guess] = guess[over_guess]
+    out[useless] = _UNREACHABLE
+    doubt = np.flatnonzero(~(under_guess | over_guess | useless) & (lower < np.inf))
+    if doubt.size:
+        out[doubt] = _backward_rows(buf, start, span, -line.lo[low : high + 1], addend, x_lo, doubt)
+    return out
+
+
+def _backward_rows(
+    buf: FloatArray,
+    start: int,
+    span: FloatArray,
+    errors: FloatArray,
+    addend: FloatArray,
+    x_lo: FloatArray,
+    rows: IntArray,
+) -> FloatArray:
+    """T_i(u) on the given rows of `_backward_sliding`, exactly, with `_largest_base` on few (row, k).
+
+    G(y, p) never decreases as β(y) − p grows, so only the k whose offset A(u + k) − B(k) (known to a
+    few roundings) comes within the margin of the row's largest can give the maximum. The others
+    are skipped: `_largest_base` over every (row, k) is what made the dense pass slow.
+    """
+    columns = rows[:, None] + np.arange(errors.size)  # row r ↔ u = lo + r; column j ↔ k = low + j
+    with np.errstate(invalid="ignore"):
+        offset = (x_lo[rows, None] - span[columns]) - errors  # z_k − c − x_hi(u); −inf: no completion
+        best = offset.max(axis=1, keepdims=True)
+        tolerance = 4.0 * _margin(best, np.abs(errors).max(), x_lo[rows, None])
+        near = offset >= best - tolerance
+    values = np.full(offset.shape, -np.inf)
+    values[near] = _largest_base(buf[start + columns[near]], np.broadcast_to(addend, offset.shape)[near])
+    result: FloatArray = values.max(axis=1)
+    return result
+
+
+def _binade_groups(addend: FloatArray) -> list[tuple[int, int]]:
+    """Split the window's positions into contiguous groups, the top binades of |p(k)| each on their own.
+
+    B(k) spreads over about an ulp of p(k), so a group of small addends brackets tightly and the
+    bracket is only as wide as its widest group. Any partition is correct; this one is about fast.
+    """
+    exponent = np.frexp(addend)[1]
+    starts = (np.flatnonzero(np.diff(exponent)) + 1).tolist()[-(_GROUPS - 1) :] if _GROUPS > 1 else []
+    edges = [0, *starts, addend.size]
+    return [(a, b - 1) for a, b in itertools.pairwise(edges) if b > a]
+
+
+def _least_sum_bracket(
+    span: FloatArray,
+    rows: int,
+    groups: list[tuple[int, int]],
+    starts: list[int],
+    errors: FloatArray,
+    low: int,
+    reach: IntArray,
+) -> tuple[FloatArray, FloatArray]:
+    """Per row r, bounds on min over k of span[r + column(k)] + errors[k − low] (k ≤ reach[r]).
+
+    Each group is a contiguous run of columns: its sliding minimum plus the least (greatest) error of
+    the group's k that the row can use bounds the group's least sum from below (above).
+    """
+    lower = np.full(rows, np.inf)
+    upper = np.full(rows, np.inf)
+    for (ka, kb), start in zip(groups, starts, strict=True):
+        width = kb - ka + 1
+        least = _sliding(span[start : start + rows + width - 1], width, np.minimum, np.inf)
+        group_errors = errors[ka - low : kb - low + 1]
+        last = np.clip(np.minimum(kb, reach) - ka, 0, None)
+        np.minimum(lower, least + np.minimum.accumulate(group_errors)[last], out=lower)
+        np.minimum(upper, least + np.maximum.accumulate(group_errors)[last], out=upper)
+    return lower, upper
+
+
+def _cell(guess: FloatArray, x_hi: FloatArray, c: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Offsets from c + x_hi of guess and of its two neighbouring floats (exact up to tiny roundings)."""
+    diff, error = _two_sum(guess, -x_hi)
+    mid = (diff - c) + error
+    below = mid - (guess - np.nextafter(guess, -np.inf))
+    above = mid + (np.nextafter(guess, np.inf) - guess)
+    return mid, below, above
+
+
+def _margin(*terms: FloatArray | float) -> FloatArray:
+    """Bound on the roundings in a certificate: a relative `_RELATIVE_MARGIN` of the magnitudes it adds."""
+    size = sum((np.abs(t) for t in terms), np.zeros(1))
+    result: FloatArray = _RELATIVE_MARGIN * size + _ABSOLUTE_MARGIN
+    return result
+
+
+def _two_sum(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """s = fl(a + b) and the exact error e = a + b − s (Knuth's TwoSum; any magnitudes, no overflow)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _sliding(values: FloatArray, width: int, pick: np.ufunc, fill: float) -> FloatArray:
+    """out[r] = pick-reduction of values[r : r + width] for every full window (van Herk–Gil-Werman).
+
+    Prefix and suffix scans inside blocks of `width` give every window as one suffix and one prefix,
+    so the cost is O(len) whatever the width, in a handful of numpy calls.
+    """
+    count = values.size
+    blocks = -(-count // width)
+    padded = np.full(blocks * width, fill)
+    padded[:count] = values
+    grid = padded.reshape(blocks, width)
+    prefix = pick.accumulate(grid, axis=1).ravel()
+    suffix = pick.accumulate(grid[:, ::-1], axis=1)[:, ::-1].ravel()
+    result: FloatArray = pick(suffix[: count - width + 1], prefix[width - 1 : count])
+    return result
 
 
 def _first_split_reaching(dp: _Programme, limits: list[FloatArray]) -> list[int]:
