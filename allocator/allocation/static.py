@@ -219,27 +219,27 @@ def _candidate_windows(
     return greedy, low, high
 
 
-# Windows at least this wide take the sliding-extremum path (`_forward_sliding`, `_backward_sliding`);
-# narrower ones (pinned venues, most near-ties) cost less evaluated densely. Tests lower it to run the
-# sliding path on small problems and raise it past every window to run the dense programme alone.
+# Windows at least this wide take the sliding path (`_forward_sliding`, `_backward_sliding`); narrower
+# ones (pinned venues, most near-ties) cost less evaluated densely. Tests lower it to run the sliding
+# path on small problems and raise it past every window to run the dense programme alone.
 _SLIDING_WIDTH = 16
 # Prices the exact line X(w) = w·step·t is formed for: Dekker's product is exact only while no partial
 # product overflows or underflows, which these bounds (with order_size ≤ 2^53) keep far away.
 _LINE_MAGNITUDES = (2.0**-500, 2.0**500)
 _SPLITTER = 134217729.0  # 2^27 + 1, Dekker's split of a double into two 26-bit halves
-# Safety margins of the sliding path's certificates: a relative 2^-40 of every magnitude involved dwarfs
-# the few roundings of the certificate's own float arithmetic (each ≤ 2^-53 of one of those magnitudes),
-# and the absolute floor covers the subnormal range (where a halved spacing can round).
+# Safety margin of the sliding path's certificates: 2^-48 of a bound on every magnitude involved covers
+# 32 roundings (each ≤ 2^-53 of such a magnitude), several times what a certificate performs; the
+# absolute floor covers the subnormal range, where a halved spacing can round.
 _RELATIVE_MARGIN = 2.0**-48
 _ABSOLUTE_MARGIN = 2.0**-1000
-# How many k-groups a sliding window is bracketed in (`_binade_groups`): more groups give tighter brackets
-# (fewer rows evaluated densely) at one sliding extremum each.
+# How many groups of k a sliding window is bracketed in (`_groups`): the top binades of the addends
+# each on their own, the rest together. More groups give tighter brackets, at one range query each.
 _GROUPS = 4
 
 
 @dataclass(frozen=True, slots=True)
 class _Line:
-    """X(w) = w·step·t for w = 0..units as the exact unevaluated sum hi + lo (hi = fl(w·step·t)).
+    """X(w) = w·step·t for w = 0..len−1 as the exact unevaluated sum hi + lo (hi = fl(w·step·t)).
 
     The sliding path measures prefix sums as offsets from this line, which is exactly linear in w, so
     an offset at w plus the addend's own offset is the offset of the sum at u = w + k with nothing lost.
@@ -251,13 +251,35 @@ class _Line:
 
 
 @dataclass(frozen=True, slots=True)
+class _Group:
+    """A run ka..kb of one venue's k and its addends' offsets B(k) = p(k) − X(k) = −lo(k)."""
+
+    ka: int
+    kb: int
+    least: float  # min B over the run
+    most: float  # max B over the run
+    argleast: int  # a k of the run with B(k) = least
+    prefix_least: FloatArray  # min B over ka..k, for k = ka..kb (rows that cannot reach kb)
+    prefix_most: FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class _Slide:
+    """What the sliding path needs for one venue: its price line and its groups of k."""
+
+    line: _Line
+    groups: list[_Group]
+    spread: float  # max |B(k)| over the window
+
+
+@dataclass(frozen=True, slots=True)
 class _Programme:
     """The DP's venues after the pinned ones are folded away, and the unit range live at each stage.
 
     Venues pinned to 0 add ±0.0, which changes no prefix sum, and pinned venues before the first free
     one only fix the starting prefix sum `cash`; `active[i]` is the original index of DP venue i.
     A state (i, u) is live when u ∈ [lo[i], hi[i]]: reachable from the windows before i and completable
-    by the windows from i on.
+    by the windows from i on (the windows are intervals, so every live state is reachable).
     """
 
     active: list[int]
@@ -268,12 +290,11 @@ class _Programme:
     lo: list[int]
     hi: list[int]
     addends: list[FloatArray]  # p_i(k) for k in [low_i, high_i], exactly as split_cost forms it
-    lines: list[_Line | None]  # venue i's price line when its window takes the sliding path, else None
-    groups: list[list[tuple[int, int]]]  # venue i's `_binade_groups` (positions in addends[i]) if it does
+    slides: list[_Slide | None]  # set where venue i takes the sliding path
 
 
 def _programme(units: int, step: int, prices: list[float], low: list[int], high: list[int]) -> _Programme:
-    """Fold the pinned venues away and lay out the live unit ranges, the addends p_i(k) and the lines."""
+    """Fold the pinned venues away and lay out the live unit ranges, the addends p_i(k) and the slides."""
     first_free = next(i for i, (a, b) in enumerate(zip(low, high, strict=True)) if a < b)
     cash = 0.0
     for i in range(first_free):
@@ -292,28 +313,22 @@ def _programme(units: int, step: int, prices: list[float], low: list[int], high:
     # float(int shares) · t_i, as split_cost forms it
     shares = (np.arange(max(high) + 1, dtype=np.int64) * step).astype(np.float64)
     addends = [shares[a : b + 1] * t for t, a, b in zip(prices, low, high, strict=True)]
-    cache: dict[float, _Line | None] = {}
-    lines: list[_Line | None] = []
-    for t, a, b in zip(prices, low, high, strict=True):
-        if b - a + 1 < _SLIDING_WIDTH:
-            lines.append(None)
-            continue
-        if t not in cache:
-            cache[t] = _line(max(units, max(high)), step, t)  # w = u and w = k both index it
-        lines.append(cache[t])
-    groups = [
-        [] if line is None else [(a + low_i, b + low_i) for a, b in _binade_groups(addend)]
-        for line, addend, low_i in zip(lines, addends, low, strict=True)
-    ]
-    return _Programme(active, cash, units, low, high, lo, hi, addends, lines, groups)
+    lines: dict[float, _Line | None] = {}
+    slides: list[_Slide | None] = []
+    for t, a, b, addend in zip(prices, low, high, addends, strict=True):
+        if t not in lines:
+            lines[t] = _line(max(units, max(high)), step, t)  # w = u and w = k both index it
+        line = lines[t]
+        slides.append(None if line is None or b - a + 1 < _SLIDING_WIDTH else _slide(line, addend, a, b))
+    return _Programme(active, cash, units, low, high, lo, hi, addends, slides)
 
 
-def _line(units: int, step: int, t: float) -> _Line | None:
-    """The exact line w·step·t over w = 0..units (Dekker's two-product), or None where it could be inexact."""
+def _line(size: int, step: int, t: float) -> _Line | None:
+    """The exact line w·step·t over w = 0..size (Dekker's two-product), or None where it could be inexact."""
     small, large = _LINE_MAGNITUDES
-    if units * step > 2**53 or not (t == 0.0 or small <= abs(t) <= large):
+    if size * step > 2**53 or not (t == 0.0 or small <= abs(t) <= large):
         return None
-    shares = (np.arange(units + 1, dtype=np.int64) * step).astype(np.float64)  # exact: ≤ 2^53
+    shares = (np.arange(size + 1, dtype=np.int64) * step).astype(np.float64)  # exact: ≤ 2^53
     hi = shares * t
     split = _SPLITTER * shares
     shares_hi = split - (split - shares)
@@ -323,6 +338,33 @@ def _line(units: int, step: int, t: float) -> _Line | None:
     t_lo = t - t_hi
     lo = ((shares_hi * t_hi - hi) + shares_hi * t_lo + shares_lo * t_hi) + shares_lo * t_lo
     return _Line(hi, lo, float(np.spacing(np.abs(hi).max())))
+
+
+def _slide(line: _Line, addend: FloatArray, low: int, high: int) -> _Slide:
+    """Group the window's k by binade of p(k) and tabulate each group's offsets B(k) = −lo(k).
+
+    B(k) spreads over about an ulp of p(k), so groups of small addends bracket tightly; a bracket is as
+    wide as its widest group, and each group costs one range query per row. Any partition is correct.
+    """
+    offsets = -line.lo[low : high + 1]
+    exponent = np.frexp(addend)[1]
+    starts = (np.flatnonzero(np.diff(exponent)) + 1).tolist()
+    edges = [0, *starts[max(len(starts) - _GROUPS + 1, 0) :], len(offsets)]
+    groups = []
+    for a, b in itertools.pairwise(edges):
+        run = offsets[a:b]
+        groups.append(
+            _Group(
+                low + a,
+                low + b - 1,
+                float(run.min()),
+                float(run.max()),
+                low + a + int(run.argmin()),
+                np.minimum.accumulate(run),
+                np.maximum.accumulate(run),
+            )
+        )
+    return _Slide(line, groups, float(np.abs(offsets).max()))
 
 
 def _lexicographic_float_optimum(
@@ -345,8 +387,8 @@ def _least_prefix_sums(dp: _Programme) -> list[FloatArray]:
     """M_i(u), the least reachable prefix sum after i DP venues (+inf where u is not live), i = 0..n.
 
     As x ↦ fl(x + p) is monotone non-decreasing, the least prefix leads to the least completion, so
-    M_{i+1}(u) = min_k fl(M_i(u − k) + p_i(k)) is exact. Wide windows go through `_forward_sliding`,
-    the others through the dense min over every k.
+    M_{i+1}(u) = min_k fl(M_i(u − k) + p_i(k)) is exact; F* = M_n(units). Wide windows go through
+    `_forward_sliding`, the others through the dense min over every k.
     """
     pad, units = max(dp.high), dp.units
     # `buf` holds `pad` leading +inf so every window stays in bounds.
@@ -354,74 +396,78 @@ def _least_prefix_sums(dp: _Programme) -> list[FloatArray]:
     least = np.full(units + 1, np.inf)
     least[0] = dp.cash
     table = [least]
-    for i, addend in enumerate(dp.addends):
+    for i, (addend, slide) in enumerate(zip(dp.addends, dp.slides, strict=True)):
         buf[pad:] = least
-        lo, hi, line = dp.lo[i + 1], dp.hi[i + 1], dp.lines[i]
+        lo, hi = dp.lo[i + 1], dp.hi[i + 1]
         row = np.full(units + 1, np.inf)
-        if line is None:
+        if slide is None:
             # row r ↔ u = lo + r; column j ↔ least[u − high_i + j], i.e. k = high_i − j
             windows = _windows(buf, pad + lo - dp.high[i], hi - lo + 1, addend.size)
             row[lo : hi + 1] = (windows + addend[::-1]).min(axis=1)
         else:
-            row[lo : hi + 1] = _forward_sliding(
-                buf, pad, addend, dp.low[i], dp.high[i], lo, hi, line, dp.groups[i]
-            )
+            rows = _Rows(lo, hi, dp.low[i], dp.high[i], dp.lo[i], dp.hi[i])
+            row[lo : hi + 1] = _forward_sliding(buf, pad, addend, rows, slide)
         least = row
         table.append(least)
     return table
 
 
-def _forward_sliding(
-    buf: FloatArray,
-    pad: int,
-    addend: FloatArray,
-    low: int,
-    high: int,
-    lo: int,
-    hi: int,
-    line: _Line,
-    groups: list[tuple[int, int]],
-) -> FloatArray:
-    """M_{i+1}(u) for u in [lo, hi] from M_i (in buf after `pad` leading +inf), in O(units), not O(units·width).
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """One sliding stage: its rows u ∈ [lo, hi], the window k ∈ [low, high], and the live range
+    [source_lo, source_hi] of the stage the values come from."""
+
+    lo: int
+    hi: int
+    low: int
+    high: int
+    source_lo: int
+    source_hi: int
+
+
+def _forward_sliding(buf: FloatArray, pad: int, addend: FloatArray, rows: _Rows, slide: _Slide) -> FloatArray:
+    """M_{i+1}(u) for the rows from M_i (buf, after `pad` leading +inf), in O(units), not O(units·width).
 
     Why it is exact. With X the venue's price line and any constant c, the exact sum M_i(u − k) + p_i(k)
     is c + X(u) + A(u − k) + B(k), A(w) = M_i(w) − c − X(w), B(k) = p_i(k) − X(k) (the addend's rounding
-    error). B spans an ulp or so of p_i while A varies over ulps of the larger prefix sums, so per group
-    of k (`_binade_groups`) the sliding minimum of A plus the group's range of B brackets the least
-    exact sum. Where that bracket sits strictly inside one float's rounding cell, that float is
-    M_{i+1}(u): monotone rounding makes min_k fl(s_k) = fl(min_k s_k). Rows whose bracket reaches a
-    cell boundary (within the margins) are evaluated densely, as the reference does.
+    error). B spans about an ulp of p_i while A varies over ulps of the larger prefix sums, so per group
+    of k the range minimum of A plus the group's range of B brackets the least exact sum (and one
+    actual sum, at the group's least B, bounds it from above too). Where the bracket sits strictly
+    inside one float's rounding cell, that float is M_{i+1}(u): monotone rounding makes
+    min_k fl(s_k) = fl(min_k s_k). Rows whose bracket reaches a cell boundary (within the margin) are
+    evaluated densely, as the reference does.
     """
-    width, rows = high - low + 1, hi - lo + 1
-    units = buf.size - pad - 1
-    out = np.full(rows, np.inf)
-    # span[r + j] = A(u − high + j) for row r ↔ u = lo + r; +inf where M_i(w) is +inf or w ∉ [0, units]
-    start = lo - high
-    w0, w1 = max(start, 0), min(hi - low, units)
-    if w1 < w0:
-        return out
-    w = slice(w0, w1 + 1)
-    least = buf[pad:][w]
-    finite = least < np.inf
-    if not finite.any():
-        return out
-    diff, error = _two_sum(np.where(finite, least, 0.0), -line.hi[w])  # M − hi, exactly
-    c = float(diff[finite.argmax()])  # keeps the offsets small, so their roundings are tiny
-    span = np.full(rows + width - 1, np.inf)
-    span[w0 - start : w1 - start + 1] = np.where(finite, ((diff - c) + error) - line.lo[w], np.inf)
-    u = np.arange(lo, hi + 1)
-    starts = [high - kb for _, kb in groups]  # group (ka, kb) ↔ span columns high − kb … high − ka
-    lower, upper = _least_sum_bracket(span, rows, groups, starts, -line.lo[low : high + 1], low, u)
-    x_hi, x_lo = line.hi[lo : hi + 1], line.lo[lo : hi + 1]
-    with np.errstate(invalid="ignore", over="ignore"):  # rows without a candidate make inf − inf
-        lower += x_lo  # the bracket, now relative to c + x_hi(u)
-        upper += x_lo
-        guess = (x_hi + c) + 0.5 * (lower + upper)
-        mid, below, above = _cell(guess, x_hi, c)
-        margin = _margin(lower, upper, mid, below, above, x_lo, line.scale)
-        certain = (0.5 * (below + mid) + margin < lower) & (upper + margin < 0.5 * (mid + above))
-    out[certain] = guess[certain]
-    doubt = np.flatnonzero(~certain & (lower < np.inf))  # rows at +inf have no finite candidate
+    line = slide.line
+    count, width = rows.hi - rows.lo + 1, rows.high - rows.low + 1
+    # span[r + j] = A(u − high + j) for row r ↔ u = lo + r, i.e. k = high − j; +inf off the live range
+    start = rows.lo - rows.high
+    w0, w1 = max(start, rows.source_lo), min(rows.hi - rows.low, rows.source_hi)
+    diff, error = _two_sum(buf[pad + w0 : pad + w1 + 1], -line.hi[w0 : w1 + 1])  # M − hi, exactly
+    c = float(diff[0])  # keeps the offsets small, so their roundings are tiny
+    offsets = ((diff - c) + error) - line.lo[w0 : w1 + 1]
+    span = np.full(count + width - 1, np.inf)
+    span[w0 - start : w1 - start + 1] = offsets
+    lower, upper = _least_sum_bracket(span, count, slide.groups, rows, rows.lo, forward=True)
+    x_hi, x_lo = line.hi[rows.lo : rows.hi + 1], line.lo[rows.lo : rows.hi + 1]
+    lower += x_lo  # the bracket, now relative to c + x_hi(u)
+    upper += x_lo
+    margin = _margin(float(np.abs(offsets).max()), slide.spread, line.scale, abs(c) + abs(x_hi[-1]))
+    # (a) the bracket inside the rounding cell of its midpoint's float
+    guess = (x_hi + c) + 0.5 * (lower + upper)
+    mid, below, above = _cell(guess, x_hi, c)
+    certain = (0.5 * (below + mid) + margin < lower) & (upper + margin < 0.5 * (mid + above))
+    # (b) an actual candidate, fl(M_i(u − k) + p_i(k)) at each group's least B, whose cell's lower
+    # boundary the bracket clears: M_{i+1}(u) ≤ that float by definition and ≥ it by the bracket. This
+    # also settles sums that sit exactly on a boundary, which (a) cannot.
+    candidate = np.full(count, np.inf)
+    for g in slide.groups:
+        at = pad + start + rows.high - g.argleast  # buf index of M_i(u − argleast) for row 0
+        np.minimum(candidate, buf[at : at + count] + addend[g.argleast - rows.low], out=candidate)
+    c_mid, c_below, _ = _cell(candidate, x_hi, c)
+    settled = 0.5 * (c_below + c_mid) + margin < lower
+    out = np.where(settled, candidate, np.where(certain, guess, np.inf))
+    certain |= settled
+    doubt = np.flatnonzero(~certain)  # every row has a finite candidate: its states are live
     if doubt.size:
         # row r ↔ u = lo + r; column j ↔ M_i(u − high + j), i.e. k = high − j (as `_windows`)
         windows = buf[(pad + start + doubt)[:, None] + np.arange(width)]
@@ -452,83 +498,72 @@ def _reachability_thresholds(dp: _Programme, least: list[FloatArray]) -> list[Fl
     buf = np.full(units + 1 + pad, _UNREACHABLE)
     for i in range(n - 1, 0, -1):
         buf[: units + 1] = limits[i + 1]
-        addend = dp.addends[i]
-        lo, hi, line = dp.lo[i], dp.hi[i], dp.lines[i]
+        addend, slide = dp.addends[i], dp.slides[i]
+        lo, hi = dp.lo[i], dp.hi[i]
         limit = np.full(units + 1, _UNREACHABLE)
-        if line is None:
+        if slide is None:
             # row r ↔ u = lo + r; column j ↔ limits[i + 1][u + low_i + j], i.e. k = low_i + j
             windows = _windows(buf, lo + dp.low[i], hi - lo + 1, addend.size)
             limit[lo : hi + 1] = _largest_base(windows, addend).max(axis=1)
         else:
-            limit[lo : hi + 1] = _backward_sliding(
-                buf, units, addend, dp.low[i], dp.high[i], lo, hi, line, dp.groups[i], least[i][lo : hi + 1]
-            )
+            rows = _Rows(lo, hi, dp.low[i], dp.high[i], dp.lo[i + 1], dp.hi[i + 1])
+            limit[lo : hi + 1] = _backward_sliding(buf, units, addend, rows, slide, least[i][lo : hi + 1])
         limits[i] = limit
     return limits
 
 
 def _backward_sliding(
-    buf: FloatArray,
-    units: int,
-    addend: FloatArray,
-    low: int,
-    high: int,
-    lo: int,
-    hi: int,
-    line: _Line,
-    groups: list[tuple[int, int]],
-    least: FloatArray,
+    buf: FloatArray, units: int, addend: FloatArray, rows: _Rows, slide: _Slide, least: FloatArray
 ) -> FloatArray:
-    """T_i(u) for u in [lo, hi] from T_{i+1} (buf, trailing sentinels), in O(units), not O(units·width).
+    """T_i(u) for the rows from T_{i+1} (buf, trailing sentinels), in O(units), not O(units·width).
 
     Why it is exact. fl(x + p) ≤ y holds exactly when x + p stays below β(y), the midpoint between y and
     the next float (reaching it only if y's last bit is even), so T_i(u) is the largest float under
     z(u) = max_k β(T_{i+1}(u + k)) − p_i(k), or at it. As in `_forward_sliding`, z(u) − c − X(u) =
-    max_k A(u + k) − B(k) with A(w) = β(T_{i+1}(w)) − c − X(w), bracketed per group by a sliding
-    maximum. Where the bracket lies strictly between two consecutive floats, the lower one is T_i(u)
-    and the strictness at β never matters. Rows whose bracket lies below M_i(u) (`least`) get
-    `_UNREACHABLE` (see `_reachability_thresholds`), as do rows with no completion; the rest are
-    evaluated densely (`_backward_rows`).
+    max_k A(u + k) − B(k) with A(w) = β(T_{i+1}(w)) − c − X(w), bracketed per group by range maxima.
+    Where the bracket lies strictly between two consecutive floats, the lower one is T_i(u) and the
+    strictness at β never matters. Rows whose bracket lies below M_i(u) (`least`) get `_UNREACHABLE`
+    (see `_reachability_thresholds`), as do rows with no completion; the rest are evaluated densely
+    (`_backward_rows`).
     """
-    width, rows = high - low + 1, hi - lo + 1
-    out = np.full(rows, _UNREACHABLE)
-    # span[r + j] = −A(u + low + j) for row r ↔ u = lo + r (negated, so the bracket is a least sum);
-    # +inf where there is no completion
-    start = lo + low
-    w1 = min(hi + high, units)
-    if w1 < start:
+    line = slide.line
+    count, width = rows.hi - rows.lo + 1, rows.high - rows.low + 1
+    out = np.full(count, _UNREACHABLE)
+    # span[r + j] = −A(u + low + j) for row r ↔ u = lo + r, i.e. k = low + j (negated, so that the
+    # bracket is of a least sum); +inf where there is no completion
+    start = rows.lo + rows.low
+    w0, w1 = max(start, rows.source_lo), min(rows.hi + rows.high, rows.source_hi)
+    if w1 < w0:
         return out
-    w = slice(start, w1 + 1)
-    limit = buf[w]
+    limit = buf[w0 : w1 + 1]
     real = limit > 0.5 * _UNREACHABLE
     if not real.any():
         return out
     y = np.where(real, limit, 0.0)
-    diff, error = _two_sum(y, -line.hi[w])  # y − hi, exactly
+    diff, error = _two_sum(y, -line.hi[w0 : w1 + 1])  # y − hi, exactly
     c = float(diff[real.argmax()])
-    boundary = (((diff - c) + error) + 0.5 * (np.nextafter(y, np.inf) - y)) - line.lo[w]
-    span = np.full(rows + width - 1, np.inf)
-    span[: w1 - start + 1] = np.where(real, -boundary, np.inf)
-    u = np.arange(lo, hi + 1)
-    starts = [ka - low for ka, _ in groups]  # group (ka, kb) ↔ span columns ka − low … kb − low
-    lower, upper = _least_sum_bracket(span, rows, groups, starts, -line.lo[low : high + 1], low, units - u)
-    x_hi, x_lo = line.hi[lo : hi + 1], line.lo[lo : hi + 1]
-    with np.errstate(invalid="ignore", over="ignore"):  # rows without a completion make inf − inf
+    offsets = (((diff - c) + error) + 0.5 * (_neighbours(y)[1] - y)) - line.lo[w0 : w1 + 1]
+    offsets[~real] = 0.0  # keeps the margin small; these entries are not used
+    span = np.full(count + width - 1, np.inf)
+    span[w0 - start : w1 - start + 1] = np.where(real, -offsets, np.inf)
+    lower, upper = _least_sum_bracket(span, count, slide.groups, rows, units - rows.lo, forward=False)
+    x_hi, x_lo = line.hi[rows.lo : rows.hi + 1], line.lo[rows.lo : rows.hi + 1]
+    with np.errstate(invalid="ignore"):  # rows without a completion make inf − inf
         z_lo, z_hi = x_lo - upper, x_lo - lower  # z(u)'s bracket relative to c + x_hi(u)
         guess = (x_hi + c) + 0.5 * (z_lo + z_hi)
         mid, below, above = _cell(guess, x_hi, c)
-        margin = _margin(z_lo, z_hi, mid, below, above, x_lo, line.scale)
-        under_guess = (below + margin < z_lo) & (z_hi + margin < mid)
-        over_guess = (mid + margin < z_lo) & (z_hi + margin < above)
         diff, error = _two_sum(least, -x_hi)
         prefix = (diff - c) + error  # M_i(u) relative to c + x_hi(u)
-        useless = z_hi + _margin(z_hi, prefix, x_lo, line.scale) < prefix  # T_i(u) < M_i(u)
+    margin = _margin(float(np.abs(offsets).max()), slide.spread, line.scale, abs(c) + abs(x_hi[-1]))
+    under_guess = (below + margin < z_lo) & (z_hi + margin < mid)
+    over_guess = (mid + margin < z_lo) & (z_hi + margin < above)
+    useless = z_hi + margin < prefix  # T_i(u) < M_i(u)
     out[under_guess] = np.nextafter(guess[under_guess], -np.inf)
     out[over_guess] = guess[over_guess]
     out[useless] = _UNREACHABLE
     doubt = np.flatnonzero(~(under_guess | over_guess | useless) & (lower < np.inf))
     if doubt.size:
-        out[doubt] = _backward_rows(buf, start, span, -line.lo[low : high + 1], addend, x_lo, doubt)
+        out[doubt] = _backward_rows(buf, start, span, addend, -line.lo[rows.low : rows.high + 1], x_lo, doubt)
     return out
 
 
@@ -536,8 +571,8 @@ def _backward_rows(
     buf: FloatArray,
     start: int,
     span: FloatArray,
-    errors: FloatArray,
     addend: FloatArray,
+    offsets: FloatArray,
     x_lo: FloatArray,
     rows: IntArray,
 ) -> FloatArray:
@@ -547,70 +582,111 @@ def _backward_rows(
     few roundings) comes within the margin of the row's largest can give the maximum. The others
     are skipped: `_largest_base` over every (row, k) is what made the dense pass slow.
     """
-    columns = rows[:, None] + np.arange(errors.size)  # row r ↔ u = lo + r; column j ↔ k = low + j
+    columns = rows[:, None] + np.arange(offsets.size)  # row r ↔ u = lo + r; column j ↔ k = low + j
     with np.errstate(invalid="ignore"):
-        offset = (x_lo[rows, None] - span[columns]) - errors  # z_k − c − x_hi(u); −inf: no completion
-        best = offset.max(axis=1, keepdims=True)
-        tolerance = 4.0 * _margin(best, np.abs(errors).max(), x_lo[rows, None])
-        near = offset >= best - tolerance
-    values = np.full(offset.shape, -np.inf)
-    values[near] = _largest_base(buf[start + columns[near]], np.broadcast_to(addend, offset.shape)[near])
+        z = (x_lo[rows, None] - span[columns]) - offsets  # β − p − c − x_hi(u); −inf: no completion
+        best = z.max(axis=1, keepdims=True)
+        spread = float(np.abs(offsets).max())
+        near = z >= best - 4.0 * _margin(np.abs(best), spread, np.abs(x_lo[rows, None]), 0.0)
+    values = np.full(z.shape, -np.inf)
+    values[near] = _largest_base(buf[start + columns[near]], np.broadcast_to(addend, z.shape)[near])
     result: FloatArray = values.max(axis=1)
     return result
 
 
-def _binade_groups(addend: FloatArray) -> list[tuple[int, int]]:
-    """Split the window's positions into contiguous groups, the top binades of |p(k)| each on their own.
-
-    B(k) spreads over about an ulp of p(k), so a group of small addends brackets tightly and the
-    bracket is only as wide as its widest group. Any partition is correct; this one is about fast.
-    """
-    exponent = np.frexp(addend)[1]
-    starts = (np.flatnonzero(np.diff(exponent)) + 1).tolist()[-(_GROUPS - 1) :] if _GROUPS > 1 else []
-    edges = [0, *starts, addend.size]
-    return [(a, b - 1) for a, b in itertools.pairwise(edges) if b > a]
-
-
 def _least_sum_bracket(
-    span: FloatArray,
-    rows: int,
-    groups: list[tuple[int, int]],
-    starts: list[int],
-    errors: FloatArray,
-    low: int,
-    reach: IntArray,
+    span: FloatArray, count: int, groups: list[_Group], rows: _Rows, reach: int, forward: bool
 ) -> tuple[FloatArray, FloatArray]:
-    """Per row r, bounds on min over k of span[r + column(k)] + errors[k − low] (k ≤ reach[r]).
+    """Per row r, bounds on the least span[r + column(k)] + B(k) over the window's k.
 
-    Each group is a contiguous run of columns: its sliding minimum plus the least (greatest) error of
-    the group's k that the row can use bounds the group's least sum from below (above).
+    column(k) = high − k forward and k − low backward. Row r can use k up to reach ± r (forward: u,
+    backward: units − u); beyond that span is +inf anyway, but a group's B range must shrink there too.
+    Each group is a run of columns: a range minimum of span plus the group's least (greatest) B bounds
+    its least sum from below (above), and the sum at the group's least B bounds it from above.
     """
-    lower = np.full(rows, np.inf)
-    upper = np.full(rows, np.inf)
-    for (ka, kb), start in zip(groups, starts, strict=True):
-        width = kb - ka + 1
-        least = _sliding(span[start : start + rows + width - 1], width, np.minimum, np.inf)
-        group_errors = errors[ka - low : kb - low + 1]
-        last = np.clip(np.minimum(kb, reach) - ka, 0, None)
-        np.minimum(lower, least + np.minimum.accumulate(group_errors)[last], out=lower)
-        np.minimum(upper, least + np.maximum.accumulate(group_errors)[last], out=upper)
+    table = _RangeMin(span, max(g.kb - g.ka + 1 for g in groups))
+    lower = np.full(count, np.inf)
+    upper = np.full(count, np.inf)
+    for g in groups:
+        first = rows.high - g.kb if forward else g.ka - rows.low
+        star = rows.high - g.argleast if forward else g.argleast - rows.low
+        least = table.query(first, g.kb - g.ka + 1, count)
+        group_lower = least + g.least
+        group_upper = np.minimum(least + g.most, span[star : star + count] + g.least)
+        # rows that can use only part of the group, k ∈ [ka, reach ± r] with reach ± r < kb (rows that
+        # cannot reach ka at all have least = +inf already): the prefix ranges of B, as a slice
+        if forward:
+            r0, r1 = max(g.ka - reach, 0), min(max(g.kb - reach, 0), count)
+            part = slice(reach + r0 - g.ka, reach + r1 - g.ka)
+            sign = 1
+        else:
+            r0, r1 = max(reach - g.kb + 1, 0), min(reach - g.ka + 1, count)
+            part = slice(reach - r1 + 1 - g.ka, reach - r0 - g.ka + 1)
+            sign = -1
+        if r1 > r0:
+            group_lower[r0:r1] = least[r0:r1] + g.prefix_least[part][::sign]
+            np.minimum(group_upper[r0:r1], least[r0:r1] + g.prefix_most[part][::sign], out=group_upper[r0:r1])
+        np.minimum(lower, group_lower, out=lower)
+        np.minimum(upper, group_upper, out=upper)
     return lower, upper
+
+
+class _RangeMin:
+    """Minima of every run values[a : a + length] with length ≤ `longest`, two lookups each (sparse table).
+
+    Level j holds the minima of runs of 2^j, built by doubling in log2(longest) numpy calls, so a
+    window's groups cost one call each instead of a sliding scan each.
+    """
+
+    def __init__(self, values: FloatArray, longest: int) -> None:
+        self.levels = [values]
+        size = 1
+        while 2 * size <= longest:
+            previous = self.levels[-1]
+            self.levels.append(np.minimum(previous[:-size], previous[size:]))
+            size *= 2
+
+    def query(self, first: int, length: int, count: int) -> FloatArray:
+        """min(values[first + r : first + r + length]) for r = 0..count−1."""
+        j = length.bit_length() - 1
+        level, size = self.levels[j], 1 << j
+        result: FloatArray = np.minimum(
+            level[first : first + count], level[first + length - size : first + length - size + count]
+        )
+        return result
 
 
 def _cell(guess: FloatArray, x_hi: FloatArray, c: float) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Offsets from c + x_hi of guess and of its two neighbouring floats (exact up to tiny roundings)."""
-    diff, error = _two_sum(guess, -x_hi)
-    mid = (diff - c) + error
-    below = mid - (guess - np.nextafter(guess, -np.inf))
-    above = mid + (np.nextafter(guess, np.inf) - guess)
+    with np.errstate(invalid="ignore"):  # guess = ±inf on rows without a candidate
+        diff, error = _two_sum(guess, -x_hi)
+        mid = (diff - c) + error
+        down, up = _neighbours(guess)
+        below = mid - (guess - down)
+        above = mid + (up - guess)
     return mid, below, above
 
 
-def _margin(*terms: FloatArray | float) -> FloatArray:
-    """Bound on the roundings in a certificate: a relative `_RELATIVE_MARGIN` of the magnitudes it adds."""
-    size = sum((np.abs(t) for t in terms), np.zeros(1))
-    result: FloatArray = _RELATIVE_MARGIN * size + _ABSOLUTE_MARGIN
-    return result
+def _neighbours(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The floats just below and just above each x, from its bit pattern (np.nextafter is far slower).
+
+    Finite x only. Going down from +0.0 gives NaN, which fails every certificate, so the row is just
+    evaluated densely; −0.0 is first turned into +0.0, whose neighbours are the same.
+    """
+    bits = (x + 0.0).view(np.int64)
+    step = np.where(bits < 0, -1, 1)  # negative floats order backwards as integers
+    return (bits - step).view(np.float64), (bits + step).view(np.float64)
+
+
+def _margin(*magnitudes: FloatArray | float) -> FloatArray | float:
+    """Bound on the roundings in a certificate from bounds on the magnitudes it adds.
+
+    The offsets, the addends' offsets and the line's lo parts enter every sum a few times; the last
+    term, a bound on |c + x_hi|, only through the spacing of guess (≤ 2^-52 of it).
+    """
+    *offsets, whole = magnitudes
+    size = 8.0 * sum(offsets, 0.0) + 2.0**-49 * whole
+    return _RELATIVE_MARGIN * size + _ABSOLUTE_MARGIN
 
 
 def _two_sum(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -618,23 +694,6 @@ def _two_sum(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
     s = a + b
     bb = s - a
     return s, (a - (s - bb)) + (b - bb)
-
-
-def _sliding(values: FloatArray, width: int, pick: np.ufunc, fill: float) -> FloatArray:
-    """out[r] = pick-reduction of values[r : r + width] for every full window (van Herk–Gil-Werman).
-
-    Prefix and suffix scans inside blocks of `width` give every window as one suffix and one prefix,
-    so the cost is O(len) whatever the width, in a handful of numpy calls.
-    """
-    count = values.size
-    blocks = -(-count // width)
-    padded = np.full(blocks * width, fill)
-    padded[:count] = values
-    grid = padded.reshape(blocks, width)
-    prefix = pick.accumulate(grid, axis=1).ravel()
-    suffix = pick.accumulate(grid[:, ::-1], axis=1)[:, ::-1].ravel()
-    result: FloatArray = pick(suffix[: count - width + 1], prefix[width - 1 : count])
-    return result
 
 
 def _first_split_reaching(dp: _Programme, limits: list[FloatArray]) -> list[int]:
