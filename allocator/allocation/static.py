@@ -313,13 +313,17 @@ def _programme(units: int, step: int, prices: list[float], low: list[int], high:
     # float(int shares) · t_i, as split_cost forms it
     shares = (np.arange(max(high) + 1, dtype=np.int64) * step).astype(np.float64)
     addends = [shares[a : b + 1] * t for t, a, b in zip(prices, low, high, strict=True)]
-    lines: dict[float, _Line | None] = {}
+    kernels: dict[float, _Kernel | None] = {}
     slides: list[_Slide | None] = []
-    for t, a, b, addend in zip(prices, low, high, addends, strict=True):
-        if t not in lines:
-            lines[t] = _line(max(units, max(high)), step, t)  # w = u and w = k both index it
-        line = lines[t]
-        slides.append(None if line is None or b - a + 1 < _SLIDING_WIDTH else _slide(line, addend, a, b))
+    for t, a, b in zip(prices, low, high, strict=True):
+        if b - a + 1 < _SLIDING_WIDTH:
+            slides.append(None)
+            continue
+        if t not in kernels:
+            line = _line(max(units, max(high)), step, t)  # w = u and w = k both index it
+            kernels[t] = None if line is None else _Kernel(line, shares * t)
+        kernel = kernels[t]
+        slides.append(None if kernel is None else kernel.slide(a, b))
     return _Programme(active, cash, units, low, high, lo, hi, addends, slides)
 
 
@@ -340,31 +344,46 @@ def _line(size: int, step: int, t: float) -> _Line | None:
     return _Line(hi, lo, float(np.spacing(np.abs(hi).max())))
 
 
-def _slide(line: _Line, addend: FloatArray, low: int, high: int) -> _Slide:
-    """Group the window's k by binade of p(k) and tabulate each group's offsets B(k) = −lo(k).
+class _Kernel:
+    """One price's line and its addends' offsets B(k) = −lo(k), with p(k) = fl(k·step·t) cut into binades.
 
-    B(k) spreads over about an ulp of p(k), so groups of small addends bracket tightly; a bracket is as
-    wide as its widest group, and each group costs one range query per row. Any partition is correct.
+    Every venue at that price shares them: a venue's groups are cut out for its window, and each
+    group's statistics are read off prefix scans cached by the group's first k, so venues cost a few
+    lookups each instead of a few numpy calls per group.
     """
-    offsets = -line.lo[low : high + 1]
-    exponent = np.frexp(addend)[1]
-    starts = (np.flatnonzero(np.diff(exponent)) + 1).tolist()
-    edges = [0, *starts[max(len(starts) - _GROUPS + 1, 0) :], len(offsets)]
-    groups = []
-    for a, b in itertools.pairwise(edges):
-        run = offsets[a:b]
-        groups.append(
-            _Group(
-                low + a,
-                low + b - 1,
-                float(run.min()),
-                float(run.max()),
-                low + a + int(run.argmin()),
-                np.minimum.accumulate(run),
-                np.maximum.accumulate(run),
-            )
+
+    def __init__(self, line: _Line, products: FloatArray) -> None:
+        self.line = line
+        self.offsets = -line.lo[: products.size]
+        exponent = np.frexp(products)[1]
+        self.starts = (np.flatnonzero(exponent[1:] != exponent[:-1]) + 1).tolist()
+        self.scans: dict[int, tuple[FloatArray, FloatArray, IntArray]] = {}
+
+    def slide(self, low: int, high: int) -> _Slide:
+        """The window [low, high]'s groups: its top binades of |p(k)| each on their own, the rest together.
+
+        B(k) spreads over about an ulp of p(k), so groups of small addends bracket tightly; a bracket is
+        as wide as its widest group, and each group costs one range query per row. Any partition is
+        correct.
+        """
+        starts = [k for k in self.starts if low < k <= high]
+        edges = [low, *starts[max(len(starts) - _GROUPS + 1, 0) :], high + 1]
+        groups = [self.group(a, b - 1) for a, b in itertools.pairwise(edges)]
+        spread = max(max(abs(g.least), abs(g.most)) for g in groups)
+        return _Slide(self.line, groups, spread)
+
+    def group(self, ka: int, kb: int) -> _Group:
+        """The run ka..kb with its least and greatest B, a k at the least, and its prefix scans."""
+        if ka not in self.scans:
+            run = self.offsets[ka:]
+            least = np.minimum.accumulate(run)
+            where = np.maximum.accumulate(np.where(run == least, np.arange(run.size), 0))
+            self.scans[ka] = least, np.maximum.accumulate(run), where
+        least, most, where = self.scans[ka]
+        j = kb - ka
+        return _Group(
+            ka, kb, float(least[j]), float(most[j]), ka + int(where[j]), least[: j + 1], most[: j + 1]
         )
-    return _Slide(line, groups, float(np.abs(offsets).max()))
 
 
 def _lexicographic_float_optimum(
@@ -431,11 +450,13 @@ def _forward_sliding(buf: FloatArray, pad: int, addend: FloatArray, rows: _Rows,
     Why it is exact. With X the venue's price line and any constant c, the exact sum M_i(u − k) + p_i(k)
     is c + X(u) + A(u − k) + B(k), A(w) = M_i(w) − c − X(w), B(k) = p_i(k) − X(k) (the addend's rounding
     error). B spans about an ulp of p_i while A varies over ulps of the larger prefix sums, so per group
-    of k the range minimum of A plus the group's range of B brackets the least exact sum (and one
-    actual sum, at the group's least B, bounds it from above too). Where the bracket sits strictly
-    inside one float's rounding cell, that float is M_{i+1}(u): monotone rounding makes
-    min_k fl(s_k) = fl(min_k s_k). Rows whose bracket reaches a cell boundary (within the margin) are
-    evaluated densely, as the reference does.
+    of k the range minimum of A plus the group's range of B brackets the least exact sum m(u) in
+    [lower, upper]. Monotone rounding makes M_{i+1}(u) = min_k fl(s_k) = fl(m(u)), and a float F is
+    that value when m(u) > the lower boundary of F's rounding cell and m(u) ≤ F's upper boundary; the
+    latter holds when the bracket clears it or when F is an actual sum fl(s_k) itself (one per group,
+    at its least B: this also settles sums lying exactly on a boundary). F is the least of those sums
+    and the float nearest the bracket's middle. Rows that this leaves in doubt are evaluated densely,
+    as the reference does.
     """
     line = slide.line
     count, width = rows.hi - rows.lo + 1, rows.high - rows.low + 1
@@ -451,28 +472,22 @@ def _forward_sliding(buf: FloatArray, pad: int, addend: FloatArray, rows: _Rows,
     x_hi, x_lo = line.hi[rows.lo : rows.hi + 1], line.lo[rows.lo : rows.hi + 1]
     lower += x_lo  # the bracket, now relative to c + x_hi(u)
     upper += x_lo
-    margin = _margin(float(np.abs(offsets).max()), slide.spread, line.scale, abs(c) + abs(x_hi[-1]))
-    # (a) the bracket inside the rounding cell of its midpoint's float
-    guess = (x_hi + c) + 0.5 * (lower + upper)
-    mid, below, above = _cell(guess, x_hi, c)
-    certain = (0.5 * (below + mid) + margin < lower) & (upper + margin < 0.5 * (mid + above))
-    # (b) an actual candidate, fl(M_i(u − k) + p_i(k)) at each group's least B, whose cell's lower
-    # boundary the bracket clears: M_{i+1}(u) ≤ that float by definition and ≥ it by the bracket. This
-    # also settles sums that sit exactly on a boundary, which (a) cannot.
-    candidate = np.full(count, np.inf)
+    actual = np.full(count, np.inf)  # the least of the groups' actual sums, as the reference adds them
     for g in slide.groups:
         at = pad + start + rows.high - g.argleast  # buf index of M_i(u − argleast) for row 0
-        np.minimum(candidate, buf[at : at + count] + addend[g.argleast - rows.low], out=candidate)
-    c_mid, c_below, _ = _cell(candidate, x_hi, c)
-    settled = 0.5 * (c_below + c_mid) + margin < lower
-    out = np.where(settled, candidate, np.where(certain, guess, np.inf))
-    certain |= settled
+        np.minimum(actual, buf[at : at + count] + addend[g.argleast - rows.low], out=actual)
+    guess = np.minimum(actual, (x_hi + c) + 0.5 * (lower + upper))
+    mid, below, above = _cell(guess, x_hi, c)
+    margin = _margin(float(np.abs(offsets).max()), slide.spread, line.scale, abs(c) + abs(x_hi[-1]))
+    certain = (0.5 * (below + mid) + margin < lower) & (
+        (actual <= guess) | (upper + margin < 0.5 * (mid + above))
+    )
     doubt = np.flatnonzero(~certain)  # every row has a finite candidate: its states are live
     if doubt.size:
         # row r ↔ u = lo + r; column j ↔ M_i(u − high + j), i.e. k = high − j (as `_windows`)
         windows = buf[(pad + start + doubt)[:, None] + np.arange(width)]
-        out[doubt] = (windows + addend[::-1]).min(axis=1)
-    return out
+        guess[doubt] = (windows + addend[::-1]).min(axis=1)
+    return guess
 
 
 def _reachability_thresholds(dp: _Programme, least: list[FloatArray]) -> list[FloatArray]:
@@ -506,8 +521,15 @@ def _reachability_thresholds(dp: _Programme, least: list[FloatArray]) -> list[Fl
             windows = _windows(buf, lo + dp.low[i], hi - lo + 1, addend.size)
             limit[lo : hi + 1] = _largest_base(windows, addend).max(axis=1)
         else:
-            rows = _Rows(lo, hi, dp.low[i], dp.high[i], dp.lo[i + 1], dp.hi[i + 1])
-            limit[lo : hi + 1] = _backward_sliding(buf, units, addend, rows, slide, least[i][lo : hi + 1])
+            # Rows whose whole window meets no real threshold have no completion: only the rows between
+            # the first and the last real T_{i+1} (most are `_UNREACHABLE` once pruned) are computed.
+            real = np.flatnonzero(limits[i + 1][dp.lo[i + 1] : dp.hi[i + 1] + 1] > 0.5 * _UNREACHABLE)
+            if real.size:
+                lo = max(lo, dp.lo[i + 1] + int(real[0]) - dp.high[i])
+                hi = min(hi, dp.lo[i + 1] + int(real[-1]) - dp.low[i])
+            if real.size and lo <= hi:
+                rows = _Rows(lo, hi, dp.low[i], dp.high[i], dp.lo[i + 1], dp.hi[i + 1])
+                limit[lo : hi + 1] = _backward_sliding(buf, units, addend, rows, slide, least[i][lo : hi + 1])
         limits[i] = limit
     return limits
 
