@@ -476,7 +476,7 @@ def _forward_sliding(buf: FloatArray, pad: int, addend: FloatArray, rows: _Rows,
     for g in slide.groups:
         at = pad + start + rows.high - g.argleast  # buf index of M_i(u − argleast) for row 0
         np.minimum(actual, buf[at : at + count] + addend[g.argleast - rows.low], out=actual)
-    guess = np.minimum(actual, (x_hi + c) + 0.5 * (lower + upper))
+    guess = np.minimum(actual, x_hi + (c + 0.5 * (lower + upper)))
     mid, below, above = _cell(guess, x_hi, c)
     margin = _margin(float(np.abs(offsets).max()), slide.spread, line.scale, abs(c) + abs(x_hi[-1]))
     certain = (0.5 * (below + mid) + margin < lower) & (
@@ -572,7 +572,7 @@ def _backward_sliding(
     x_hi, x_lo = line.hi[rows.lo : rows.hi + 1], line.lo[rows.lo : rows.hi + 1]
     with np.errstate(invalid="ignore"):  # rows without a completion make inf − inf
         z_lo, z_hi = x_lo - upper, x_lo - lower  # z(u)'s bracket relative to c + x_hi(u)
-        guess = (x_hi + c) + 0.5 * (z_lo + z_hi)
+        guess = x_hi + (c + 0.5 * (z_lo + z_hi))
         mid, below, above = _cell(guess, x_hi, c)
         diff, error = _two_sum(least, -x_hi)
         prefix = (diff - c) + error  # M_i(u) relative to c + x_hi(u)
