@@ -477,10 +477,10 @@ def _forward_sliding(buf: FloatArray, pad: int, addend: FloatArray, rows: _Rows,
         at = pad + start + rows.high - g.argleast  # buf index of M_i(u − argleast) for row 0
         np.minimum(actual, buf[at : at + count] + addend[g.argleast - rows.low], out=actual)
     guess = np.minimum(actual, x_hi + (c + 0.5 * (lower + upper)))
-    mid, below, above = _cell(guess, x_hi, c)
+    mid, gap_down, gap_up = _around(guess, x_hi, c)  # guess's rounding cell: mid ∓ gap / 2
     margin = _margin(float(np.abs(offsets).max()), slide.spread, line.scale, abs(c) + abs(x_hi[-1]))
-    certain = (0.5 * (below + mid) + margin < lower) & (
-        (actual <= guess) | (upper + margin < 0.5 * (mid + above))
+    certain = (mid - 0.5 * gap_down + margin < lower) & (
+        (actual <= guess) | (upper + margin < mid + 0.5 * gap_up)
     )
     doubt = np.flatnonzero(~certain)  # every row has a finite candidate: its states are live
     if doubt.size:
@@ -573,7 +573,8 @@ def _backward_sliding(
     with np.errstate(invalid="ignore"):  # rows without a completion make inf − inf
         z_lo, z_hi = x_lo - upper, x_lo - lower  # z(u)'s bracket relative to c + x_hi(u)
         guess = x_hi + (c + 0.5 * (z_lo + z_hi))
-        mid, below, above = _cell(guess, x_hi, c)
+        mid, gap_down, gap_up = _around(guess, x_hi, c)
+        below, above = mid - gap_down, mid + gap_up
         diff, error = _two_sum(least, -x_hi)
         prefix = (diff - c) + error  # M_i(u) relative to c + x_hi(u)
     margin = _margin(float(np.abs(offsets).max()), slide.spread, line.scale, abs(c) + abs(x_hi[-1]))
@@ -624,17 +625,20 @@ def _least_sum_bracket(
     column(k) = high − k forward and k − low backward. Row r can use k up to reach ± r (forward: u,
     backward: units − u); beyond that span is +inf anyway, but a group's B range must shrink there too.
     Each group is a run of columns: a range minimum of span plus the group's least (greatest) B bounds
-    its least sum from below (above), and the sum at the group's least B bounds it from above.
+    its least sum from below (above). Backward, the sum at the group's least B bounds it from above
+    too (forward, `_forward_sliding` uses that sum as an actual float instead).
     """
     table = _RangeMin(span, max(g.kb - g.ka + 1 for g in groups))
-    lower = np.full(count, np.inf)
-    upper = np.full(count, np.inf)
+    lower: FloatArray | None = None
+    upper: FloatArray | None = None
     for g in groups:
         first = rows.high - g.kb if forward else g.ka - rows.low
-        star = rows.high - g.argleast if forward else g.argleast - rows.low
         least = table.query(first, g.kb - g.ka + 1, count)
         group_lower = least + g.least
-        group_upper = np.minimum(least + g.most, span[star : star + count] + g.least)
+        group_upper = least + g.most
+        if not forward:
+            star = g.argleast - rows.low
+            np.minimum(group_upper, span[star : star + count] + g.least, out=group_upper)
         # rows that can use only part of the group, k ∈ [ka, reach ± r] with reach ± r < kb (rows that
         # cannot reach ka at all have least = +inf already): the prefix ranges of B, as a slice
         if forward:
@@ -648,8 +652,12 @@ def _least_sum_bracket(
         if r1 > r0:
             group_lower[r0:r1] = least[r0:r1] + g.prefix_least[part][::sign]
             np.minimum(group_upper[r0:r1], least[r0:r1] + g.prefix_most[part][::sign], out=group_upper[r0:r1])
-        np.minimum(lower, group_lower, out=lower)
-        np.minimum(upper, group_upper, out=upper)
+        if lower is None or upper is None:
+            lower, upper = group_lower, group_upper
+        else:
+            np.minimum(lower, group_lower, out=lower)
+            np.minimum(upper, group_upper, out=upper)
+    assert lower is not None and upper is not None  # a window has at least one group
     return lower, upper
 
 
@@ -678,15 +686,13 @@ class _RangeMin:
         return result
 
 
-def _cell(guess: FloatArray, x_hi: FloatArray, c: float) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Offsets from c + x_hi of guess and of its two neighbouring floats (exact up to tiny roundings)."""
+def _around(guess: FloatArray, x_hi: FloatArray, c: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The offset of guess from c + x_hi (exact up to tiny roundings) and its gaps to the floats just
+    below and just above it."""
     with np.errstate(invalid="ignore"):  # guess = ±inf on rows without a candidate
         diff, error = _two_sum(guess, -x_hi)
-        mid = (diff - c) + error
         down, up = _neighbours(guess)
-        below = mid - (guess - down)
-        above = mid + (up - guess)
-    return mid, below, above
+        return (diff - c) + error, guess - down, up - guess
 
 
 def _neighbours(x: FloatArray) -> tuple[FloatArray, FloatArray]:
