@@ -219,10 +219,13 @@ def _candidate_windows(
     return greedy, low, high
 
 
-# Windows at least this wide take the sliding path (`_forward_sliding`, `_backward_sliding`); narrower
-# ones (pinned venues, most near-ties) cost less evaluated densely. Tests lower it to run the sliding
-# path on small problems and raise it past every window to run the dense programme alone.
+# Windows at least this wide take the sliding path (`_forward_sliding`, `_backward_sliding`) at stages
+# with at least _SLIDING_CELLS (rows × width) DP states and moves; narrower windows (pinned venues, most
+# near-ties) and small stages cost less evaluated densely, since the sliding path spends some 80 numpy
+# calls a stage to save the width factor. Tests lower both to run the sliding path on small problems,
+# and raise the width past every window to run the dense programme alone.
 _SLIDING_WIDTH = 16
+_SLIDING_CELLS = 20_000
 # Prices the exact line X(w) = w·step·t is formed for: Dekker's product is exact only while no partial
 # product overflows or underflows, which these bounds (with order_size ≤ 2^53) keep far away.
 _LINE_MAGNITUDES = (2.0**-500, 2.0**500)
@@ -419,7 +422,7 @@ def _least_prefix_sums(dp: _Programme) -> list[FloatArray]:
         buf[pad:] = least
         lo, hi = dp.lo[i + 1], dp.hi[i + 1]
         row = np.full(units + 1, np.inf)
-        if slide is None:
+        if slide is None or (hi - lo + 1) * addend.size < _SLIDING_CELLS:
             # row r ↔ u = lo + r; column j ↔ least[u − high_i + j], i.e. k = high_i − j
             windows = _windows(buf, pad + lo - dp.high[i], hi - lo + 1, addend.size)
             row[lo : hi + 1] = (windows + addend[::-1]).min(axis=1)
@@ -463,9 +466,10 @@ def _forward_sliding(buf: FloatArray, pad: int, addend: FloatArray, rows: _Rows,
     # span[r + j] = A(u − high + j) for row r ↔ u = lo + r, i.e. k = high − j; +inf off the live range
     start = rows.lo - rows.high
     w0, w1 = max(start, rows.source_lo), min(rows.hi - rows.low, rows.source_hi)
-    diff, error = _two_sum(buf[pad + w0 : pad + w1 + 1], -line.hi[w0 : w1 + 1])  # M − hi, exactly
-    c = float(diff[0])  # keeps the offsets small, so their roundings are tiny
-    offsets = ((diff - c) + error) - line.lo[w0 : w1 + 1]
+    least, hi_w = buf[pad + w0 : pad + w1 + 1], line.hi[w0 : w1 + 1]
+    c = float(least[0] - hi_w[0])  # keeps the offsets small, so their roundings are tiny
+    exact = _exact(c, line)
+    offsets = _offset(least, hi_w, c, exact) - line.lo[w0 : w1 + 1]
     span = np.full(count + width - 1, np.inf)
     span[w0 - start : w1 - start + 1] = offsets
     lower, upper = _least_sum_bracket(span, count, slide.groups, rows, rows.lo, forward=True)
@@ -477,8 +481,10 @@ def _forward_sliding(buf: FloatArray, pad: int, addend: FloatArray, rows: _Rows,
         at = pad + start + rows.high - g.argleast  # buf index of M_i(u − argleast) for row 0
         np.minimum(actual, buf[at : at + count] + addend[g.argleast - rows.low], out=actual)
     guess = np.minimum(actual, x_hi + (c + 0.5 * (lower + upper)))
-    mid, gap_down, gap_up = _around(guess, x_hi, c)  # guess's rounding cell: mid ∓ gap / 2
-    margin = _margin(float(np.abs(offsets).max()), slide.spread, line.scale, abs(c) + abs(x_hi[-1]))
+    mid, gap_down, gap_up = _around(guess, x_hi, c, exact)  # guess's rounding cell: mid ∓ gap / 2
+    margin = _margin(
+        float(np.abs(offsets).max()) + slide.spread + line.scale, 0.0 if exact else c, abs(c) + abs(x_hi[-1])
+    )
     certain = (mid - 0.5 * gap_down + margin < lower) & (
         (actual <= guess) | (upper + margin < mid + 0.5 * gap_up)
     )
@@ -516,7 +522,7 @@ def _reachability_thresholds(dp: _Programme, least: list[FloatArray]) -> list[Fl
         addend, slide = dp.addends[i], dp.slides[i]
         lo, hi = dp.lo[i], dp.hi[i]
         limit = np.full(units + 1, _UNREACHABLE)
-        if slide is None:
+        if slide is None or (hi - lo + 1) * addend.size < _SLIDING_CELLS:
             # row r ↔ u = lo + r; column j ↔ limits[i + 1][u + low_i + j], i.e. k = low_i + j
             windows = _windows(buf, lo + dp.low[i], hi - lo + 1, addend.size)
             limit[lo : hi + 1] = _largest_base(windows, addend).max(axis=1)
@@ -562,9 +568,11 @@ def _backward_sliding(
     if not real.any():
         return out
     y = np.where(real, limit, 0.0)
-    diff, error = _two_sum(y, -line.hi[w0 : w1 + 1])  # y − hi, exactly
-    c = float(diff[real.argmax()])
-    offsets = (((diff - c) + error) + 0.5 * (_neighbours(y)[1] - y)) - line.lo[w0 : w1 + 1]
+    hi_w = line.hi[w0 : w1 + 1]
+    first = int(real.argmax())
+    c = float(y[first] - hi_w[first])
+    exact = _exact(c, line)
+    offsets = (_offset(y, hi_w, c, exact) + 0.5 * (_neighbours(y)[1] - y)) - line.lo[w0 : w1 + 1]
     offsets[~real] = 0.0  # keeps the margin small; these entries are not used
     span = np.full(count + width - 1, np.inf)
     span[w0 - start : w1 - start + 1] = np.where(real, -offsets, np.inf)
@@ -573,11 +581,12 @@ def _backward_sliding(
     with np.errstate(invalid="ignore"):  # rows without a completion make inf − inf
         z_lo, z_hi = x_lo - upper, x_lo - lower  # z(u)'s bracket relative to c + x_hi(u)
         guess = x_hi + (c + 0.5 * (z_lo + z_hi))
-        mid, gap_down, gap_up = _around(guess, x_hi, c)
+        mid, gap_down, gap_up = _around(guess, x_hi, c, exact)
         below, above = mid - gap_down, mid + gap_up
-        diff, error = _two_sum(least, -x_hi)
-        prefix = (diff - c) + error  # M_i(u) relative to c + x_hi(u)
-    margin = _margin(float(np.abs(offsets).max()), slide.spread, line.scale, abs(c) + abs(x_hi[-1]))
+        prefix = _offset(least, x_hi, c, exact)  # M_i(u) relative to c + x_hi(u)
+    margin = _margin(
+        float(np.abs(offsets).max()) + slide.spread + line.scale, 0.0 if exact else c, abs(c) + abs(x_hi[-1])
+    )
     under_guess = (below + margin < z_lo) & (z_hi + margin < mid)
     over_guess = (mid + margin < z_lo) & (z_hi + margin < above)
     useless = z_hi + margin < prefix  # T_i(u) < M_i(u)
@@ -610,7 +619,7 @@ def _backward_rows(
         z = (x_lo[rows, None] - span[columns]) - offsets  # β − p − c − x_hi(u); −inf: no completion
         best = z.max(axis=1, keepdims=True)
         spread = float(np.abs(offsets).max())
-        near = z >= best - 4.0 * _margin(np.abs(best), spread, np.abs(x_lo[rows, None]), 0.0)
+        near = z >= best - 4.0 * _margin(np.abs(best) + spread + np.abs(x_lo[rows, None]))
     values = np.full(z.shape, -np.inf)
     values[near] = _largest_base(buf[start + columns[near]], np.broadcast_to(addend, z.shape)[near])
     result: FloatArray = values.max(axis=1)
@@ -686,13 +695,35 @@ class _RangeMin:
         return result
 
 
-def _around(guess: FloatArray, x_hi: FloatArray, c: float) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """The offset of guess from c + x_hi (exact up to tiny roundings) and its gaps to the floats just
-    below and just above it."""
+def _around(
+    guess: FloatArray, x_hi: FloatArray, c: float, exact: bool
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The offset of guess from c + x_hi (`_offset`) and its gaps to the floats just below and above it."""
     with np.errstate(invalid="ignore"):  # guess = ±inf on rows without a candidate
-        diff, error = _two_sum(guess, -x_hi)
         down, up = _neighbours(guess)
-        return (diff - c) + error, guess - down, up - guess
+        return _offset(guess, x_hi, c, exact), guess - down, up - guess
+
+
+def _exact(c: float, line: _Line) -> bool:
+    """Whether offsets from c + X need Knuth's TwoSum: plain a − hi rounds by up to 2^-53·|c|, which is
+    negligible (≤ 2^-33 ulp) only while |c| ≤ 2^20 ulps of the line (ties at one price, no cash first)."""
+    return abs(c) > 2.0**20 * line.scale
+
+
+def _offset(a: FloatArray, hi: FloatArray, c: float, exact: bool) -> FloatArray:
+    """(a − hi) − c, the offset of a from c + hi, to within 2^-52 of its size (and of |c| unless exact).
+
+    With exact, a − hi is split into its rounded value and its exact error (TwoSum) so that a large
+    intercept c, such as the cash of venues pinned before the first free one, costs no accuracy.
+    """
+    diff = a - hi
+    if not exact:
+        result: FloatArray = diff - c
+        return result
+    back = diff - a
+    error = (a - (diff - back)) + (-hi - back)
+    result = (diff - c) + error
+    return result
 
 
 def _neighbours(x: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -706,22 +737,14 @@ def _neighbours(x: FloatArray) -> tuple[FloatArray, FloatArray]:
     return (bits - step).view(np.float64), (bits + step).view(np.float64)
 
 
-def _margin(*magnitudes: FloatArray | float) -> FloatArray | float:
-    """Bound on the roundings in a certificate from bounds on the magnitudes it adds.
+def _margin(size: FloatArray | float, c: float = 0.0, whole: float = 0.0) -> FloatArray | float:
+    """Bound on the roundings in a certificate, each ≤ 2^-53 of the magnitude it rounds.
 
-    The offsets, the addends' offsets and the line's lo parts enter every sum a few times; the last
-    term, a bound on |c + x_hi|, only through the spacing of guess (≤ 2^-52 of it).
+    size bounds the offsets it adds (offsets, the addends' offsets, the line's lo parts), which enter
+    each sum a few times; c enters the few differences taken around the intercept (M − hi, guess − x_hi,
+    each within 2^-53·(|c| + size)); whole, a bound on |c + x_hi|, only through the spacing of guess.
     """
-    *offsets, whole = magnitudes
-    size = 8.0 * sum(offsets, 0.0) + 2.0**-49 * whole
-    return _RELATIVE_MARGIN * size + _ABSOLUTE_MARGIN
-
-
-def _two_sum(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """s = fl(a + b) and the exact error e = a + b − s (Knuth's TwoSum; any magnitudes, no overflow)."""
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
+    return _RELATIVE_MARGIN * (8.0 * size + 2.0**-49 * whole) + 2.0**-50 * abs(c) + _ABSOLUTE_MARGIN
 
 
 def _first_split_reaching(dp: _Programme, limits: list[FloatArray]) -> list[int]:
