@@ -166,9 +166,13 @@ def allocate(
     `_lexicographic_float_optimum` replays the reference's IEEE operations in a dynamic programme over
     (venue, units used) restricted to the windows.
 
-    The returned cost is `split_cost` of the chosen split (equal to F* by construction). Work is
-    O(n · units · window) element operations in a fixed number of numpy calls per venue; no Python loop
-    runs per share or per DP state.
+    The returned cost is `split_cost` of the chosen split (equal to F* by construction). Narrow windows
+    are evaluated densely, O(units · window) per venue. Venues tied at the marginal price keep their
+    whole range as window (all their splits have the same exact cost), which made that O(n · units · cap)
+    and the tied case superlinear; wide windows therefore take the sliding path (`_forward_sliding`,
+    `_backward_sliding`): O(units) per venue from range minima over offsets to an exact price line, with
+    a proof per row and the dense evaluation only where the proof is out of reach. No Python loop runs
+    per share or per DP state.
     """
     _check_inputs(order_size, venues, lambda_over, lambda_under, theta_queue, step)
     if order_size < 0 or order_size % step or any(v.ask_size < 0 for v in venues):
@@ -482,9 +486,8 @@ def _forward_sliding(buf: FloatArray, pad: int, addend: FloatArray, rows: _Rows,
         np.minimum(actual, buf[at : at + count] + addend[g.argleast - rows.low], out=actual)
     guess = np.minimum(actual, x_hi + (c + 0.5 * (lower + upper)))
     mid, gap_down, gap_up = _around(guess, x_hi, c, exact)  # guess's rounding cell: mid ∓ gap / 2
-    margin = _margin(
-        float(np.abs(offsets).max()) + slide.spread + line.scale, 0.0 if exact else c, abs(c) + abs(x_hi[-1])
-    )
+    size = float(np.abs(offsets).max()) + slide.spread + line.scale
+    margin = float(_margin(size, 0.0 if exact else c, abs(c) + abs(x_hi[-1])))
     certain = (mid - 0.5 * gap_down + margin < lower) & (
         (actual <= guess) | (upper + margin < mid + 0.5 * gap_up)
     )
@@ -584,9 +587,8 @@ def _backward_sliding(
         mid, gap_down, gap_up = _around(guess, x_hi, c, exact)
         below, above = mid - gap_down, mid + gap_up
         prefix = _offset(least, x_hi, c, exact)  # M_i(u) relative to c + x_hi(u)
-    margin = _margin(
-        float(np.abs(offsets).max()) + slide.spread + line.scale, 0.0 if exact else c, abs(c) + abs(x_hi[-1])
-    )
+    size = float(np.abs(offsets).max()) + slide.spread + line.scale
+    margin = float(_margin(size, 0.0 if exact else c, abs(c) + abs(x_hi[-1])))
     under_guess = (below + margin < z_lo) & (z_hi + margin < mid)
     over_guess = (mid + margin < z_lo) & (z_hi + margin < above)
     useless = z_hi + margin < prefix  # T_i(u) < M_i(u)
@@ -595,7 +597,9 @@ def _backward_sliding(
     out[useless] = _UNREACHABLE
     doubt = np.flatnonzero(~(under_guess | over_guess | useless) & (lower < np.inf))
     if doubt.size:
-        out[doubt] = _backward_rows(buf, start, span, addend, -line.lo[rows.low : rows.high + 1], x_lo, doubt)
+        out[doubt] = _backward_rows(
+            buf, start, span, addend, -line.lo[rows.low : rows.high + 1], x_lo, doubt, margin
+        )
     return out
 
 
@@ -607,19 +611,20 @@ def _backward_rows(
     offsets: FloatArray,
     x_lo: FloatArray,
     rows: IntArray,
+    margin: float,
 ) -> FloatArray:
     """T_i(u) on the given rows of `_backward_sliding`, exactly, with `_largest_base` on few (row, k).
 
-    G(y, p) never decreases as β(y) − p grows, so only the k whose offset A(u + k) − B(k) (known to a
-    few roundings) comes within the margin of the row's largest can give the maximum. The others
-    are skipped: `_largest_base` over every (row, k) is what made the dense pass slow.
+    G(y, p) never decreases as β(y) − p grows, so only the k whose offset A(u + k) − B(k) (known to
+    within `margin`, the stage's, plus the roundings of this sum) comes within twice that of the row's
+    largest can give the maximum. The others are skipped: `_largest_base` over every (row, k) is what
+    made the dense pass slow.
     """
     columns = rows[:, None] + np.arange(offsets.size)  # row r ↔ u = lo + r; column j ↔ k = low + j
     with np.errstate(invalid="ignore"):
         z = (x_lo[rows, None] - span[columns]) - offsets  # β − p − c − x_hi(u); −inf: no completion
         best = z.max(axis=1, keepdims=True)
-        spread = float(np.abs(offsets).max())
-        near = z >= best - 4.0 * _margin(np.abs(best) + spread + np.abs(x_lo[rows, None]))
+        near = z >= best - 4.0 * (margin + _margin(np.abs(best)))
     values = np.full(z.shape, -np.inf)
     values[near] = _largest_base(buf[start + columns[near]], np.broadcast_to(addend, z.shape)[near])
     result: FloatArray = values.max(axis=1)
