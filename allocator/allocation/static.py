@@ -581,24 +581,33 @@ def _backward_sliding(
     span[w0 - start : w1 - start + 1] = np.where(real, -offsets, np.inf)
     lower, upper = _least_sum_bracket(span, count, slide.groups, rows, units - rows.lo, forward=False)
     x_hi, x_lo = line.hi[rows.lo : rows.hi + 1], line.lo[rows.lo : rows.hi + 1]
-    with np.errstate(invalid="ignore"):  # rows without a completion make inf − inf
-        z_lo, z_hi = x_lo - upper, x_lo - lower  # z(u)'s bracket relative to c + x_hi(u)
-        guess = x_hi + (c + 0.5 * (z_lo + z_hi))
-        mid, gap_down, gap_up = _around(guess, x_hi, c, exact)
-        below, above = mid - gap_down, mid + gap_up
-        prefix = _offset(least, x_hi, c, exact)  # M_i(u) relative to c + x_hi(u)
     size = float(np.abs(offsets).max()) + slide.spread + line.scale
     margin = float(_margin(size, 0.0 if exact else c, abs(c) + abs(x_hi[-1])))
-    under_guess = (below + margin < z_lo) & (z_hi + margin < mid)
-    over_guess = (mid + margin < z_lo) & (z_hi + margin < above)
-    useless = z_hi + margin < prefix  # T_i(u) < M_i(u)
-    out[under_guess] = np.nextafter(guess[under_guess], -np.inf)
-    out[over_guess] = guess[over_guess]
-    out[useless] = _UNREACHABLE
-    doubt = np.flatnonzero(~(under_guess | over_guess | useless) & (lower < np.inf))
+    with np.errstate(invalid="ignore"):  # rows without a completion make inf − inf
+        z_lo, z_hi = x_lo - upper, x_lo - lower  # z(u)'s bracket relative to c + x_hi(u)
+        prefix = _offset(least, x_hi, c, exact)  # M_i(u) relative to c + x_hi(u)
+    # Rows whose bracket lies below M_i(u) keep `_UNREACHABLE` (so do rows without a completion, where
+    # z_hi is −inf); only those between the first and last of the others need a rounding cell.
+    useful = np.flatnonzero(~(z_hi + margin < prefix))
+    if not useful.size:
+        return out
+    part = slice(int(useful[0]), int(useful[-1]) + 1)
+    x_hi, x_lo, z_lo, z_hi, prefix = x_hi[part], x_lo[part], z_lo[part], z_hi[part], prefix[part]
+    with np.errstate(invalid="ignore"):  # again for rows without a completion, now ±inf and NaN
+        guess = x_hi + (c + 0.5 * (z_lo + z_hi))
+        mid, gap_down, gap_up = _around(guess, x_hi, c, exact)
+        under_guess = (mid - gap_down + margin < z_lo) & (z_hi + margin < mid)
+        over_guess = (mid + margin < z_lo) & (z_hi + margin < mid + gap_up)
+    useless = z_hi + margin < prefix  # T_i(u) < M_i(u), or no completion (z_hi = −inf)
+    settled = out[part]
+    settled[under_guess] = np.nextafter(guess[under_guess], -np.inf)
+    settled[over_guess] = guess[over_guess]
+    settled[useless] = _UNREACHABLE
+    doubt = np.flatnonzero(~(under_guess | over_guess | useless))
     if doubt.size:
-        out[doubt] = _backward_rows(
-            buf, start, span, addend, -line.lo[rows.low : rows.high + 1], x_lo, doubt, margin
+        errors = -line.lo[rows.low : rows.high + 1]
+        settled[doubt] = _backward_rows(
+            buf, start + part.start, span[part.start :], addend, errors, x_lo, doubt, margin
         )
     return out
 

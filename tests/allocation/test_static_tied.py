@@ -6,8 +6,9 @@ check it, each compared with `==` on the split and the float cost:
 
 * `allocate_exhaustive` (the specification) on small problems, with the sliding path forced onto every
   window (`_SLIDING_WIDTH` lowered to 2) so that it is exercised where brute force is possible;
-* the dense programme alone (`_SLIDING_WIDTH` raised past every window), which is the implementation
-  before the sliding path, on medium and large tied problems, including its DP tables;
+* the implementation before the sliding path, kept verbatim in `static_before_sliding`, on medium and
+  large tied problems, and the dense programme that the current module still has (`_SLIDING_WIDTH` raised
+  past every window), including its DP tables;
 * a hand-derived answer on a large problem whose sums are all exact (every split then costs the same,
   so the reference's first-met rule alone decides).
 """
@@ -26,6 +27,7 @@ from hypothesis import strategies as st
 
 from allocator.allocation import static
 from allocator.allocation.static import Quote, allocate, allocate_exhaustive
+from tests.allocation import static_before_sliding as before
 from tests.allocation.test_static import (
     GRID_ASKS,
     GRID_FEES,
@@ -55,7 +57,7 @@ NO_WINDOW = 10**9
 
 
 def dense(order_size: int, venues: list[Quote], step: int = 100) -> tuple[list[int], float]:
-    """The dense programme alone: `allocate` as it was before the sliding path."""
+    """The current module with its sliding path switched off: its dense programme alone."""
     with sliding_width(NO_WINDOW):
         return allocate(order_size, venues, *PENALTIES, step)
 
@@ -200,7 +202,8 @@ def medium_tied(draw):
 @given(medium_tied())
 def test_sliding_matches_dense_on_medium_tied_problems(problem):
     order_size, venues, step = problem
-    want = dense(order_size, venues, step)
+    want = before.allocate(order_size, venues, *PENALTIES, step)
+    assert_identical(dense(order_size, venues, step), want)
     assert_identical(allocate(order_size, venues, *PENALTIES, step), want)
     assert_identical(sliding(order_size, venues, step), want)
 
@@ -243,16 +246,17 @@ def test_sliding_tables_match_dense_tables(problem):
         (48, 150_000, (2_000, 6_000), 13, 3),  # one uniform fee, three ask levels
     ],
 )
-def test_large_tied_book_matches_dense(count, order_size, sizes, seed, ticks):
+def test_large_tied_book_matches_the_implementation_before(count, order_size, sizes, seed, ticks):
     venues = tied_book(count, order_size, sizes, seed, ticks)
-    want = dense(order_size, venues)
+    want = before.allocate(order_size, venues, *PENALTIES)
     assert_identical(allocate(order_size, venues, *PENALTIES), want)
+    assert_identical(dense(order_size, venues), want)
 
 
-def test_sixty_four_tied_venues_half_a_million_shares_match_dense():
+def test_sixty_four_tied_venues_half_a_million_shares_match_the_implementation_before():
     """The case that was 2.5 s a call: 64 venues, 500,000 shares, every venue at one price."""
     venues = tied_book(64, 500_000, (16_000, 24_000), 4)
-    want = dense(500_000, venues)
+    want = before.allocate(500_000, venues, *PENALTIES)
     got = allocate(500_000, venues, *PENALTIES)
     assert_identical(got, want)
     assert sum(got[0]) == 500_000
