@@ -239,7 +239,7 @@ _SPLITTER = 134217729.0  # 2^27 + 1, Dekker's split of a double into two 26-bit 
 # absolute floor covers the subnormal range, where a halved spacing can round.
 _RELATIVE_MARGIN = 2.0**-48
 _ABSOLUTE_MARGIN = 2.0**-1000
-# How many groups of k a sliding window is bracketed in (`_groups`): the top binades of the addends
+# How many groups of k a sliding window is bracketed in (`_Kernel.slide`): the top binades of the addends
 # each on their own, the rest together. More groups give tighter brackets, at one range query each.
 _GROUPS = 4
 
