@@ -4,8 +4,10 @@ Whatever the source — `.csv`, `.csv.gz`, `.csv.zst`, DBN through the `databent
 timestamps as ISO-8601 strings or integer nanoseconds, prices as decimals or Databento fixed-point
 integers — the result is the same frame: Databento column names, `ts_event`/`ts_recv` as int64 epoch
 nanoseconds, prices as float64 (NaN when undefined), sizes as int64, rows in file order. The file is
-streamed in blocks and only the needed columns are parsed; the window filter is applied per block so a
-large file is never held whole in memory.
+read in blocks that a few threads parse at once (pyarrow's own streaming reader is single-threaded),
+only the needed columns; each block is converted with whole-array operations and window-filtered as it
+arrives, and the kept rows are joined once at the end, so a large file is never held whole in memory.
+String columns are categoricals whose categories are the values present, sorted.
 
 With `calibration_ns` the rows of that span before the window start are kept too, apart, as
 `MarketData.history`: the realistic mode estimates queue outflow from them but never trades on them.
