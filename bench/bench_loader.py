@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,7 +149,7 @@ CPU: dict[str, float] = {}  # the last measure()'s child: CPU seconds (user + sy
 def measure(code: str) -> tuple[float, float, str]:
     """Run `code` in a fresh interpreter: (the seconds it prints first — its work, imports aside —, its own
     peak RSS in MiB from wait4, the rest of what it prints); its CPU time goes to CPU["last"]."""
-    with open(OUT / ".child.out", "w+") as out, open(OUT / ".child.err", "w+") as err:
+    with tempfile.TemporaryFile("w+", dir=OUT) as out, tempfile.TemporaryFile("w+", dir=OUT) as err:
         child = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=out, stderr=err)
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)

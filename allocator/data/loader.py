@@ -357,7 +357,7 @@ def reader_pool() -> pa.MemoryPool:
 
 def _parse_workers() -> int:
     """Threads parsing blocks at once: pyarrow's streaming CSV reader is single-threaded, so the blocks
-    are parsed here, in parallel, with one block per worker (plus one) in flight to bound memory."""
+    are parsed here, in parallel, a few blocks per worker in flight (bounding memory)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -383,7 +383,10 @@ def parsed_blocks(
     workers = _parse_workers()
     price_columns = frozenset(c for c in wanted if types[c] == pa.float64())
     reading = _Reading(types)
-    buffers = Buffers(block_size, workers + 3)
+    # Two blocks a worker queued: one worker held up (a shared machine) does not stall the others at
+    # the oldest block, which must be handed on first.
+    in_flight = 2 * workers + 1
+    buffers = Buffers(block_size, in_flight + 2)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sor-csv")
     pending: deque[Future[Block | pa.Table]] = deque()
     failure: UserError | None = None
@@ -415,7 +418,7 @@ def parsed_blocks(
             pending.append(
                 pool.submit(_parse_block, path, header, wanted, reading, price_columns, data, prices, buffers)
             )
-            while len(pending) > workers:
+            while len(pending) > in_flight:
                 yield ready()
         while pending:
             yield ready()
