@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from allocator.cli.common import (
     add_data_flags,
     add_kafka_flags,
+    add_verbose_flag,
     add_version_flag,
     number_flag,
     run_main,
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--dry-run", action="store_true", help="print what would be streamed as JSON and exit"
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
+    add_verbose_flag(parser)
     add_version_flag(parser)
     add_config_flag(parser)
     return parser

@@ -15,7 +15,8 @@ from typing import Any
 
 from allocator.allocation.outflow import DEFAULT_SAMPLES
 from allocator.cli.common import (
-    csv_path,
+    DEFAULT_CSV,
+    add_verbose_flag,
     explicit_window,
     kafka_settings_from,
     number_flag,
@@ -25,6 +26,7 @@ from allocator.cli.common import (
     setup_logging,
     window_from,
 )
+from allocator.cli.input_file import load_input
 from allocator.config import (
     DEFAULT_HORIZON_SECONDS,
     DEFAULT_LAMBDA_OVER,
@@ -38,7 +40,7 @@ from allocator.config import (
     RunConfig,
     SimSettings,
 )
-from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS, MarketData, load
+from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS, MarketData
 from allocator.data.venues import FeeTable, load_fee_table
 from allocator.errors import UserError
 from allocator.execution.models import QUEUE_MODELS
@@ -229,7 +231,7 @@ def add_output_flags(parser: argparse.ArgumentParser) -> None:
         help="draw every child fill (venue, taker/maker/clean-up), cumulative shares and the shortfall against "
         "the arrival mid over time, for the router and each baseline (matplotlib)",
     )
-    out.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
+    add_verbose_flag(out)
     out.add_argument(
         "-q", "--quiet", action="store_true", help="no progress on stderr (warnings and errors still show)"
     )
@@ -312,17 +314,17 @@ def _check_combinations(args: argparse.Namespace, config: RunConfig) -> None:
 
 
 def _load_offline(args: argparse.Namespace, config: RunConfig) -> tuple[MarketData, dict[str, Any]]:
-    path = csv_path(args)
-    data = load(
-        path,
+    data = load_input(
+        args.csv,
+        DEFAULT_CSV,
         window_from(args),
         levels=config.book_levels,
         symbol=args.symbol,
         price_format=args.price_format,
         calibration_ns=config.calibration_ns,
     )
-    log.info("loaded %d rows in %s from %s", data.rows_in_window, data.window.in_words(), path)
-    return data, {"source": f"csv:{path}", "rows_in_file": data.rows_total}
+    log.info("loaded %d rows in %s from %s", data.rows_in_window, data.window.in_words(), data.source)
+    return data, {"source": f"csv:{data.source}", "rows_in_file": data.rows_total}
 
 
 def _write_files(args: argparse.Namespace, result: RunResult) -> None:

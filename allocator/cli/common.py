@@ -170,12 +170,27 @@ def add_kafka_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# -vv: librdkafka's debug contexts for connecting, authenticating and group membership (-X debug=... wins).
+LIBRDKAFKA_DEBUG_CONTEXTS = "broker,security,protocol,cgrp,topic"
+
+
 def kafka_settings_from(args: argparse.Namespace) -> dict[str, str]:
-    return client_settings(bootstrap_servers(args.bootstrap_servers), args.kafka_settings)
+    settings = client_settings(bootstrap_servers(args.bootstrap_servers), args.kafka_settings)
+    if getattr(args, "verbose", 0) >= 2:
+        settings.setdefault("debug", LIBRDKAFKA_DEBUG_CONTEXTS)
+    return settings
 
 
-def csv_path(args: argparse.Namespace) -> Path:
-    return Path(args.csv) if args.csv else DEFAULT_CSV
+def add_verbose_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """-v and -vv, the same on every command."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="-v: more detail on stderr, with librdkafka's own log lines; -vv: also librdkafka's debug "
+        f"output ({LIBRDKAFKA_DEBUG_CONTEXTS})",
+    )
 
 
 def print_json(obj: Any) -> None:
@@ -184,7 +199,9 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
-def setup_logging(verbose: bool = False) -> None:
+def setup_logging(verbose: int = 0) -> None:
+    """Our lines on stderr (debug detail with -v); librdkafka's only with -v, since its errors already
+    reach us through error callbacks."""
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.DEBUG if verbose else logging.INFO,

@@ -107,9 +107,11 @@ def _as_flags(action: argparse.Action, value: Any, key: str, path: Path) -> list
     """One setting as the flags that give it: `true` for a switch, a list for a comma-separated or a
     repeatable flag, anything else as its text."""
     flag = next(o for o in action.option_strings if o.startswith("--"))
-    if isinstance(action, argparse._CountAction):  # -v: `verbose = 2` is -vv
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise UserError(f"--config {path}: {key} counts; give a whole number such as 1")
+    if isinstance(action, argparse._CountAction):  # -v: `verbose = 2` is -vv, `true` is -v
+        if isinstance(value, bool):
+            value = int(value)
+        if not isinstance(value, int) or value < 0:
+            raise UserError(f"--config {path}: {key} counts; give a whole number such as 1 (or true)")
         return [flag] * value
     if action.nargs == 0:  # a switch: `true` gives the flag
         if not isinstance(value, bool):

@@ -13,14 +13,15 @@ from typing import Any
 import numpy as np
 
 from allocator.cli.common import (
-    csv_path,
+    DEFAULT_CSV,
     kafka_settings_from,
     number_flag,
     print_json,
     setup_logging,
     window_from,
 )
-from allocator.data.loader import MarketData, calibration_to_ns, duplicate_rows, load
+from allocator.cli.input_file import load_input
+from allocator.data.loader import MarketData, calibration_to_ns, duplicate_rows
 from allocator.data.window import format_ns
 from allocator.kafka.admin import check_reachable, ensure_topic
 from allocator.kafka.producer import ReplayStats, replay
@@ -42,8 +43,11 @@ def produce(args: argparse.Namespace) -> int:
     setup_logging(args.verbose)
     settings = kafka_settings_from(args)
     calibration_ns = calibration_to_ns(args.calibration)
-    data = load(
-        csv_path(args),
+    if not args.dry_run:  # before the file: a long load should not end in "broker unreachable"
+        check_reachable(settings, args.connect_timeout)
+    data = load_input(
+        args.csv,
+        DEFAULT_CSV,
         window_from(args),
         symbol=args.symbol,
         price_format=args.price_format,
@@ -52,7 +56,6 @@ def produce(args: argparse.Namespace) -> int:
     if args.dry_run:
         print_json(dry_run_description(data))
         return 0
-    check_reachable(settings, args.connect_timeout)
     if ensure_topic(settings, args.topic):
         log.info("created topic %s (retention.ms=-1)", args.topic)
     if data.history_rows:

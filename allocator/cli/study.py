@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from allocator.cli.allocate import add_realistic_flags, add_size_flags, sim_settings_from
 from allocator.cli.common import (
     add_fee_flags,
+    add_verbose_flag,
     add_version_flag,
     number_flag,
     parse_grid,
@@ -195,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep finished tasks here (a rerun resumes) and write orders.parquet, result.json and paired.png",
     )
     engine.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    engine.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
+    add_verbose_flag(engine)
     add_version_flag(parser)
     add_config_flag(parser)
     return parser
