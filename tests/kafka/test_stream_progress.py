@@ -1,0 +1,44 @@
+"""The consumer's progress lines in plain (non-terminal) mode: rows, rate, lag, the data's clock, ETA."""
+
+from __future__ import annotations
+
+import io
+
+from allocator.kafka.stream_progress import ReplayProgress
+from tests.helpers import at
+
+
+def test_plain_lines_show_rows_rate_lag_data_clock_and_eta():
+    out = io.StringIO()
+    progress = ReplayProgress(stream=out, interval=0.0)
+    common = {"data_ns": at("13:40:01"), "window_end_ns": at("13:45:14")}
+    progress.update("r1", 1000, 250, lag_messages=None, **common)
+    progress.update("r1", 1000, 500, lag_messages=12, **common)
+    progress.update("r1", 1000, 1000, lag_messages=0, **common)
+    progress.update("r1", 1000, 1000, lag_messages=0, **common)  # draining: nothing more to say
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("replay: 250/1000 rows, 0 s, ETA 0 s, ") or lines[0].startswith(
+        "replay: 250/1000 rows"
+    )
+    assert "rows/s" in lines[1] and "lag 12 msgs" in lines[1] and "data at 13:40:01 of 13:45:14" in lines[1]
+    assert "ETA" in lines[1] and "ETA" not in lines[2] and lines[2].startswith("replay: 1000/1000 rows")
+
+
+def test_a_fast_replay_prints_nothing_and_quiet_never_prints():
+    out = io.StringIO()
+    progress = ReplayProgress(stream=out, interval=3600.0)
+    for rows in (10, 20, 30):
+        progress.update("r1", 30, rows, lag_messages=0, data_ns=None, window_end_ns=None)
+    quiet = io.StringIO()
+    silent = ReplayProgress(quiet=True, stream=quiet, interval=0.0)
+    silent.update("r1", 30, 30, lag_messages=0, data_ns=None, window_end_ns=None)
+    assert out.getvalue() == quiet.getvalue() == ""
+
+
+def test_a_newer_replay_starts_the_count_over():
+    out = io.StringIO()
+    progress = ReplayProgress(stream=out, interval=0.0)
+    progress.update("r1", 100, 40, lag_messages=0, data_ns=None, window_end_ns=None)
+    progress.update("r2", 60, 10, lag_messages=0, data_ns=None, window_end_ns=None)
+    assert out.getvalue().splitlines()[-1].startswith("replay: 10/60 rows")
