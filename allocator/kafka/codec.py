@@ -278,8 +278,9 @@ def _parse(values: Sequence[bytes], options: pajson.ParseOptions) -> tuple[pa.Ta
 
 
 def _to_frame(table: pa.Table, columns: Sequence[str]) -> pd.DataFrame:
-    """The decoded rows in the loader's dtypes: int64 and float64 (null → NaN) columns, strings as
-    categoricals (converted by Arrow, a block per column: no pandas consolidation copy)."""
+    """The decoded rows as int64 and float64 (null → NaN) columns and Arrow-backed strings, converted by
+    Arrow with a block per column (no pandas consolidation copy). Strings become the loader's
+    categoricals once, in frame_from_batches: per batch that would be work done twice."""
     table = table.select([REPLAY_INDEX, PREVIOUS_SEQUENCE, *columns])
     for position, name in enumerate(table.column_names):
         col = table.column(name)
@@ -287,7 +288,7 @@ def _to_frame(table: pa.Table, columns: Sequence[str]) -> pd.DataFrame:
             table = table.set_column(
                 position, name, pc.fill_null(col, -1 if name == PREVIOUS_SEQUENCE else 0)
             )
-    return table.to_pandas(strings_to_categorical=True, split_blocks=True)
+    return table.to_pandas(split_blocks=True)
 
 
 def _empty_frame(columns: Sequence[str]) -> pd.DataFrame:
@@ -296,13 +297,17 @@ def _empty_frame(columns: Sequence[str]) -> pd.DataFrame:
 
 
 def frame_from_batches(batches: list[pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:
-    """Concatenate decoded batches into the loader's frame layout (categories re-unified)."""
+    """Concatenate decoded batches into the loader's frame layout (strings as categoricals, their
+    categories sorted and shared by all rows)."""
     if not batches:
         return _empty_frame(columns)
     frame = pd.concat(batches, ignore_index=True)
     for name in STRING_COLUMNS:
         if name in frame.columns:
-            frame[name] = frame[name].astype(object).astype("category")
+            strings = frame[name]
+            if isinstance(strings.dtype, pd.CategoricalDtype):  # e.g. checkpointed batches
+                strings = strings.astype(object)
+            frame[name] = strings.astype("category")
     for name in TIMESTAMP_COLUMNS:
         if name in frame.columns:
             frame[name] = frame[name].astype(np.int64)
