@@ -43,7 +43,7 @@ from allocator.kafka.replay_state import (
 from allocator.kafka.settings import consumer_settings, new_client, redact
 
 log = logging.getLogger(__name__)
-BATCH = 20_000  # rows per poll: a poll asks for BATCH // rows_per_message messages (ReplayState.poll_size)
+BATCH = 50_000  # rows per poll: a poll asks for BATCH // rows_per_message messages (ReplayState.poll_size)
 # consume() waits this long unless the batch is full (docs/brokers.md: always the whole timeout otherwise)
 POLL_SECONDS = 0.1
 END_GRACE_SECONDS = 0.5  # after a complete replay, how long to look for a newer replay behind it
