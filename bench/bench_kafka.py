@@ -18,8 +18,10 @@ What the ratios mean (goals: producer ≥ 0.9, ingest ≥ 0.8):
   the end) until it holds every message, touching nothing else.
 
 An Arrow message holds up to `rows_per_message` rows, a JSON message one: compare rows/s across formats,
-msg/s only within one. The machine is shared with other work, so every figure is the median of
-BENCH_KAFKA_REPEATS runs (default 3), with the range of the ratios in its label.
+msg/s only within one. The machine is shared with other work, so each round times every side twice
+around the other (A-B-A, the mean of the two), every phase waits for the broker to be idle, and every
+figure is the median of BENCH_KAFKA_REPEATS rounds (default 5), with the range of the ratios in its
+label.
 """
 
 from __future__ import annotations
@@ -39,11 +41,11 @@ from allocator.data.window import WindowSpec
 from allocator.kafka.admin import ensure_topic
 from allocator.kafka.codec import WIRE_FORMATS, rows_per_message
 from allocator.kafka.consumer import BATCH, POLL_SECONDS, consume_replay
-from allocator.kafka.producer import POLL_ROWS, replay
+from allocator.kafka.producer import POLL_ROWS, ReplayStats, replay
 from allocator.kafka.settings import consumer_settings, producer_settings
 
 DATASET = Path(__file__).resolve().parents[1] / "data" / "l1_day.csv.gz"
-REPEATS = int(os.environ.get("BENCH_KAFKA_REPEATS", "3"))
+REPEATS = int(os.environ.get("BENCH_KAFKA_REPEATS", "5"))
 Figure = tuple[str, float, str]
 
 
@@ -96,25 +98,60 @@ def new_topic(settings: dict[str, str], prefix: str) -> str:
     return topic
 
 
-def one_round(settings: dict[str, str], data: MarketData, wire: str) -> dict[str, float]:
-    """Our producer, the bare consumer reading what it wrote, the bare producer re-sending that, our consumer."""
-    topic = new_topic(settings, f"bench-{wire}")
-    started = time.perf_counter()
-    stats = replay(data, settings, topic, speed=0, wire=wire)
-    ours_produce = time.perf_counter() - started
+def settle(broker: EmbeddedBroker, timeout: float = 30.0) -> None:
+    """Wait until the broker process is idle (under 5 % of a core for 0.5 s). noida-db spends about a
+    core for seconds after every burst of writes on its JSON snapshot (docs/brokers.md): a phase timed
+    meanwhile would measure that, not the loop."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu_seconds() -> float:
+        fields = Path(f"/proc/{broker.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    deadline = time.monotonic() + timeout
+    before = cpu_seconds()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = cpu_seconds()
+        if now - before < 0.025:
+            return
+        before = now
+
+
+def one_round(broker: EmbeddedBroker, data: MarketData, wire: str) -> dict[str, float]:
+    """Each side timed twice around the other (A-B-A), every phase on an idle broker: our producer, the
+    bare consumer reading what it wrote, the bare producer re-sending exactly that, our producer again;
+    then our consumer and the bare consumer again, on the first topic."""
+    settings = {"bootstrap.servers": broker.bootstrap}
     batch = max(1, BATCH // rows_per_message(list(data.frame.columns), wire))
-    held, bare_consume_s = bare_consume(settings, topic, stats.messages + 2, batch)
-    bare_produce_s = bare_produce(settings, new_topic(settings, f"bare-{wire}"), held)
+
+    def ours_produce() -> tuple[str, ReplayStats, float]:
+        topic = new_topic(settings, f"bench-{wire}")
+        settle(broker)
+        started = time.perf_counter()
+        stats = replay(data, settings, topic, speed=0, wire=wire)
+        return topic, stats, time.perf_counter() - started
+
+    topic, stats, ours_produce_1 = ours_produce()
+    settle(broker)
+    held, bare_consume_1 = bare_consume(settings, topic, stats.messages + 2, batch)
+    bare_topic = new_topic(settings, f"bare-{wire}")
+    settle(broker)
+    bare_produce_s = bare_produce(settings, bare_topic, held)
     del held
+    _, _, ours_produce_2 = ours_produce()
+    settle(broker)
     result = consume_replay(settings, topic, group=uuid.uuid4().hex, idle_timeout=30, levels=1)
     if result.stats.rows_received != stats.rows or not result.stats.complete:
         raise RuntimeError(f"our consumer read {result.stats.rows_received} of {stats.rows} rows")
+    settle(broker)
+    _, bare_consume_2 = bare_consume(settings, topic, stats.messages + 2, batch)
     return {
         "messages": stats.messages + 2,
         "rows": stats.rows,
-        "ours_produce": ours_produce,
+        "ours_produce": (ours_produce_1 + ours_produce_2) / 2,
         "bare_produce": bare_produce_s,
-        "bare_consume": bare_consume_s,
+        "bare_consume": (bare_consume_1 + bare_consume_2) / 2,
         "ours_consume": result.stats.ingest_seconds,
     }
 
@@ -185,7 +222,7 @@ def run() -> list[Figure]:
         with EmbeddedBroker(kind=kind) as broker:
             settings: dict[str, Any] = {"bootstrap.servers": broker.bootstrap}
             for wire in WIRE_FORMATS:
-                rounds = [one_round(settings, full, wire) for _ in range(REPEATS)]
+                rounds = [one_round(broker, full, wire) for _ in range(REPEATS)]
                 figures += summarise(f"[{kind}/{wire}]", rounds)
             if kind == "tansu":
                 for wire in WIRE_FORMATS:

@@ -79,8 +79,15 @@ def previous_sequence(frame: pd.DataFrame) -> np.ndarray:
     """
     if "sequence" not in frame.columns or frame.empty:
         return np.full(len(frame), -1, dtype=np.int64)
-    shifted = frame.groupby("publisher_id", sort=False, observed=True)["sequence"].shift(1)
-    return shifted.fillna(-1).to_numpy(dtype=np.int64)
+    venue = frame["publisher_id"].to_numpy()
+    by_venue = np.argsort(venue, kind="stable")  # each venue's rows, in frame order
+    sequence = frame["sequence"].to_numpy(dtype=np.int64)[by_venue]
+    previous = np.r_[-1, sequence[:-1]]
+    sorted_venue = venue[by_venue]
+    previous[np.r_[True, sorted_venue[1:] != sorted_venue[:-1]]] = -1  # a venue's first row
+    result = np.empty(len(frame), dtype=np.int64)
+    result[by_venue] = previous
+    return result
 
 
 def encode_rows(
@@ -130,7 +137,13 @@ def encode_json_table(
 def _json_values(name: str, arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """JSON text of one column: numbers as shortest decimals, null for missing, strings quoted."""
     if name in STRING_COLUMNS or name == RUN_ID:
-        text = pc.replace_substring(pc.replace_substring(arr.cast(pa.string()), "\\", "\\\\"), '"', '\\"')
+        strings = arr.cast(pa.string())
+        if pc.any(
+            pc.match_substring_regex(strings, "[\\x00-\\x1f]")
+        ).as_py():  # rare: json.dumps escapes those
+            quoted = [None if s is None else json.dumps(s, ensure_ascii=False) for s in strings.to_pylist()]
+            return pc.fill_null(pa.array(quoted, pa.string()), "null")
+        text = pc.replace_substring(pc.replace_substring(strings, "\\", "\\\\"), '"', '\\"')
         text = pc.binary_join_element_wise('"', text, '"', "")
     else:
         if pa.types.is_floating(arr.type):

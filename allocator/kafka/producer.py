@@ -488,10 +488,11 @@ def _encoded(
     next chunk is taken in sending order and encoded on a worker thread while the caller sends this one."""
     prev_seq = rows.previous_sequence()
     per_chunk = ENCODE_CHUNK if stats.wire == WIRE_JSON else ENCODE_MESSAGES
-    chunks = []
+    chunks: list[tuple[int, int]] = []
     lo = first
     while lo < len(bounds) - 1:
-        hi = min(lo + per_chunk, len(bounds) - 1)
+        # The first chunk is one message, so that sending starts at once.
+        hi = min(lo + (per_chunk if chunks else 1), len(bounds) - 1)
         while hi > lo + 1 and bounds[hi] - bounds[lo] > ENCODE_CHUNK:  # bounded rows per chunk too
             hi = lo + max(1, (hi - lo) // 2)
         chunks.append((lo, hi))
