@@ -38,8 +38,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, Topic
 from allocator.broker.embedded import EmbeddedBroker
 from allocator.data.loader import MarketData, load
 from allocator.data.window import WindowSpec
-from allocator.kafka.admin import ensure_topic
-from allocator.kafka.codec import WIRE_FORMATS, rows_per_message
+from allocator.kafka.admin import admin_client, ensure_topic
+from allocator.kafka.codec import WIRE_FORMATS, rows_per_message, string_widths
 from allocator.kafka.consumer import BATCH, POLL_SECONDS, consume_replay
 from allocator.kafka.producer import POLL_ROWS, ReplayStats, replay
 from allocator.kafka.settings import consumer_settings, producer_settings
@@ -98,6 +98,14 @@ def new_topic(settings: dict[str, str], prefix: str) -> str:
     return topic
 
 
+def drop_topics(settings: dict[str, str], topics: list[str]) -> None:
+    """Delete a round's topics: noida-db keeps everything in memory and rewrites all of it in every
+    snapshot, so a broker holding the earlier rounds would make each round slower (and take GBs)."""
+    admin = admin_client(settings)
+    for future in admin.delete_topics(topics, operation_timeout=30).values():
+        future.result(60)
+
+
 def settle(broker: EmbeddedBroker, timeout: float = 30.0) -> None:
     """Wait until the broker process is idle (under 5 % of a core for 0.5 s). noida-db spends about a
     core for seconds after every burst of writes on its JSON snapshot (docs/brokers.md): a phase timed
@@ -123,7 +131,7 @@ def one_round(broker: EmbeddedBroker, data: MarketData, wire: str) -> dict[str, 
     bare consumer reading what it wrote, the bare producer re-sending exactly that, our producer again;
     then our consumer and the bare consumer again, on the first topic."""
     settings = {"bootstrap.servers": broker.bootstrap}
-    batch = max(1, BATCH // rows_per_message(list(data.frame.columns), wire))
+    batch = max(1, BATCH // rows_per_message(list(data.frame.columns), wire, string_widths(data.frame)))
 
     def ours_produce() -> tuple[str, ReplayStats, float]:
         topic = new_topic(settings, f"bench-{wire}")
@@ -133,19 +141,23 @@ def one_round(broker: EmbeddedBroker, data: MarketData, wire: str) -> dict[str, 
         return topic, stats, time.perf_counter() - started
 
     topic, stats, ours_produce_1 = ours_produce()
+    topics = [topic]
     settle(broker)
     held, bare_consume_1 = bare_consume(settings, topic, stats.messages + 2, batch)
     bare_topic = new_topic(settings, f"bare-{wire}")
+    topics.append(bare_topic)
     settle(broker)
     bare_produce_s = bare_produce(settings, bare_topic, held)
     del held
-    _, _, ours_produce_2 = ours_produce()
+    second_topic, _, ours_produce_2 = ours_produce()
+    topics.append(second_topic)
     settle(broker)
     result = consume_replay(settings, topic, group=uuid.uuid4().hex, idle_timeout=30, levels=1)
     if result.stats.rows_received != stats.rows or not result.stats.complete:
         raise RuntimeError(f"our consumer read {result.stats.rows_received} of {stats.rows} rows")
     settle(broker)
     _, bare_consume_2 = bare_consume(settings, topic, stats.messages + 2, batch)
+    drop_topics(settings, topics)
     return {
         "messages": stats.messages + 2,
         "rows": stats.rows,
@@ -202,6 +214,7 @@ def pacing(settings: dict[str, str], data: MarketData, wire: str) -> list[Figure
     started = time.perf_counter()
     paced = replay(data, settings, topic, speed=1.0, wire=wire)
     wall = time.perf_counter() - started
+    drop_topics(settings, [topic])
     span = (data.frame["ts_event"].max() - data.frame["ts_event"].min()) / 1e9
     tag = f"[tansu/{wire}] pacing 1x:"
     return [

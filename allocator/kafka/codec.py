@@ -223,28 +223,57 @@ class DecodedBatch:
     foreign: dict[str, int] = field(default_factory=dict)  # valid rows of other replays, by run id
 
 
+@dataclass
+class DecodedTable:
+    """A poll's rows still in Arrow (n, p and the columns asked for; chunks point into the messages
+    where the format allows): the consumer keeps them so until it builds the replay's one frame."""
+
+    table: pa.Table
+    undecodable: int = 0
+    errors: list[str] = field(default_factory=list)
+    foreign: dict[str, int] = field(default_factory=dict)  # valid rows of other replays, by run id
+
+
 def decode_rows(values: Sequence[bytes], columns: Sequence[str], run_id: str | None = None) -> DecodedBatch:
-    """Parse a batch of JSON row messages into a frame with the loader's dtypes; bad messages are counted.
+    """Parse a batch of JSON row messages into a frame with the loader's dtypes; bad messages are counted
+    (decode_rows_table, as a frame)."""
+    return _as_frame(decode_rows_table(values, columns, run_id), columns)
+
+
+def decode_rows_table(
+    values: Sequence[bytes], columns: Sequence[str], run_id: str | None = None
+) -> DecodedTable:
+    """Parse a batch of JSON row messages; bad messages are counted.
 
     Only `columns` (plus n, p, r) are converted: the explicit schema makes the reader skip other keys.
     Every message is checked, not only those of a batch that fails to parse: a row must carry its replay
     index and every integer column (the loader never leaves one empty), else it is undecodable and never
     takes a replay index from the real row. With `run_id`, rows of other replays are counted in `foreign`.
     """
-    if not values:
-        return DecodedBatch(_empty_frame(columns))
     fields = [(REPLAY_INDEX, pa.int64()), (PREVIOUS_SEQUENCE, pa.int64()), (RUN_ID, pa.string())]
     schema = pa.schema(fields + [(c, column_type(c)) for c in columns])
+    if not values:
+        return DecodedTable(schema.empty_table().select(_kept(columns)))
     options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     table, errors = _parse(values, options)
     return _checked(table, columns, run_id, errors, dropped=len(values) - table.num_rows)
 
 
+def _kept(columns: Sequence[str]) -> list[str]:
+    """The fields a decoded row keeps: its replay index, its venue's previous sequence, its columns."""
+    return [REPLAY_INDEX, PREVIOUS_SEQUENCE, *columns]
+
+
+def _as_frame(decoded: DecodedTable, columns: Sequence[str]) -> DecodedBatch:
+    frame = _to_frame(decoded.table, columns) if decoded.table.num_rows else _empty_frame(columns)
+    return DecodedBatch(frame, decoded.undecodable, decoded.errors, decoded.foreign)
+
+
 def _checked(
     table: pa.Table, columns: Sequence[str], run_id: str | None, errors: list[str], dropped: int
-) -> DecodedBatch:
-    """The decoded rows that are usable rows of our replay, as a frame; the others counted (`dropped`
-    messages could not be read at all)."""
+) -> DecodedTable:
+    """The decoded rows that are usable rows of our replay; the others counted (`dropped` messages could
+    not be read at all)."""
     required = [REPLAY_INDEX, *ROW_KEYS[1:], *(c for c in columns if column_type(c) == pa.int64())]
     if run_id is not None:
         required.append(RUN_ID)
@@ -266,7 +295,7 @@ def _checked(
             counts = pc.value_counts(pc.filter(table.column(RUN_ID), pc.invert(mine)))
             foreign = {str(c["values"]): int(c["counts"]) for c in counts.to_pylist()}
             table = table.filter(mine)
-    return DecodedBatch(_to_frame(table, columns), undecodable, errors, foreign)
+    return DecodedTable(table.select(_kept(columns)), undecodable, errors, foreign)
 
 
 def _parse(values: Sequence[bytes], options: pajson.ParseOptions) -> tuple[pa.Table, list[str]]:
@@ -309,6 +338,26 @@ def _empty_frame(columns: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(stream_fields | {c: np.empty(0, np.int64) for c in columns})
 
 
+def frame_from_tables(tables: list[pa.Table], columns: Sequence[str]) -> pd.DataFrame:
+    """Decoded tables (decode_*_table, or checkpoint segments) as one frame in the loader's layout: one
+    concatenation, one conversion."""
+    tables = [plain_table(t).select(_kept(columns)) for t in tables if t.num_rows]
+    if not tables:
+        return _empty_frame(columns)
+    return frame_from_batches([_to_frame(pa.concat_tables(tables), columns)], columns)
+
+
+def plain_table(table: pa.Table) -> pa.Table:
+    """`table` without pandas metadata and with dictionary columns as their values (checkpoint segments
+    written from pandas frames by earlier versions), so that it concatenates with decoded tables."""
+    fields = [
+        pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else pa.field(f.name, f.type)
+        for f in table.schema
+    ]
+    target = pa.schema(fields)
+    return table if table.schema.equals(target) and not table.schema.metadata else table.cast(target)
+
+
 def frame_from_batches(batches: list[pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:
     """Concatenate decoded batches into the loader's frame layout (strings as categoricals, their
     categories sorted and shared by all rows)."""
@@ -330,8 +379,12 @@ def frame_from_batches(batches: list[pd.DataFrame], columns: Sequence[str]) -> p
 # ---------------------------------------------------------------------------------- Arrow wire format
 
 ARROW_CONTINUATION = b"\xff\xff\xff\xff"  # every Arrow IPC message (hence every Arrow row message) starts so
-ARROW_MESSAGE_BYTES = 512 * 1024  # target size of one row message: brokers refuse messages over ~1 MB
+# librdkafka's default message.max.bytes, and noida-db's limit (docs/brokers.md); an Arrow message is
+# filled to 90 % of it, its metadata (~8 KiB at 10 book levels) included.
+MAX_MESSAGE_BYTES = 1_000_000
+ARROW_MESSAGE_BYTES = int(MAX_MESSAGE_BYTES * 0.9) - 16_384
 MAX_ROWS_PER_MESSAGE = 8192
+MAX_RUN_ID_BYTES = 64 * 4  # a run id of MAX_RUN_ID_CHARS characters, UTF-8
 
 
 def arrow_schema(columns: Sequence[str]) -> pa.Schema:
@@ -351,13 +404,32 @@ def _schema_message(columns: tuple[str, ...]) -> bytes:
     return bytes(_arrow_schema(columns).serialize().to_pybytes())
 
 
-def rows_per_message(columns: Sequence[str], wire: str) -> int:
-    """At most how many rows one message holds: 1 for JSON (kcat shows a row per message); for Arrow,
-    about ARROW_MESSAGE_BYTES of column data (the per-message metadata is then ~1 % of it)."""
+def rows_per_message(
+    columns: Sequence[str], wire: str, widths: dict[str, int] | None = None, run_id_bytes: int = 32
+) -> int:
+    """At most how many rows one message holds: 1 for JSON (kcat shows a row per message); for Arrow, as
+    many as fit in ARROW_MESSAGE_BYTES (the metadata is then ~1 % of a message). `widths` gives the
+    longest value, in bytes, of each string column (default 8); a row's size is then exact."""
     if wire == WIRE_JSON:
         return 1
-    row_bytes = 8 * (len(columns) + 3) + 40 + 8 * sum(1 for c in columns if c in STRING_COLUMNS)
-    return max(1, min(MAX_ROWS_PER_MESSAGE, ARROW_MESSAGE_BYTES // row_bytes))
+    strings = [c for c in columns if column_type(c) == pa.string()]
+    fixed = 8 * (len(columns) - len(strings)) + 8 + 8  # the numbers, n and p
+    variable = (4 + run_id_bytes) + sum(4 + (widths or {}).get(c, 8) for c in strings)  # offsets + bytes
+    return max(1, min(MAX_ROWS_PER_MESSAGE, ARROW_MESSAGE_BYTES // (fixed + variable)))
+
+
+def string_widths(frame: pd.DataFrame) -> dict[str, int]:
+    """The longest value, in UTF-8 bytes, of each string column of `frame` (rows_per_message's widths)."""
+    widths = {}
+    for name in frame.columns:
+        if column_type(name) == pa.string() and len(frame):
+            values = (
+                frame[name].cat.categories
+                if isinstance(frame[name].dtype, pd.CategoricalDtype)
+                else frame[name]
+            )
+            widths[name] = max((len(str(v).encode()) for v in values.dropna().unique()), default=0)
+    return widths
 
 
 def message_starts(ts: np.ndarray, per_message: int, paced_from: int | None) -> np.ndarray:
@@ -447,16 +519,26 @@ def decode_arrow(
     replay_columns: Sequence[str],
     run_id: str | None = None,
 ) -> DecodedBatch:
-    """Read a batch of Arrow row messages of a replay with `replay_columns` into a frame of `columns` only.
+    """decode_arrow_table, as a frame of `columns` with the loader's dtypes."""
+    return _as_frame(decode_arrow_table(values, columns, replay_columns, run_id), columns)
 
-    Each message's record batch is read in place (no copy: its arrays point into the message) and only
-    the columns needed are then copied out, validated and converted. A message that is not a record
-    batch of the replay's schema is undecodable (or foreign, if it is a well-formed row message of
-    another run); the rows are then checked as JSON rows are (decode_rows).
+
+def decode_arrow_table(
+    values: Sequence[bytes],
+    columns: Sequence[str],
+    replay_columns: Sequence[str],
+    run_id: str | None = None,
+) -> DecodedTable:
+    """Read a batch of Arrow row messages of a replay with `replay_columns`, keeping `columns` only.
+
+    Each message's record batch is read in place (no copy: its arrays point into the message), and only
+    the columns needed are validated and checked; nothing is converted or copied here. A message that is
+    not a record batch of the replay's schema is undecodable (or foreign, if it is a well-formed row
+    message of another run); the rows are then checked as JSON rows are (decode_rows_table).
     """
-    if not values:
-        return DecodedBatch(_empty_frame(columns))
     schema = arrow_schema(replay_columns)
+    if not values:
+        return DecodedTable(schema.empty_table().select(_kept(columns)))
     prefix = _schema_message(tuple(replay_columns))
     batches: list[pa.RecordBatch] = []
     errors: list[str] = []
@@ -489,14 +571,13 @@ def decode_arrow(
 
 
 def _selected(batches: list[pa.RecordBatch], schema: pa.Schema, wanted: list[str]) -> tuple[pa.Table, int]:
-    """The `wanted` columns of the batches as one contiguous table, validated, and how many batches
-    were dropped as corrupt."""
+    """The `wanted` columns of the batches (a chunk each, still in the messages), validated, and how
+    many batches were dropped as corrupt."""
     table = pa.Table.from_batches(batches, schema=schema).select(wanted)
     if _sound(table):
-        return table.combine_chunks(), 0
+        return table, 0
     good = [one for one in (batch.select(wanted) for batch in batches) if _sound(one)]  # find the bad ones
-    kept = pa.Table.from_batches(good, schema=table.schema).combine_chunks()
-    return kept, len(batches) - len(good)
+    return pa.Table.from_batches(good, schema=table.schema), len(batches) - len(good)
 
 
 def _sound(data: pa.Table | pa.RecordBatch) -> bool:

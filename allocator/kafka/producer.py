@@ -59,6 +59,7 @@ from allocator.kafka.codec import (
     message_starts,
     previous_sequence,
     rows_per_message,
+    string_widths,
 )
 from allocator.kafka.settings import new_client, producer_settings, redact
 from allocator.snapshots.rule import event_order
@@ -87,6 +88,7 @@ class ReplayStats:
     elapsed_s: float = 0.0
     history_rows: int = 0  # of `rows`, the unpaced calibration rows sent first
     wire: str = DEFAULT_WIRE
+    rows_per_message: int = 1  # the most rows one row message holds (codec.rows_per_message)
     messages: int = 0  # row messages handed to librdkafka (a re-sending session counts its own too)
 
     def lateness_p99(self) -> float:
@@ -129,6 +131,9 @@ def replay(
     frame = rows.frame
     symbol = str(frame["symbol"].iloc[rows.order[0]]) if "symbol" in frame.columns and len(frame) else ""
     stats = ReplayStats(run_id=uuid.uuid4().hex, rows=len(frame), history_rows=rows.history_rows, wire=wire)
+    stats.rows_per_message = rows_per_message(
+        list(frame.columns), wire, string_widths(frame), len(stats.run_id)
+    )
     sender = _Sender(producer_settings(settings), topic, symbol.encode() or b"all", settings, stats)
     start_message = control_message(KIND_START, **_start_document(data, frame, stats, calibration_ns))
     started = clock()
@@ -163,7 +168,7 @@ def _start_document(
         "price_format": data.price_format,
         "schema": SCHEMA_VERSION,
         "wire": stats.wire,
-        "rows_per_message": rows_per_message(list(frame.columns), stats.wire),
+        "rows_per_message": stats.rows_per_message,
         "venue_rows": {
             str(int(k)): int(v)
             for k, v in zip(venue_rows.index.to_numpy(), venue_rows.to_numpy(), strict=True)
@@ -188,8 +193,7 @@ def _send_all(
     ts = rows.ts
     first_ms, last_ms = int(ts[0] // 1_000_000), int(ts[-1] // 1_000_000)
     pacing = _Pacing(sender.stats.history_rows)
-    per_message = rows_per_message(list(rows.frame.columns), sender.stats.wire)
-    starts = message_starts(ts, per_message, pacing.first_paced if speed > 0 else None)
+    starts = message_starts(ts, sender.stats.rows_per_message, pacing.first_paced if speed > 0 else None)
     resume = 0
     while True:
         try:

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from allocator.data.schema import REQUIRED_COLUMNS
 from allocator.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED_CONSUMER, EXIT_OK
@@ -59,9 +60,9 @@ from allocator.kafka.codec import (
     WIRE_JSON,
     WireError,
     control_problem,
-    decode_arrow,
-    decode_rows,
-    frame_from_batches,
+    decode_arrow_table,
+    decode_rows_table,
+    frame_from_tables,
 )
 
 log = logging.getLogger(__name__)
@@ -207,7 +208,7 @@ class ReplayState:
         self.stats = StreamStats()
         self.phase = Phase.WAITING
         self.start: dict[str, Any] = {}
-        self.batches: list[pd.DataFrame] = []
+        self.batches: list[pa.Table] = []  # the rows kept, per poll, in Arrow until result()
         self.seen = np.zeros(0, dtype=bool)  # by replay index: has the row arrived
         self.end_rows: int | None = None
         self.meta: CheckpointMeta = empty_meta()
@@ -215,7 +216,7 @@ class ReplayState:
 
     # ------------------------------------------------------------------------------ transitions
 
-    def resume(self, meta: CheckpointMeta, batches: list[pd.DataFrame]) -> None:
+    def resume(self, meta: CheckpointMeta, batches: list[pa.Table]) -> None:
         """Continue from a checkpoint: its replay, rows and offsets, as if never interrupted."""
         self.meta, self.start, self.batches = meta, meta["start"], batches
         self.seen = seen_rows(batches, int(self.start["rows"]))
@@ -356,9 +357,9 @@ class ReplayState:
         room = max(0, MAX_EXAMPLES - len(self.stats.undecodable_examples))
         self.stats.undecodable_examples += [p for p in problems if p][:room]
 
-    def _keep_rows(self, rows: dict[str, list[bytes]]) -> pd.DataFrame | None:
+    def _keep_rows(self, rows: dict[str, list[bytes]]) -> pa.Table | None:
         """Decode the poll's rows (only the columns needed), drop those already seen, hand the new ones
-        on; returns the new ones."""
+        on; returns the new ones. They stay in Arrow: result() converts all of them at once."""
         if not rows:
             return None
         if not self.start:
@@ -368,23 +369,24 @@ class ReplayState:
         replay_columns = list(self.start["columns"])
         columns = wanted_columns(replay_columns, self.levels)
         run_id = str(self.start["run_id"])
-        frames = []
+        tables = []
         for wire, values in rows.items():
             decoded = (
-                decode_arrow(values, columns, replay_columns, run_id=run_id)
+                decode_arrow_table(values, columns, replay_columns, run_id=run_id)
                 if wire == WIRE_ARROW
-                else decode_rows(values, columns, run_id=run_id)
+                else decode_rows_table(values, columns, run_id=run_id)
             )
             self.stats.undecodable += decoded.undecodable
             self._example(*decoded.errors)
             self.count_foreign(decoded.foreign)
-            frames.append(decoded.frame)
-        frame = frames[0] if len(frames) == 1 else frame_from_batches(frames, columns)
-        batch = drop_duplicates(frame, self.seen, self.stats)
-        if len(batch):
+            tables.append(decoded.table)
+        batch = drop_duplicates(
+            pa.concat_tables(tables) if len(tables) > 1 else tables[0], self.seen, self.stats
+        )
+        if batch.num_rows:
             self.batches.append(batch)
             if self.on_rows is not None:
-                deliver_window_rows(self.on_rows, batch, self.start)
+                deliver_window_rows(self.on_rows, frame_from_tables([batch], columns), self.start)
         return batch
 
     # ------------------------------------------------------------------------------ stop rules
@@ -416,7 +418,7 @@ class ReplayState:
         if start:
             find_gaps(self.seen, stats)
         columns = wanted_columns(start.get("columns", list(REQUIRED_COLUMNS)), self.levels)
-        frame = frame_from_batches(self.batches, columns)
+        frame = frame_from_tables(self.batches, columns)
         if len(frame):
             frame = frame.sort_values(REPLAY_INDEX, kind="stable").reset_index(drop=True)
         if start and stats.missing_rows:
@@ -477,9 +479,9 @@ def _text(value: bytes | str | None) -> str:
     return value or ""
 
 
-def drop_duplicates(frame: pd.DataFrame, seen: np.ndarray, stats: StreamStats) -> pd.DataFrame:
+def drop_duplicates(table: pa.Table, seen: np.ndarray, stats: StreamStats) -> pa.Table:
     """Keep rows whose replay index is new (a producer retry or a doubled replay would repeat them)."""
-    index = frame[REPLAY_INDEX].to_numpy()
+    index = table.column(REPLAY_INDEX).to_numpy()
     valid = (index >= 0) & (index < len(seen))
     fresh = valid.copy()
     fresh[valid] = ~seen[index[valid]]
@@ -495,7 +497,7 @@ def drop_duplicates(frame: pd.DataFrame, seen: np.ndarray, stats: StreamStats) -
     stats.undecodable += int(np.count_nonzero(~valid))
     seen[index[keep]] = True
     stats.rows_received += int(keep.sum())
-    return frame if keep.all() else frame.loc[keep]
+    return table if keep.all() else table.filter(pa.array(keep))
 
 
 def attribute_gaps(frame: pd.DataFrame, start: dict[str, Any], stats: StreamStats) -> None:

@@ -23,6 +23,7 @@ from allocator.kafka.codec import (
     KIND_END,
     KIND_ROW,
     KIND_START,
+    MAX_MESSAGE_BYTES,
     MAX_ROWS_PER_MESSAGE,
     PREVIOUS_SEQUENCE,
     REPLAY_INDEX,
@@ -41,6 +42,7 @@ from allocator.kafka.codec import (
     message_starts,
     previous_sequence,
     rows_per_message,
+    string_widths,
 )
 from allocator.kafka.replay_state import ReplayState, StopRules, wanted_columns
 from tests.helpers import at, frame, quote
@@ -241,14 +243,16 @@ def test_paced_messages_hold_one_instant_and_unpaced_ones_are_full(ts, per_messa
             assert end - start == per_message  # unpaced: full (but the last before the window)
 
 
-def test_rows_per_message_keeps_messages_under_the_brokers_limit():
-    assert rows_per_message(mbp_columns(10), WIRE_JSON) == 1
-    for levels in (1, 10):
-        rows = rows_per_message(mbp_columns(levels), WIRE_ARROW)
-        assert 1 < rows <= MAX_ROWS_PER_MESSAGE
-        values = pd.concat([SENT[mbp_columns(levels)]] * (rows // 12 + 1)).iloc[:rows]
-        size = len(encode_arrow(values, [0, rows], run_id="f" * 32)[0])
-        assert 300_000 < size < 900_000  # big enough to amortise the metadata; brokers refuse ~1 MB
+@pytest.mark.parametrize("levels", [1, 10])
+@pytest.mark.parametrize("symbol", ["AAPL", "a much longer instrument name " * 3])
+def test_a_full_arrow_message_stays_under_the_brokers_limit(levels, symbol):
+    assert rows_per_message(mbp_columns(levels), WIRE_JSON) == 1
+    values = SENT[mbp_columns(levels)].assign(symbol=symbol)
+    rows = rows_per_message(list(values.columns), WIRE_ARROW, string_widths(values))
+    assert 1 < rows <= MAX_ROWS_PER_MESSAGE
+    values = pd.concat([values] * (rows // len(values) + 1)).iloc[:rows]
+    size = len(encode_arrow(values, [0, rows], run_id="f" * 32)[0])
+    assert 0.85 * MAX_MESSAGE_BYTES < size <= MAX_MESSAGE_BYTES  # full, and never refused (docs/brokers.md)
 
 
 # ---------------------------------------------------------------------------------- the state machine
