@@ -262,12 +262,14 @@ class ReplayState:
         """How many messages to ask the next poll for. consume() returns early only once that many are
         ready, so: about `batch` rows' worth once the start says how many rows a message holds, but no
         more than the replay can still send (its missing rows and the end message: the last poll then
-        returns as soon as they are in instead of after the timeout); one while waiting for a start,
-        so that the start is read, and the size set, as soon as it arrives."""
+        returns as soon as they are in instead of after the timeout) or the stop rules still want; one
+        while waiting for a start, so that the start is read, and the size set, as soon as it arrives."""
         if not self.start:
             return 1
         per_message = int(self.start.get("rows_per_message", 1))
         left = int(self.start["rows"]) - self.stats.rows_received
+        if self.rules.stop_after_rows is not None:
+            left = min(left, self.rules.stop_after_rows - self.stats.rows_received)
         return max(1, min(batch // per_message, -(-left // per_message) + (self.end_rows is None)))
 
     def take(self, messages: Sequence[Message], now: float, *, events: bool) -> dict[str, int]:

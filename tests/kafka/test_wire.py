@@ -367,3 +367,9 @@ def test_polls_ask_for_about_a_batch_of_rows_but_never_more_than_can_still_come(
     assert state.poll_size(50_000) == 3 + 1  # 12 rows left in messages of 5, and the end message
     state.take(rows(WIRE_ARROW, per_message=5)[:2], 2.0, events=True)
     assert state.poll_size(50_000) == 1 + 1
+
+
+def test_polls_stop_asking_at_the_callers_row_limit():
+    state = ReplayState(StopRules(idle_timeout=10.0, stop_after_rows=6), now=0.0)
+    state.take([start(WIRE_ARROW, rows_per_message=5)], 1.0, events=True)
+    assert state.poll_size(50_000) == 2 + 1  # 6 rows are 2 messages of 5, and the replay is not over
