@@ -6,8 +6,8 @@ partition, hence in order): `start` (run id, window, columns, row count, wire fo
 sent). Rows travel in one of two formats, announced by the `format` header of every message:
 
 * `arrow` (the default): each message is a complete Arrow IPC stream (schema + one record batch) of up
-  to `rows_per_message` rows. Built column-wise from the frame without per-row Python work; the
-  consumer reads a whole poll's messages as one stream and only the columns it needs.
+  to `rows_per_message` rows, built column-wise from the frame without per-row Python work. The
+  consumer reads each record batch in place, and only the columns it needs.
 * `json`: one compact JSON object per row with Databento's column names, readable with kcat; built
   and parsed column-wise by Arrow.
 
@@ -134,13 +134,14 @@ def encode_json_table(
     return [value.as_buffer().to_pybytes() for value in joined]
 
 
+CONTROL_CHARACTERS = "[\\x00-\\x1f]"  # what a JSON string must escape besides the quote and the backslash
+
+
 def _json_values(name: str, arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """JSON text of one column: numbers as shortest decimals, null for missing, strings quoted."""
     if name in STRING_COLUMNS or name == RUN_ID:
         strings = arr.cast(pa.string())
-        if pc.any(
-            pc.match_substring_regex(strings, "[\\x00-\\x1f]")
-        ).as_py():  # rare: json.dumps escapes those
+        if pc.any(pc.match_substring_regex(strings, CONTROL_CHARACTERS)).as_py():  # rare: let json escape
             quoted = [None if s is None else json.dumps(s, ensure_ascii=False) for s in strings.to_pylist()]
             return pc.fill_null(pa.array(quoted, pa.string()), "null")
         text = pc.replace_substring(pc.replace_substring(strings, "\\", "\\\\"), '"', '\\"')
@@ -384,7 +385,6 @@ ARROW_CONTINUATION = b"\xff\xff\xff\xff"  # every Arrow IPC message (hence every
 MAX_MESSAGE_BYTES = 1_000_000
 ARROW_MESSAGE_BYTES = int(MAX_MESSAGE_BYTES * 0.9) - 16_384
 MAX_ROWS_PER_MESSAGE = 8192
-MAX_RUN_ID_BYTES = 64 * 4  # a run id of MAX_RUN_ID_CHARS characters, UTF-8
 
 
 def arrow_schema(columns: Sequence[str]) -> pa.Schema:

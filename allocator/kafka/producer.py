@@ -69,6 +69,7 @@ ENCODE_CHUNK = 20_000  # rows encoded at a time: bounded memory, vectorised work
 # Arrow messages encoded at a time: a chunk of one-instant messages (~0.1 ms each) stays short.
 ENCODE_MESSAGES = 64
 POLL_ROWS = 1000  # serve delivery reports after about this many rows
+WARM_UP_SECONDS = 2.0  # at most, for the metadata request that brings a new producer's connection up
 PROGRESS_SECONDS = 2.0
 Clock = Callable[[], float]
 
@@ -298,7 +299,13 @@ class _Sender:
         self.producer = self._new_producer()
 
     def _new_producer(self) -> Producer:
-        return new_client(Producer, self.config | {"error_cb": self._on_error}, self.settings)
+        """A producer whose broker connection is up. librdkafka's idempotent producer asks for its producer
+        id on a 500 ms timer unless a connection comes up right away, and holds every message until it
+        has one: without the metadata request here the first delivery waits 0.5 or 1 s (docs/brokers.md)."""
+        producer = new_client(Producer, self.config | {"error_cb": self._on_error}, self.settings)
+        with contextlib.suppress(KafkaException):  # an unreachable broker is reported by the sends
+            producer.list_topics(self.topic, timeout=WARM_UP_SECONDS)
+        return producer
 
     def _on_error(self, err: KafkaError) -> None:
         log.warning("kafka: %s", redact(str(err), self.settings))

@@ -93,6 +93,7 @@ class StreamStats:
     # perf_counter when the first poll with messages returned, and when the last one was processed
     first_message_at: float | None = None
     last_message_at: float | None = None
+    assembly_seconds: float = 0.0  # result(): building the one frame of all rows after the last poll
     wire: str = ""  # the row format of the replay followed (its start message's `wire`)
 
     @property
@@ -414,6 +415,7 @@ class ReplayState:
     def result(self) -> StreamResult:
         """The rows in replay order (loader columns), with the gaps found and attributed to venues."""
         stats, start = self.stats, self.start
+        started = time.perf_counter()
         stats.expected_rows = (
             self.end_rows if self.end_rows is not None else (int(start["rows"]) if start else None)
         )
@@ -425,9 +427,9 @@ class ReplayState:
             frame = frame.sort_values(REPLAY_INDEX, kind="stable").reset_index(drop=True)
         if start and stats.missing_rows:
             attribute_gaps(frame, start, stats)
-        return StreamResult(
-            frame=frame.drop(columns=[REPLAY_INDEX, PREVIOUS_SEQUENCE]), start=start, stats=stats
-        )
+        frame = frame.drop(columns=[REPLAY_INDEX, PREVIOUS_SEQUENCE])
+        stats.assembly_seconds = time.perf_counter() - started
+        return StreamResult(frame=frame, start=start, stats=stats)
 
 
 # ---------------------------------------------------------------------------------- helpers

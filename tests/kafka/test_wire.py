@@ -373,3 +373,14 @@ def test_polls_stop_asking_at_the_callers_row_limit():
     state = ReplayState(StopRules(idle_timeout=10.0, stop_after_rows=6), now=0.0)
     state.take([start(WIRE_ARROW, rows_per_message=5)], 1.0, events=True)
     assert state.poll_size(50_000) == 2 + 1  # 6 rows are 2 messages of 5, and the replay is not over
+
+
+def test_the_producer_flag_chooses_the_format_arrow_by_default(capsys):
+    import kafka_producer
+
+    assert kafka_producer.build_parser().parse_args([]).wire == WIRE_ARROW
+    assert kafka_producer.build_parser().parse_args(["--wire", "json"]).wire == WIRE_JSON
+    with pytest.raises(SystemExit) as exit_info:
+        kafka_producer.build_parser().parse_args(["--wire", "avro"])
+    assert exit_info.value.code == 2
+    assert "argument --wire: invalid choice: 'avro' (choose from 'arrow', 'json')" in capsys.readouterr().err
