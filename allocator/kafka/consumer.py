@@ -125,6 +125,8 @@ class ReplayConsumer:
             stored = self.state.meta["offsets"].get(str(tp.partition))
             tp.offset = int(stored) if stored is not None else OFFSET_BEGINNING
         consumer.assign(partitions)
+        if self.state.stats.assigned_at is None:
+            self.state.stats.assigned_at = time.perf_counter()
 
     def _attach(self, consumer: Consumer, interrupted: _InterruptFlag) -> None:
         if self.state.checkpoint is None:

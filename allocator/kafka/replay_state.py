@@ -94,6 +94,9 @@ class StreamStats:
     first_message_at: float | None = None
     last_message_at: float | None = None
     assembly_seconds: float = 0.0  # result(): building the one frame of all rows after the last poll
+    assigned_at: float | None = (
+        None  # perf_counter when the partitions were first assigned (the fetch starts)
+    )
     wire: str = ""  # the row format of the replay followed (its start message's `wire`)
 
     @property
