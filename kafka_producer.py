@@ -19,6 +19,7 @@ from allocator.cli.common import (
     run_main,
     speed_value,
 )
+from allocator.cli.config_file import add_config_flag, parse_with_config
 from allocator.cli.produce import add_wire_flag, calibration_value, produce
 from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS
 
@@ -56,11 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
     add_version_flag(parser)
+    add_config_flag(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return produce(build_parser().parse_args(argv))
+    return produce(parse_with_config(build_parser(), argv))
 
 
 if __name__ == "__main__":

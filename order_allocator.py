@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from allocator.cli import allocate
 from allocator.cli.common import add_data_flags, add_kafka_flags, add_version_flag, run_main
+from allocator.cli.config_file import add_config_flag, parse_with_config
 from allocator.errors import EXIT_INTERRUPTED_CONSUMER
 
 
@@ -28,11 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     allocate.add_stream_flags(parser)
     allocate.add_output_flags(parser)
     add_version_flag(parser)
+    add_config_flag(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return allocate.main(build_parser().parse_args(argv))
+    return allocate.main(parse_with_config(build_parser(), argv))
 
 
 if __name__ == "__main__":

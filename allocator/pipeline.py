@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,8 +89,11 @@ def build_sim_market_for(
     return sim_market, fees.names(snaps.publisher_ids)
 
 
-def run(data: MarketData, fees: FeeTable, config: RunConfig) -> RunResult:
-    """Route the order at every grid point, run the baselines, and assemble the report."""
+def run(
+    data: MarketData, fees: FeeTable, config: RunConfig, on_point: Callable[[], None] | None = None
+) -> RunResult:
+    """Route the order at every grid point, run the baselines, and assemble the report (`on_point`: called
+    as each grid point finishes)."""
     market, names = build_market(data, fees, config.side)
     window_snaps = market.snapshots
     if window_snaps.ticks == 0:
@@ -102,7 +106,7 @@ def run(data: MarketData, fees: FeeTable, config: RunConfig) -> RunResult:
         strategy = functools.partial(run_ck_router, sim_market, config.order_size)
     else:
         strategy = functools.partial(run_faithful_router, market, config.order_size, step=config.step)
-    result = search(strategy, config.grid.points(), jobs=config.jobs)
+    result = search(strategy, config.grid.points(), jobs=config.jobs, on_point=on_point)
     if sim_market is not None:
         baselines = {name: fn(sim_market, config.order_size) for name, fn in SIMULATED_BASELINES.items()}
     else:

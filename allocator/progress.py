@@ -23,16 +23,21 @@ class Progress:
         quiet: bool = False,
         stream: TextIO | None = None,
         interval: float = PLAIN_INTERVAL_SECONDS,
+        unit: str = "task",
+        silent_if_fast: bool = False,
     ) -> None:
-        self.total, self.what, self.quiet = total, what, quiet
+        self.total, self.what, self.quiet, self.unit = total, what, quiet, unit
         self.stream = stream if stream is not None else sys.stderr
         self.interval = interval
+        # A step that ends within one interval says nothing in plain mode: a 0.3 s grid needs no report.
+        self.silent_if_fast = silent_if_fast
         self.done = 0
         self.started = time.monotonic()
         self._last_line = self.started
+        self._lines = 0
         self._bar: tqdm | None = None
         if not quiet and self.stream.isatty():
-            self._bar = tqdm(total=total, desc=what, unit="task", file=self.stream, dynamic_ncols=True)
+            self._bar = tqdm(total=total, desc=what, unit=unit, file=self.stream, dynamic_ncols=True)
 
     def advance(self, count: int = 1, status: str = "") -> None:
         self.done += count
@@ -44,15 +49,18 @@ class Progress:
                 self._bar.set_postfix_str(status, refresh=False)
             return
         now = time.monotonic()
-        if now - self._last_line >= self.interval or self.done == self.total:
+        due = now - self._last_line >= self.interval
+        final = self.done == self.total and not (self.silent_if_fast and self._lines == 0)
+        if due or final:
             self._last_line = now
+            self._lines += 1
             self.stream.write(self._line(now, status) + "\n")
             self.stream.flush()
 
     def _line(self, now: float, status: str) -> str:
         elapsed = now - self.started
         eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
-        parts = [f"{self.what}: {self.done}/{self.total} tasks", f"{elapsed:.0f} s"]
+        parts = [f"{self.what}: {self.done}/{self.total} {self.unit}s", f"{elapsed:.0f} s"]
         if self.done < self.total and self.done:
             parts.append(f"ETA {eta:.0f} s")
         if status:

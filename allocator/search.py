@@ -51,12 +51,20 @@ def _run_point(penalties: Penalties) -> Execution:
     return _WORKER_STRATEGY(penalties)
 
 
-def search(strategy: Strategy, points: list[Penalties], jobs: int | None = None) -> SearchResult:
-    """Evaluate `strategy` at each grid point; `jobs` None = all cores when that pays, 1 = serial."""
+def search(
+    strategy: Strategy,
+    points: list[Penalties],
+    jobs: int | None = None,
+    on_point: Callable[[], None] | None = None,
+) -> SearchResult:
+    """Evaluate `strategy` at each grid point; `jobs` None = all cores when that pays, 1 = serial.
+    `on_point` is called as each point finishes (the command line's progress)."""
     if not points:
         raise UserError("the parameter grid is empty: give at least one point")
+    done = on_point or (lambda: None)
     started = time.perf_counter()
     executions = [strategy(points[0])]
+    done()
     first_seconds = time.perf_counter() - started
     cores = os.cpu_count() or 1
     workers = 1
@@ -71,10 +79,14 @@ def search(strategy: Strategy, points: list[Penalties], jobs: int | None = None)
         _WORKER_STRATEGY = strategy  # inherited by forked workers: no pickling of market data
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            executions += list(pool.map(_run_point, rest, chunksize=max(1, len(rest) // (4 * workers))))
+            for execution in pool.map(_run_point, rest, chunksize=max(1, len(rest) // (4 * workers))):
+                executions.append(execution)
+                done()
         _WORKER_STRATEGY = None
     else:
-        executions += [strategy(p) for p in rest]
+        for p in rest:
+            executions.append(strategy(p))
+            done()
     graded = [GridPoint(p, ex, ex.total_cost(p)) for p, ex in zip(points, executions, strict=True)]
     best_index = min(range(len(graded)), key=lambda i: (graded[i].total_cost, i))
     distinct = len({p.execution.signature() for p in graded})

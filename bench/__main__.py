@@ -15,7 +15,7 @@ RENAMED = {
     "ck_model": "ck_solvers",
     "ck_mode": "ck_grid",
     "load": "kafka_long_replay",
-    "loader": "loader_vs_pandas",
+    "loader_vs_pandas": "loader",
     "pipeline": "faithful_run",
 }
 

@@ -14,17 +14,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from allocator.cli.study import (
-    STUDY_HORIZON_SECONDS,
-    STUDY_LAMBDA_OVER,
-    STUDY_LAMBDA_UNDER,
-    STUDY_THETA_QUEUE,
-)
 from allocator.config import PenaltyGrid, RunConfig, SimSettings
 from allocator.data.venues import load_fee_table
 from allocator.study.engine import DaskEngine, Engine, InProcessEngine, available_cores
 from allocator.study.paths import DEFAULT_PATH_MINUTES, load_path, synthetic_sources
-from allocator.study.plan import OrderPlan
+from allocator.study.plan import (
+    STUDY_HORIZON_SECONDS,
+    STUDY_LAMBDA_OVER,
+    STUDY_LAMBDA_UNDER,
+    STUDY_THETA_QUEUE,
+    OrderPlan,
+)
 from allocator.study.run import run_study
 
 CACHE = Path(__file__).resolve().parent / "out" / "study-paths"

@@ -7,15 +7,26 @@ both wheels, so a skip would silently hide a broken environment.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from allocator.broker.embedded import KINDS, BrokerKind, EmbeddedBroker
+from allocator.data.symbol_cache import CACHE_ENV
 from allocator.errors import BrokerError
 from tests.helpers import at, frame, quote
 
 BROKER_PARAMS = [pytest.param(kind, id=kind, marks=pytest.mark.kafka) for kind in KINDS]
+
+
+@pytest.fixture(autouse=True)
+def private_symbol_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own per-symbol cache (the commands it starts inherit it): never the checkout's
+    .sor_cache, never shared between tests."""
+    cache = tmp_path / "symbol-cache"
+    monkeypatch.setenv(CACHE_ENV, str(cache))
+    return cache
 
 
 def _started(kind: BrokerKind) -> EmbeddedBroker:

@@ -137,12 +137,13 @@ def make_market(
     snaps = Snapshots(
         ts_event=tick_ts,
         publisher_ids=np.array(publisher_ids if publisher_ids is not None else range(1, n_venues + 1)),
-        source_row=np.zeros((n_ticks, n_venues), dtype=np.int64),
+        # Cell (t, v) is frame row t·V + v; the post side is a cent below the ask, 100 shares.
+        source_row=np.arange(n_ticks * n_venues, dtype=np.int64).reshape(n_ticks, n_venues),
         fresh=np.ones((n_ticks, n_venues), dtype=bool),
         take_px=np.where(ok, px, np.nan),
         take_sz=np.where(ok, sz, 0),
-        post_px=np.where(ok, px - 0.01, np.nan),
-        post_sz=np.where(ok, 100, 0),
+        row_post_px=np.append(np.where(ok, px - 0.01, np.nan).ravel(), np.nan),
+        row_post_sz=np.append(np.where(ok, 100, 0).ravel(), 0),
         untradable_quotes=0,
     )
     return Market(

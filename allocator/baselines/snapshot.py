@@ -27,11 +27,24 @@ from allocator.baselines.rules import (
 )
 from allocator.execution.faithful import Execution, Market, make_execution
 
+# Ticks per slice of the best-venue scan: bounds its [ticks, venues] temporaries on a full day.
+BEST_VENUE_CHUNK = 1 << 18
+
 
 def best_venue_per_tick(market: Market) -> np.ndarray:
-    """`best_venue` at every snapshot tick."""
+    """`best_venue` at every snapshot tick (computed once per market: best_ask and twap both use it)."""
+    return market.derived("best_venue", lambda: _best_venue_per_tick(market))
+
+
+def _best_venue_per_tick(market: Market) -> np.ndarray:
     snaps = market.snapshots
-    return best_venue(np.where(snaps.tradable, snaps.take_px, np.inf), market.taker_fee)
+    best = np.empty(snaps.ticks, dtype=np.int64)
+    for lo in range(0, snaps.ticks, BEST_VENUE_CHUNK):
+        part = slice(lo, lo + BEST_VENUE_CHUNK)
+        best[part] = best_venue(
+            np.where(snaps.take_sz[part] > 0, snaps.take_px[part], np.inf), market.taker_fee
+        )
+    return best
 
 
 def _take_until(available: np.ndarray, need: int) -> np.ndarray:
@@ -57,12 +70,15 @@ def twap(market: Market, order_size: int, bucket_seconds: int = TWAP_BUCKET_SECO
     buckets, bucket_ns = twap_buckets(market.window_end_ns - start, bucket_seconds)
     targets = twap_targets(order_size, buckets)
     best = best_venue_per_tick(market)
-    bucket_of = (snaps.ts_event - start) // bucket_ns
+    quoted = np.flatnonzero(best >= 0)
+    # Ticks are in time order, so each bucket's quoted ticks are one slice: found once, not per bucket
+    # (a mask per bucket made a 6.5 h day cost buckets × ticks).
+    bounds = np.searchsorted((snaps.ts_event[quoted] - start) // bucket_ns, np.arange(buckets + 1))
     all_ticks, all_venues, all_shares = [], [], []
     carry = 0
     for b in range(buckets):
         need = int(targets[b]) + carry
-        ticks = np.flatnonzero((bucket_of == b) & (best >= 0))
+        ticks = quoted[bounds[b] : bounds[b + 1]]
         venues = best[ticks]
         taken = _take_until(snaps.take_sz[ticks, venues], need)
         carry = need - int(taken.sum())

@@ -48,6 +48,7 @@ from allocator.kafka.consumer import consume_replay, default_group, stream_marke
 from allocator.kafka.live import LiveRouter
 from allocator.kafka.replay_state import StreamStats
 from allocator.pipeline import RunResult, run
+from allocator.progress import Progress
 from allocator.report.build import with_run_sections
 from allocator.report.ledger import fills_frame, write_decisions, write_fills
 from allocator.report.plot import plot_executions
@@ -79,7 +80,7 @@ def add_size_flags(group: argparse._ArgumentGroup, order_help: str) -> None:
 def add_order_flags(parser: argparse.ArgumentParser) -> None:
     """The parent order, the mode and the penalty grid."""
     order = parser.add_argument_group("order and model")
-    add_size_flags(order, "shares to buy")
+    add_size_flags(order, "shares to buy, or to sell with --side sell")
     order.add_argument(
         "--mode",
         choices=MODES,
@@ -88,7 +89,11 @@ def add_order_flags(parser: argparse.ArgumentParser) -> None:
         "execution simulator (queues, depletion, depth, latency); default faithful",
     )
     order.add_argument(
-        "--side", choices=SIDES, default="buy", help="buy (take asks, post bids) or sell; default buy"
+        "--side",
+        choices=SIDES,
+        default="buy",
+        help="buy (take asks, post bids) or sell (hit bids, post asks); default buy. The report keeps its key "
+        "names on a sell: best_ask is then the best-bid baseline (it hits the highest bid)",
     )
     order.add_argument(
         "--lambda-over",
@@ -221,9 +226,13 @@ def add_output_flags(parser: argparse.ArgumentParser) -> None:
     out.add_argument(
         "--plot",
         metavar="FILE.png",
-        help="draw cumulative shares and cost over time for the router and each baseline (matplotlib)",
+        help="draw every child fill (venue, taker/maker/clean-up), cumulative shares and the shortfall against "
+        "the arrival mid over time, for the router and each baseline (matplotlib)",
     )
     out.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
+    out.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress on stderr (warnings and errors still show)"
+    )
 
 
 def config_from(args: argparse.Namespace) -> RunConfig:
@@ -274,7 +283,11 @@ def main(args: argparse.Namespace) -> int:
         data, source = _load_offline(args, config)
     else:
         data, stream, source = _consume(args, config, fees)
-    result = run(data, fees, config)
+    grid = Progress(len(config.grid.points()), "grid", quiet=args.quiet, unit="point", silent_if_fast=True)
+    try:
+        result = run(data, fees, config, on_point=grid.advance)
+    finally:
+        grid.close()
     report = with_run_sections(
         result.report,
         complete=stream is None or stream.complete,
@@ -321,7 +334,14 @@ def _write_files(args: argparse.Namespace, result: RunResult) -> None:
         lines = write_decisions(result.search.points, snaps, args.decisions)
         log.info("wrote %d router decisions to %s", lines, args.decisions)
     if args.plot:
-        plot_executions(result.executions(), result.market, result.config.mode, args.plot)
+        plot_executions(
+            result.executions(),
+            result.market,
+            result.config.mode,
+            args.plot,
+            venue_names=result.venue_names,
+            sim_market=result.sim_market,
+        )
         log.info("wrote the plot to %s", args.plot)
 
 

@@ -23,6 +23,7 @@ from allocator.cli.common import (
     run_main,
     setup_logging,
 )
+from allocator.cli.config_file import add_config_flag, parse_with_config
 from allocator.config import PenaltyGrid, RunConfig
 from allocator.data.loader import PRICE_FORMATS
 from allocator.data.venues import load_fee_table
@@ -31,16 +32,21 @@ from allocator.errors import UserError
 from allocator.study.engine import IN_PROCESS, LOCAL, engine_for
 from allocator.study.orders import ARRIVAL_SPACINGS
 from allocator.study.paths import DEFAULT_PATH_MINUTES, PathSource, file_sources, synthetic_sources
-from allocator.study.plan import DEFAULT_ARRIVALS, DEFAULT_BLOCK, DEFAULT_ORDER_HORIZON_SECONDS, OrderPlan
+from allocator.study.plan import (
+    DEFAULT_ARRIVALS,
+    DEFAULT_BLOCK,
+    DEFAULT_ORDER_HORIZON_SECONDS,
+    STUDY_HORIZON_SECONDS,
+    STUDY_LAMBDA_OVER,
+    STUDY_LAMBDA_UNDER,
+    STUDY_THETA_QUEUE,
+    OrderPlan,
+)
 from allocator.study.run import run_study
 from allocator.study.stats import DEFAULT_RESAMPLES
 from allocator.study.summary import DEFAULT_FOLDS, SELECTION_METHODS, SelectionSettings
 
 PROG = "python -m allocator.study"
-STUDY_HORIZON_SECONDS = 10.0
-STUDY_LAMBDA_OVER = (0.0, 0.2)
-STUDY_LAMBDA_UNDER = (0.01, 0.2, 5.0)
-STUDY_THETA_QUEUE = (0.0, 0.5)
 DEFAULT_CACHE = ".sor_cache/paths"
 log = logging.getLogger(__name__)
 
@@ -191,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     engine.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
     add_version_flag(parser)
+    add_config_flag(parser)
     return parser
 
 
@@ -218,7 +225,7 @@ def _sources(args: argparse.Namespace) -> list[PathSource]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_with_config(build_parser(), argv)
     setup_logging(args.verbose)
     if not args.verbose and args.scheduler != IN_PROCESS:
         _quiet_dask()

@@ -35,7 +35,7 @@ class VenueStream:
     ts_event: np.ndarray  # int64
     ts_seen: np.ndarray  # int64, non-decreasing
     take_px: np.ndarray  # float64 [n, L] cost prices of the side we take, ascending, NaN where empty
-    take_sz: np.ndarray  # int64 [n, L]
+    take_sz: np.ndarray  # int32 (int64 if a size needs it) [n, L]
     post_px: np.ndarray  # float64 [n] cost price of the best level on the side we post, NaN if none
     post_sz: np.ndarray  # int64 [n]
     hit_px: np.ndarray  # float64 [n] cost price of a trade whose aggressor hit our posting side, else NaN
@@ -72,15 +72,19 @@ class Book:
         return side_sign(self.side)
 
 
-def _level_block(frame: pd.DataFrame, field: str, levels: int, fill: float | int, dtype: type) -> np.ndarray:
-    cols = []
-    for lvl in range(levels):
-        name = level_column(field, lvl)
-        if name in frame.columns:
-            cols.append(frame[name].to_numpy(dtype=dtype, na_value=fill))
-        else:
-            cols.append(np.full(len(frame), fill, dtype=dtype))
-    return np.column_stack(cols) if cols else np.empty((len(frame), 0), dtype=dtype)
+def _quote_column(frame: pd.DataFrame, field: str, level: int) -> tuple[np.ndarray, np.ndarray]:
+    """(price, size) of one book level per frame row; an unusable level (NaN or non-positive price or size,
+    or a missing column) offers nothing: NaN and 0."""
+    px_name, sz_name = level_column(f"{field}_px", level), level_column(f"{field}_sz", level)
+    n = len(frame)
+    px = frame[px_name].to_numpy(dtype=np.float64, na_value=np.nan) if px_name in frame.columns else None
+    sz = frame[sz_name].to_numpy(dtype=np.int64, na_value=0) if sz_name in frame.columns else None
+    px = np.full(n, np.nan) if px is None else px.copy()
+    sz = np.zeros(n, np.int64) if sz is None else sz.copy()
+    bad = ~(np.isfinite(px) & (px > 0) & (sz > 0))
+    px[bad] = np.nan
+    sz[bad] = 0
+    return px, sz
 
 
 def _hits_our_side(frame: pd.DataFrame, side: Side, mid_before: np.ndarray) -> np.ndarray:
@@ -107,35 +111,50 @@ def _mid_before(bid0: np.ndarray, ask0: np.ndarray, venue_rows: list[np.ndarray]
     return before
 
 
+def _size_dtype(frame: pd.DataFrame, columns: list[str]) -> type:
+    """int32 for the take side's sizes when every one fits (they fill [rows, levels] blocks), else int64."""
+    present = [c for c in columns if c in frame.columns and len(frame)]
+    largest = max((float(np.nan_to_num(frame[c].max(), nan=0.0)) for c in present), default=0.0)
+    return np.int32 if largest < np.iinfo(np.int32).max else np.int64
+
+
 def build_book(frame: pd.DataFrame, publisher_ids: np.ndarray, side: Side = "buy") -> Book:
-    """Split the frame into per-venue streams in event order and convert to cost space for `side`."""
+    """Split the frame into per-venue streams in event order and convert to cost space for `side`.
+
+    Only the side we take from is kept at every level (the other side's best level is all a resting order
+    needs), and the level blocks are filled one level at a time, so a full day never holds a second
+    [rows, levels] copy of the book.
+    """
     sign = side_sign(side)
     levels = book_levels(frame.columns)
     ts = frame["ts_event"].to_numpy(dtype=np.int64)
     recv = frame["ts_recv"].to_numpy(dtype=np.int64) if "ts_recv" in frame.columns else ts
     pid = frame["publisher_id"].to_numpy(dtype=np.int64)
     order = event_order(ts)
-    ask_px = _level_block(frame, "ask_px", levels, np.nan, np.float64)
-    ask_sz = _level_block(frame, "ask_sz", levels, 0, np.int64)
-    bid_px = _level_block(frame, "bid_px", levels, np.nan, np.float64)
-    bid_sz = _level_block(frame, "bid_sz", levels, 0, np.int64)
-    for px, sz in ((ask_px, ask_sz), (bid_px, bid_sz)):  # an unusable level offers nothing
-        bad = ~(np.isfinite(px) & (px > 0) & (sz > 0))
-        px[bad] = np.nan
-        sz[bad] = 0
     venue_of_row = np.searchsorted(publisher_ids, pid)
     # each venue's frame rows in event order
     venue_rows = [order[venue_of_row[order] == v] for v in range(len(publisher_ids))]
-    hits = _hits_our_side(frame, side, _mid_before(bid_px[:, 0], ask_px[:, 0], venue_rows))
+    ask0_px, ask0_sz = _quote_column(frame, "ask", 0)
+    bid0_px, bid0_sz = _quote_column(frame, "bid", 0)
+    hits = _hits_our_side(frame, side, _mid_before(bid0_px, ask0_px, venue_rows))
+    if side == "buy":
+        take_field, post_px, post_sz = "ask", bid0_px, bid0_sz
+    else:
+        take_field, post_px, post_sz = "bid", -ask0_px, ask0_sz
+    del ask0_px, ask0_sz, bid0_px, bid0_sz
+    size_dtype = _size_dtype(frame, [level_column(f"{take_field}_sz", lvl) for lvl in range(levels)])
+    take_px = [np.empty((len(rows), levels), dtype=np.float64) for rows in venue_rows]
+    take_sz: list[np.ndarray] = [np.empty((len(rows), levels), dtype=size_dtype) for rows in venue_rows]
+    for lvl in range(levels):
+        px, sz = _quote_column(frame, take_field, lvl)
+        for v, rows in enumerate(venue_rows):
+            take_px[v][:, lvl] = sign * px[rows]
+            take_sz[v][:, lvl] = sz[rows]
     price = frame["price"].to_numpy(dtype=np.float64, na_value=np.nan) if "price" in frame.columns else None
     size = frame["size"].to_numpy(dtype=np.int64, na_value=0) if "size" in frame.columns else None
-    if side == "buy":
-        take_px, take_sz, post_px, post_sz = ask_px, ask_sz, bid_px[:, 0], bid_sz[:, 0]
-    else:
-        take_px, take_sz, post_px, post_sz = -bid_px, bid_sz, -ask_px[:, 0], ask_sz[:, 0]
     stream_row_of_row = np.empty(len(frame), dtype=np.int64)
     streams = []
-    for rows in venue_rows:
+    for v, rows in enumerate(venue_rows):
         stream_row_of_row[rows] = np.arange(len(rows))
         t_event = ts[rows]
         t_seen = np.maximum.accumulate(np.maximum(recv[rows], t_event)) if len(rows) else t_event
@@ -155,8 +174,8 @@ def build_book(frame: pd.DataFrame, publisher_ids: np.ndarray, side: Side = "buy
             VenueStream(
                 ts_event=t_event,
                 ts_seen=t_seen,
-                take_px=np.ascontiguousarray(take_px[rows]),
-                take_sz=np.ascontiguousarray(take_sz[rows]),
+                take_px=take_px[v],
+                take_sz=take_sz[v],
                 post_px=p_px,
                 post_sz=p_sz,
                 hit_px=hit_px,

@@ -54,18 +54,24 @@ def take_columns(side: Side) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Snapshots:
-    """Per-tick, per-venue view of the consolidated top of book (arrays shaped [ticks, venues])."""
+    """Per-tick, per-venue view of the consolidated top of book (arrays shaped [ticks, venues]).
+
+    The arrays strategies read at every tick (`take_*`) are stored dense; the side we would post on is kept
+    per frame row and gathered on demand (`post_px`, `post_sz`), since only the realistic mode's setup and
+    the quote counts read it. Integers are int32 where they fit: a 6.5 h day has ~4M ticks.
+    """
 
     ts_event: np.ndarray  # int64 [T] tick timestamps, increasing
     publisher_ids: np.ndarray  # int64 [V] sorted venue ids
-    source_row: np.ndarray  # int64 [T, V] frame row (file order) representing the venue, -1 if none yet
+    source_row: np.ndarray  # int32/int64 [T, V] frame row (file order) representing the venue, -1 if none yet
     fresh: np.ndarray  # bool [T, V] the venue sent a message at this tick
     # Cost space (allocator.snapshots.side): for a buy the asks we take and the bids we would join; for a
     # sell the bids we hit and the asks we would join, prices negated, so one code path routes both.
     take_px: np.ndarray  # float64 [T, V], NaN where not tradable
-    take_sz: np.ndarray  # int64 [T, V], 0 where not tradable
-    post_px: np.ndarray  # float64 [T, V], NaN where unknown
-    post_sz: np.ndarray  # int64 [T, V], 0 where unknown
+    take_sz: np.ndarray  # int32/int64 [T, V], 0 where not tradable
+    # The post side per frame row plus one last entry (NaN / 0), the one source_row -1 selects.
+    row_post_px: np.ndarray  # float64 [rows + 1], NaN where unknown
+    row_post_sz: np.ndarray  # int [rows + 1], 0 where unknown
     untradable_quotes: int  # venue messages (first at their tick) whose take price or size was unusable
     crossed_quotes: int = (
         0  # venue messages (first at their tick) whose own bid ≥ ask: counted, ask still used
@@ -84,14 +90,25 @@ class Snapshots:
     def tradable(self) -> np.ndarray:
         return self.take_sz > 0
 
+    @property
+    def post_px(self) -> np.ndarray:
+        """float64 [T, V] best price on the side we would post on (cost space), NaN where unknown."""
+        return self.row_post_px[self.source_row]
+
+    @property
+    def post_sz(self) -> np.ndarray:
+        """[T, V] size at `post_px`, 0 where unknown."""
+        return self.row_post_sz[self.source_row]
+
     def since(self, tick: int) -> Snapshots:
         """The ticks from `tick` on, each still carrying the venues' state from before it; the quote
         counts cover the kept ticks' own messages."""
         if tick <= 0:
             return self
         fresh = self.fresh[tick:]
-        crossed = fresh & np.isfinite(self.take_px[tick:]) & np.isfinite(self.post_px[tick:])
-        crossed &= self.post_px[tick:] >= self.take_px[tick:]
+        take = self.take_px[tick:][fresh]
+        post = self.row_post_px[self.source_row[tick:][fresh]]
+        crossed = np.isfinite(take) & np.isfinite(post) & (post >= take)
         return dataclasses.replace(
             self,
             ts_event=self.ts_event[tick:],
@@ -99,34 +116,36 @@ class Snapshots:
             fresh=fresh,
             take_px=self.take_px[tick:],
             take_sz=self.take_sz[tick:],
-            post_px=self.post_px[tick:],
-            post_sz=self.post_sz[tick:],
             untradable_quotes=int(np.count_nonzero(fresh & (self.take_sz[tick:] == 0))),
             crossed_quotes=int(np.count_nonzero(crossed)),
         )
 
 
 def build_snapshots(frame: pd.DataFrame, side: Side = "buy") -> Snapshots:
-    """Apply the snapshot rule to a loaded frame (columns ts_event, publisher_id, ask/bid level 00)."""
+    """Apply the snapshot rule to a loaded frame (columns ts_event, publisher_id, ask/bid level 00).
+
+    Tradability is decided once per frame row, then gathered per tick and venue through `source_row`, so
+    no [ticks, venues] temporary is built beyond the arrays kept.
+    """
     sign = side_sign(side)
     if len(frame) == 0:
         return _empty_snapshots(side)
     ts = frame["ts_event"].to_numpy(dtype=np.int64)
     tick_ts, venues, fresh, source_row = _representatives(ts, frame["publisher_id"].to_numpy(dtype=np.int64))
-    ask_px = _per_tick(frame, source_row, "ask_px_00", np.nan, np.float64)
-    ask_sz = _per_tick(frame, source_row, "ask_sz_00", 0, np.int64)
-    bid_px = _per_tick(frame, source_row, "bid_px_00", np.nan, np.float64)
-    bid_sz = _per_tick(frame, source_row, "bid_sz_00", 0, np.int64)
-    known = source_row >= 0
-    ask_ok = quote_is_tradable(ask_px, ask_sz) & known
+    ask_px = _column(frame, "ask_px_00", np.nan, np.float64)
+    ask_sz = _column(frame, "ask_sz_00", 0, np.int64)
+    bid_px = _column(frame, "bid_px_00", np.nan, np.float64)
+    bid_sz = _column(frame, "bid_sz_00", 0, np.int64)
+    ask_ok = quote_is_tradable(ask_px, ask_sz)
     bid_ok = np.isfinite(bid_px) & (bid_px > 0)
     if "bid_sz_00" in frame.columns:  # a file with bid prices but no bid sizes still tells the spread
         bid_ok &= bid_sz > 0
-    crossed_quotes = int(np.count_nonzero(fresh & ask_ok & bid_ok & (bid_px >= ask_px)))
+    first_rows = source_row[fresh]  # each venue's first message at each tick: the messages counted
+    crossed_quotes = int(np.count_nonzero((ask_ok & bid_ok & (bid_px >= ask_px))[first_rows]))
     if side == "sell" and "bid_sz_00" not in frame.columns:
         raise UserError("selling needs bid prices and sizes (bid_px_00, bid_sz_00) in the data")
     # The side we take from must be usable to trade; the side we post on only informs.
-    take_ok, post_ok = (ask_ok, bid_ok) if sign > 0 else (bid_ok & known, ask_ok)
+    take_ok, post_ok = (ask_ok, bid_ok) if sign > 0 else (bid_ok, ask_ok)
     take_px, take_sz, post_px, post_sz = (
         (ask_px, ask_sz, bid_px, bid_sz) if sign > 0 else (bid_px, bid_sz, ask_px, ask_sz)
     )
@@ -135,11 +154,11 @@ def build_snapshots(frame: pd.DataFrame, side: Side = "buy") -> Snapshots:
         publisher_ids=venues,
         source_row=source_row,
         fresh=fresh,
-        take_px=np.where(take_ok, sign * take_px, np.nan),
-        take_sz=np.where(take_ok, take_sz, 0),
-        post_px=np.where(post_ok, sign * post_px, np.nan),
-        post_sz=np.where(post_ok, post_sz, 0),
-        untradable_quotes=int(np.count_nonzero(fresh & ~take_ok)),
+        take_px=_by_row(np.where(take_ok, sign * take_px, np.nan), np.nan)[source_row],
+        take_sz=_by_row(_compact(np.where(take_ok, take_sz, 0)), 0)[source_row],
+        row_post_px=_by_row(np.where(post_ok, sign * post_px, np.nan), np.nan),
+        row_post_sz=_by_row(_compact(np.where(post_ok, post_sz, 0)), 0),
+        untradable_quotes=int(np.count_nonzero(~take_ok[first_rows])),
         crossed_quotes=crossed_quotes,
         side=side,
     )
@@ -148,62 +167,83 @@ def build_snapshots(frame: pd.DataFrame, side: Side = "buy") -> Snapshots:
 def _empty_snapshots(side: Side) -> Snapshots:
     empty2 = np.empty((0, 0))
     return Snapshots(
-        np.empty(0, np.int64),
-        np.empty(0, np.int64),
-        empty2.astype(np.int64),
-        empty2.astype(bool),
-        empty2,
-        empty2.astype(np.int64),
-        empty2,
-        empty2.astype(np.int64),
-        0,
+        ts_event=np.empty(0, np.int64),
+        publisher_ids=np.empty(0, np.int64),
+        source_row=empty2.astype(np.int64),
+        fresh=empty2.astype(bool),
+        take_px=empty2,
+        take_sz=empty2.astype(np.int64),
+        row_post_px=np.full(1, np.nan),
+        row_post_sz=np.zeros(1, np.int64),
+        untradable_quotes=0,
         side=side,
     )
+
+
+def _index_dtype(n: int) -> type:
+    """int32 for positions and sizes below 2**31 (all real data), int64 otherwise."""
+    return np.int32 if n < np.iinfo(np.int32).max else np.int64
+
+
+def _compact(values: np.ndarray) -> np.ndarray:
+    """Non-negative integers as int32 when they fit: sizes are read at every tick, so half the bytes count."""
+    return values.astype(_index_dtype(int(values.max(initial=0))), copy=False)
+
+
+def _by_row(values: np.ndarray, fill: float) -> np.ndarray:
+    """Per-row values plus a final `fill`, so gathering with source_row −1 (no message yet) yields `fill`."""
+    return np.append(values, np.array([fill], dtype=values.dtype))
 
 
 def _representatives(
     ts: np.ndarray, pid: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The rule itself, on a non-empty frame: tick timestamps, venues, `fresh[t, v]` and `source_row[t, v]`
-    (the frame row representing venue v at tick t: its first message there, else its last earlier one)."""
-    order = event_order(ts)
-    ts_sorted = ts[order]
-    n = len(ts_sorted)
+    (the frame row representing venue v at tick t: its first message there, else its last earlier one).
+
+    Worked venue by venue on [ticks] columns, so the temporaries stay one column long however many venues.
+    """
+    n = len(ts)
+    in_order = bool(np.all(ts[1:] >= ts[:-1]))  # exports are nearly always sorted: skip the sort then
+    order = None if in_order else event_order(ts)
+    ts_sorted = ts if order is None else ts[order]
     new_tick = np.empty(n, dtype=bool)
     new_tick[0] = True
     np.not_equal(ts_sorted[1:], ts_sorted[:-1], out=new_tick[1:])
     tick_of = np.cumsum(new_tick) - 1
     tick_ts = ts_sorted[new_tick]
     venues = np.unique(pid)
+    venue_of = np.searchsorted(venues, pid if order is None else pid[order])
     n_ticks, n_venues = len(tick_ts), len(venues)
-    key = tick_of * n_venues + np.searchsorted(venues, pid[order])
-
-    # First and last message of each (tick, venue) in event order.
-    first_flat = np.full(n_ticks * n_venues, -1, dtype=np.int64)
-    last_flat = np.full(n_ticks * n_venues, -1, dtype=np.int64)
-    unique_keys, first_pos = np.unique(key, return_index=True)  # index of each key's first occurrence
-    first_flat[unique_keys] = first_pos
-    unique_keys, last_from_end = np.unique(key[::-1], return_index=True)
-    last_flat[unique_keys] = n - 1 - last_from_end
-    first = first_flat.reshape(n_ticks, n_venues)
-    last = last_flat.reshape(n_ticks, n_venues)
-    fresh = first >= 0
-    # Positions grow with the tick, so a running maximum carries each venue's latest state forward.
-    carried = np.maximum.accumulate(last, axis=0)
-    previous = np.vstack([np.full((1, n_venues), -1, dtype=np.int64), carried[:-1]])
-    position = np.where(fresh, first, previous)
-    source_row = np.where(position >= 0, order[np.clip(position, 0, None)], -1)
+    row_dtype = _index_dtype(n)
+    fresh = np.zeros((n_ticks, n_venues), dtype=bool)
+    source_row: np.ndarray = np.empty((n_ticks, n_venues), dtype=row_dtype)
+    for v in range(n_venues):
+        positions = np.flatnonzero(venue_of == v)  # the venue's messages, in event order
+        ticks = tick_of[positions]
+        starts = np.empty(len(ticks), dtype=bool)  # first message of the venue at its tick
+        starts[0] = True
+        np.not_equal(ticks[1:], ticks[:-1], out=starts[1:])
+        ends = np.append(starts[1:], True)  # last message of the venue at its tick
+        first, last = positions[starts], positions[ends]
+        column = fresh[:, v]
+        column[ticks[starts]] = True
+        # The venue's latest tick with a message at or before each tick (-1: none yet).
+        latest = np.cumsum(column) - 1
+        # Fresh: its first message there; otherwise the last message of that earlier tick.
+        position = np.where(column, first[latest], last[latest])
+        position[latest < 0] = -1
+        if order is not None:
+            position = np.where(position >= 0, order[position], -1)
+        source_row[:, v] = position
     return tick_ts, venues, fresh, source_row
 
 
-def _per_tick(frame: pd.DataFrame, source_row: np.ndarray, name: str, fill: float, dtype: type) -> np.ndarray:
-    """Column `name` gathered per tick and venue (`fill` before a venue's first message or if absent)."""
+def _column(frame: pd.DataFrame, name: str, fill: float, dtype: type) -> np.ndarray:
+    """Column `name` per frame row as `dtype` (`fill` for missing values or a missing column)."""
     if name not in frame.columns:
-        return np.full(source_row.shape, fill, dtype=dtype)
-    values = frame[name].to_numpy(dtype=dtype, na_value=fill)
-    out = values[np.clip(source_row, 0, None)]
-    out[source_row < 0] = fill
-    return out
+        return np.full(len(frame), fill, dtype=dtype)
+    return frame[name].to_numpy(dtype=dtype, na_value=fill)
 
 
 class VenueQuote(NamedTuple):

@@ -27,6 +27,12 @@ from allocator.synth.clock import midnight_ns, parse_clock
 
 DEFAULT_ARRIVALS = 8
 DEFAULT_ORDER_HORIZON_SECONDS = 120.0
+# The study's model defaults differ from order_allocator.py's on purpose: a 10 s horizon and a grid
+# whose points move decisions (README, "Studies").
+STUDY_HORIZON_SECONDS = 10.0
+STUDY_LAMBDA_OVER = (0.0, 0.2)
+STUDY_LAMBDA_UNDER = (0.01, 0.2, 5.0)
+STUDY_THETA_QUEUE = (0.0, 0.5)
 DEFAULT_BLOCK = 4
 _PACKAGE = Path(__file__).resolve().parents[1]
 

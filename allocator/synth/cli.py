@@ -2,6 +2,7 @@
 
 Usage:
     python -m allocator.synth --out data/l1_day.csv.gz [--seed N] [--start HH:MM:SS --end HH:MM:SS]
+    python -m allocator.synth --out data/multi_symbol.csv.gz --symbols AAPL,MSFT,NVDA --start … --end …
     python -m allocator.synth --stats data/l1_day.csv.gz     # the table in data/README.md
 """
 
@@ -16,7 +17,7 @@ from allocator.cli.common import run_main
 from allocator.errors import UserError
 from allocator.synth.clock import DEFAULT_DATE, DEFAULT_END, DEFAULT_START
 from allocator.synth.csv_writer import sha256_file, write_csv
-from allocator.synth.generator import DEFAULT_SEED, generate
+from allocator.synth.generator import DEFAULT_SEED, INSTRUMENTS, generate, generate_symbols
 from allocator.synth.stats import file_stats, read_mbp_csv, stats_markdown
 
 PROG = "python -m allocator.synth"
@@ -32,6 +33,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", default=DEFAULT_START, help=f"UTC HH:MM:SS (default {DEFAULT_START})")
     p.add_argument("--end", default=DEFAULT_END, help=f"UTC HH:MM:SS (default {DEFAULT_END})")
     p.add_argument("--date", default=DEFAULT_DATE, help=f"trade date (default {DEFAULT_DATE})")
+    p.add_argument(
+        "--symbols",
+        metavar="LIST",
+        help="comma-separated symbols for a multi-symbol file, e.g. AAPL,MSFT,NVDA (known: "
+        f"{', '.join(INSTRUMENTS)}); the first keeps --seed's market, each later one has its own seed",
+    )
     p.add_argument("--stats", metavar="CSV", help="print the README statistics table of an MBP CSV")
     return p
 
@@ -39,7 +46,11 @@ def _build_parser() -> argparse.ArgumentParser:
 def _generate_to(args: argparse.Namespace) -> None:
     """Generate with the flags' settings, write `--out` and print what was written."""
     t0 = time.perf_counter()
-    df = generate(seed=args.seed, start=args.start, end=args.end, date=args.date)
+    if args.symbols:
+        symbols = [part.strip() for part in args.symbols.split(",") if part.strip()]
+        df = generate_symbols(symbols, seed=args.seed, start=args.start, end=args.end, date=args.date)
+    else:
+        df = generate(seed=args.seed, start=args.start, end=args.end, date=args.date)
     t1 = time.perf_counter()
     write_csv(df, args.out)
     t2 = time.perf_counter()

@@ -36,7 +36,7 @@ from allocator.synth.clock import (
     parse_clock,
     trial_window_seconds,
 )
-from allocator.synth.latent import TREND_RISE_TICKS, LatentPath, latent_path
+from allocator.synth.latent import PIN_ASK_TICKS, TREND_RISE_TICKS, LatentPath, latent_path
 from allocator.synth.randomness import Uniforms, activity_factor
 from allocator.synth.venues import INSTRUMENT_ID, SYMBOL, VENUES, VenueSpec
 
@@ -72,7 +72,7 @@ def _window_seconds(start: str, end: str) -> tuple[float, float]:
 
 
 def _market(
-    rng: np.random.Generator, t_lo: float, t_hi: float, rise_ticks: float
+    rng: np.random.Generator, t_lo: float, t_hi: float, rise_ticks: float, pin_ask_ticks: int = PIN_ASK_TICKS
 ) -> tuple[LatentPath, np.ndarray]:
     """The latent path inside the window and the market-wide activity factor over it.
 
@@ -84,7 +84,9 @@ def _market(
     path_lo, path_hi = min(t_lo, t_pin), max(t_hi, t_pin)
     n_bins = math.ceil((path_hi - path_lo) / _GRID) + 1
     act_full = activity_factor(rng, n_bins, _GRID, tau=20.0, sigma=0.35)
-    path = latent_path(Uniforms(rng), path_lo, path_hi, t_pin, span, act_full, _GRID, rise_ticks)
+    path = latent_path(
+        Uniforms(rng), path_lo, path_hi, t_pin, span, act_full, _GRID, rise_ticks, pin_ask_ticks
+    )
     off = round((t_lo - path_lo) / _GRID)
     return path.within(t_lo, t_hi), act_full[off : off + math.ceil((t_hi - t_lo) / _GRID)]
 
@@ -218,7 +220,9 @@ def _prices(ticks: np.ndarray) -> np.ndarray:
     return np.where(ticks >= 0, ticks / 100.0, np.nan)
 
 
-def _export_frame(parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+def _export_frame(
+    parts: list[dict[str, np.ndarray]], symbol: str = SYMBOL, instrument_id: int = INSTRUMENT_ID
+) -> pd.DataFrame:
     """All venues' rows merged and sorted by ts_recv like an export, in the MBP-10 column layout."""
     cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     order = np.lexsort((cat["sequence"], cat["publisher_id"], cat["ts_recv"]))
@@ -229,7 +233,7 @@ def _export_frame(parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
         "ts_event": pd.to_datetime(cat["ts_event"], unit="ns", utc=True),
         "rtype": np.full(n, RTYPE_MBP10, dtype=np.int64),
         "publisher_id": cat["publisher_id"],
-        "instrument_id": np.full(n, INSTRUMENT_ID, dtype=np.int64),
+        "instrument_id": np.full(n, instrument_id, dtype=np.int64),
         "action": cat["action"],
         "side": cat["side"],
         "depth": cat["depth"],
@@ -244,7 +248,7 @@ def _export_frame(parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
         for j, field in enumerate(LEVEL_FIELDS):
             values = book[:, 6 * lvl + j]
             cols[level_column(field, lvl)] = _prices(values) if field.endswith("_px") else values
-    cols["symbol"] = np.full(n, SYMBOL)
+    cols["symbol"] = np.full(n, symbol)
     df = pd.DataFrame(cols)
     assert tuple(df.columns) == MBP10_COLUMNS
     return df
@@ -257,6 +261,7 @@ def generate(
     date: str = DEFAULT_DATE,
     venues: Sequence[VenueSpec] = VENUES,
     trend_rise_ticks: float = TREND_RISE_TICKS,
+    instrument: Instrument | None = None,
 ) -> pd.DataFrame:
     """Generate the multi-venue MBP-10 rows for [start, end) UTC, sorted by ts_recv like an export.
 
@@ -264,17 +269,81 @@ def generate(
     their own child of one numpy SeedSequence, so windows and venue sets stay reproducible.
     `trend_rise_ticks` is the latent trend's rise over the trial window: the shipped file keeps the
     trial-like +38 ticks; study paths draw it per seed (`study_trend_ticks`), so they go up, flat and down.
+    `instrument` names the symbol and its price level (default AAPL at 222.83).
     """
+    instrument = instrument or Instrument(SYMBOL, INSTRUMENT_ID, PIN_ASK_TICKS)
     t_lo, t_hi = _window_seconds(start, end)
     children = np.random.SeedSequence(seed).spawn(1 + len(venues))
-    path, market_act = _market(np.random.default_rng(children[0]), t_lo, t_hi, trend_rise_ticks)
+    path, market_act = _market(
+        np.random.default_rng(children[0]), t_lo, t_hi, trend_rise_ticks, instrument.pin_ask_ticks
+    )
     base_ns = midnight_ns(date) + round(t_lo * NS_PER_SECOND)
     parts: list[dict[str, np.ndarray]] = []
     for i, spec in enumerate(venues):
         rng_v = np.random.default_rng(children[1 + i])
         rows = _simulate_venue(spec, rng_v, t_lo, t_hi, path, market_act)
         parts.append(_venue_columns(rows, rng_v, base_ns))
-    return _export_frame(parts)
+    return _export_frame(parts, instrument.symbol, instrument.instrument_id)
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """A generated symbol: its name, Databento-style instrument id and price level (the main venue's best
+    ask at the pin time, in ticks)."""
+
+    symbol: str
+    instrument_id: int
+    pin_ask_ticks: int
+
+
+# Other symbols for multi-symbol files: synthetic markets at their own price levels (2024-08-01-like
+# closes), each from its own seed. The ids are made up; only AAPL's (38) is the trial file's.
+INSTRUMENTS = {
+    "AAPL": Instrument("AAPL", INSTRUMENT_ID, PIN_ASK_TICKS),
+    "MSFT": Instrument("MSFT", 10888, 41835),
+    "NVDA": Instrument("NVDA", 11667, 10921),
+    "AMZN": Instrument("AMZN", 3695, 18407),
+    "META": Instrument("META", 11291, 49771),
+}
+
+
+def generate_symbols(
+    symbols: Sequence[str],
+    seed: int = DEFAULT_SEED,
+    start: str = DEFAULT_START,
+    end: str = DEFAULT_END,
+    date: str = DEFAULT_DATE,
+) -> pd.DataFrame:
+    """Several symbols' markets in one export, sorted by ts_recv (then publisher, instrument, sequence).
+
+    The first symbol is generated exactly as `generate` would with `seed` (so AAPL first keeps the shipped
+    file's market); each later one from its own seed, with a trend rise drawn as study paths draw theirs.
+    """
+    unknown = [s for s in symbols if s not in INSTRUMENTS]
+    if unknown or not symbols:
+        raise SettingError(
+            "{symbols} "
+            + SettingError.literal(",".join(symbols))
+            + f": the generator knows {', '.join(INSTRUMENTS)}; give some of those, comma-separated",
+            symbols="symbols",
+        )
+    frames = []
+    for i, symbol in enumerate(symbols):
+        symbol_seed = seed if i == 0 else seed + 1000 * i
+        rise = TREND_RISE_TICKS if i == 0 else study_trend_ticks(symbol_seed)
+        frames.append(
+            generate(symbol_seed, start, end, date, trend_rise_ticks=rise, instrument=INSTRUMENTS[symbol])
+        )
+    merged = pd.concat(frames, ignore_index=True)
+    order = np.lexsort(
+        (
+            merged["sequence"].to_numpy(),
+            merged["instrument_id"].to_numpy(),
+            merged["publisher_id"].to_numpy(),
+            merged["ts_recv"].to_numpy(),
+        )
+    )
+    return merged.iloc[order].reset_index(drop=True)
 
 
 # Study paths: the trend's rise over the trial window is drawn per seed from Normal(0, 38 ticks), zero-mean

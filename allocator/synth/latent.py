@@ -66,10 +66,11 @@ class _Walk:
         act: np.ndarray,
         grid: float,
         rise_ticks: float = TREND_RISE_TICKS,
+        pin_ask_ticks: int = PIN_ASK_TICKS,
     ) -> None:
         self.u, self.t_lo, self.t_pin, self.span, self.act, self.grid = u, t_lo, t_pin, span, act, grid
         self.rise_ticks = rise_ticks
-        self.m2_pin = 2 * PIN_ASK_TICKS - 1
+        self.m2_pin = 2 * pin_ask_ticks - 1
 
     def rate(self, t: float, m: int) -> float:
         """Jumps per second out of state m at time t; its duration depends on its parity."""
@@ -134,12 +135,14 @@ def latent_path(
     act: np.ndarray,
     grid: float,
     rise_ticks: float = TREND_RISE_TICKS,
+    pin_ask_ticks: int = PIN_ASK_TICKS,
 ) -> LatentPath:
     """The latent mid over [t_lo, t_hi], walked forward from `t_pin` first, then backward.
 
     `act` is the market activity factor on a `grid`-second grid from t_lo; it scales the jump rates.
+    `pin_ask_ticks` is the main venue's best ask at the pin (the instrument's price level).
     """
-    walk = _Walk(u, t_lo, t_pin, span, act, grid, rise_ticks)
+    walk = _Walk(u, t_lo, t_pin, span, act, grid, rise_ticks, pin_ask_ticks)
     fwd_t, fwd_m = walk.forward(t_hi)
     bwd_t, bwd_m, m_lo = walk.backward()
     times = np.array(bwd_t[::-1] + fwd_t, dtype=float)
