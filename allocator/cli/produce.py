@@ -23,7 +23,7 @@ from allocator.cli.common import (
 from allocator.data.loader import MarketData, calibration_to_ns, duplicate_rows, load
 from allocator.data.window import format_ns
 from allocator.kafka.admin import check_reachable, ensure_topic
-from allocator.kafka.codec import DEFAULT_WIRE, WIRE_FORMATS
+from allocator.kafka.codec import DEFAULT_WIRE, WIRE_CHOICES
 from allocator.kafka.producer import ReplayStats, replay
 from allocator.snapshots.rule import build_snapshots
 
@@ -42,10 +42,11 @@ def add_wire_flag(parser: argparse.ArgumentParser) -> None:
     """--wire: how rows travel (docs/wire.md); the consumer reads either, told by each message's header."""
     parser.add_argument(
         "--wire",
-        choices=WIRE_FORMATS,
+        choices=WIRE_CHOICES,
         default=DEFAULT_WIRE,
-        help=f"row format on the topic: arrow (Arrow IPC record batches, fast; default {DEFAULT_WIRE}) or json "
-        "(one JSON object per row, readable with kcat)",
+        help="row format on the topic: arrow (Arrow IPC record batches, fast), json (one JSON object per "
+        "row, readable with kcat) or auto (Arrow for full messages, JSON for the paced window's messages "
+        f"of one instant, where JSON is faster; default {DEFAULT_WIRE})",
     )
 
 

@@ -42,8 +42,12 @@ HEADER_KIND = "kind"
 HEADER_FORMAT = "format"  # how this message's value is encoded: json or arrow (control messages: json)
 WIRE_ARROW = "arrow"
 WIRE_JSON = "json"
-WIRE_FORMATS = (WIRE_ARROW, WIRE_JSON)
-DEFAULT_WIRE = WIRE_ARROW
+WIRE_FORMATS = (WIRE_ARROW, WIRE_JSON)  # what a row message can be (its `format` header)
+# The producer's choice: Arrow for full messages (history, unpaced), JSON for the paced window's messages of
+# one instant, where Arrow's per-message metadata makes it slower than JSON (docs/wire.md, "auto").
+WIRE_AUTO = "auto"
+WIRE_CHOICES = (WIRE_AUTO, WIRE_ARROW, WIRE_JSON)
+DEFAULT_WIRE = WIRE_AUTO
 KIND_ROW = b"row"
 KIND_START = b"start"
 KIND_END = b"end"
@@ -187,8 +191,8 @@ def control_problem(doc: Any, kind: bytes) -> str | None:
     for name, (low, high) in optional.items():
         if name in doc and (problem := _bounded(doc, name, low, high)):
             return problem
-    if doc.get("wire", WIRE_JSON) not in WIRE_FORMATS:
-        return f"wire must be one of {', '.join(WIRE_FORMATS)}"
+    if doc.get("wire", WIRE_JSON) not in WIRE_CHOICES:
+        return f"wire must be one of {', '.join(WIRE_CHOICES)}"
     columns = doc.get("columns")
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         return "columns must be a list of names"
@@ -411,7 +415,7 @@ def rows_per_message(
     many as fit in ARROW_MESSAGE_BYTES (the metadata is then ~1 % of a message). `widths` gives the
     longest value, in bytes, of each string column (default 8); a row's size is then exact."""
     if wire == WIRE_JSON:
-        return 1
+        return 1  # (auto: its full messages are Arrow's)
     strings = [c for c in columns if column_type(c) == pa.string()]
     fixed = 8 * (len(columns) - len(strings)) + 8 + 8  # the numbers, n and p
     variable = (4 + run_id_bytes) + sum(4 + (widths or {}).get(c, 8) for c in strings)  # offsets + bytes
@@ -432,10 +436,13 @@ def string_widths(frame: pd.DataFrame) -> dict[str, int]:
     return widths
 
 
-def message_starts(ts: np.ndarray, per_message: int, paced_from: int | None) -> np.ndarray:
+def message_starts(
+    ts: np.ndarray, per_message: int, paced_from: int | None, paced_per_message: int | None = None
+) -> np.ndarray:
     """The first row of every message. Rows go in runs of up to `per_message`; from row `paced_from` on
     (the paced window; None = nothing paced) a message also ends where ts_event changes, so each paced
-    message holds rows of one instant and is sent exactly when they are due."""
+    message holds rows of one instant and is sent exactly when they are due. `paced_per_message` (default
+    `per_message`) caps the paced messages instead: 1 for the JSON messages of the auto format."""
     rows = len(ts)
     if per_message <= 1:
         return np.arange(rows, dtype=np.int64)
@@ -443,6 +450,9 @@ def message_starts(ts: np.ndarray, per_message: int, paced_from: int | None) -> 
     head = np.arange(0, unpaced, per_message, dtype=np.int64)
     if unpaced == rows:
         return head
+    if paced_per_message is not None and paced_per_message != per_message:
+        tail = message_starts(ts[unpaced:], paced_per_message, 0)
+        return np.r_[head, unpaced + tail]
     window = ts[unpaced:]
     run_starts = np.r_[0, np.flatnonzero(window[1:] != window[:-1]) + 1].astype(np.int64)
     lengths = np.diff(np.r_[run_starts, len(window)])

@@ -11,7 +11,9 @@ so deduplication and gap checks cover it like any other row. The window is then 
 
 Rows travel in the wire format chosen (codec, docs/wire.md): JSON, one row per message, or Arrow, up
 to `rows_per_message` rows per message. In the paced window an Arrow message holds only rows of one
-instant, so it is sent exactly when they are due; unpaced (history, --speed 0) it is simply full.
+instant, so it is sent exactly when they are due; unpaced (history, --speed 0) it is simply full. The
+default, auto, sends full messages as Arrow and the paced window's as JSON, a row each: Arrow's
+per-message metadata makes a message of one instant slower to encode than JSON.
 Messages are encoded a chunk ahead on a worker thread (Arrow does that work without the GIL) while
 the main thread hands the previous chunk to librdkafka.
 """
@@ -50,6 +52,9 @@ from allocator.kafka.codec import (
     KIND_ROW,
     KIND_START,
     SCHEMA_VERSION,
+    WIRE_ARROW,
+    WIRE_AUTO,
+    WIRE_CHOICES,
     WIRE_FORMATS,
     WIRE_JSON,
     arrow_columns,
@@ -119,15 +124,15 @@ def replay(
     `speed` is replay speed (1 = real time, 0 = unpaced). The history rows (if `data` has them;
     `calibration_ns` is the span they were loaded with, for the start message) are sent first without
     pacing; the window's pacing starts when they are handed over. `wire` is the row format, "arrow" or
-    "json" (codec.WIRE_FORMATS).
+    "json" or "auto" (codec.WIRE_CHOICES).
 
     If the idempotent producer becomes fatally broken (a broker restart can do that), a new producer
     session re-sends everything not yet acknowledged; the consumer drops the rows it sees twice by
     their replay index, so the result is unchanged.
     """
     _check_speed(speed)
-    if wire not in WIRE_FORMATS:
-        raise SettingError.not_one_of(wire, WIRE_FORMATS, "wire")
+    if wire not in WIRE_CHOICES:
+        raise SettingError.not_one_of(wire, WIRE_CHOICES, "wire")
     rows = replay_rows(data)
     frame = rows.frame
     symbol = str(frame["symbol"].iloc[rows.order[0]]) if "symbol" in frame.columns and len(frame) else ""
@@ -194,7 +199,10 @@ def _send_all(
     ts = rows.ts
     first_ms, last_ms = int(ts[0] // 1_000_000), int(ts[-1] // 1_000_000)
     pacing = _Pacing(sender.stats.history_rows)
-    starts = message_starts(ts, sender.stats.rows_per_message, pacing.first_paced if speed > 0 else None)
+    paced_per_message = 1 if sender.stats.wire == WIRE_AUTO else None
+    starts = message_starts(
+        ts, sender.stats.rows_per_message, pacing.first_paced if speed > 0 else None, paced_per_message
+    )
     resume = 0
     while True:
         try:
@@ -288,13 +296,14 @@ class _Sender:
         self.fatal = False
         self.interrupted = False  # set by Ctrl-C (see _deferred_interrupts), acted on between calls
         self.topic_vanished = False  # a delivery was refused because the broker no longer knows the topic
-        self.headers: dict[bytes, list[tuple[str, str | bytes | None]]] = {
-            kind: [
+        self.headers: dict[tuple[bytes, str], list[tuple[str, str | bytes | None]]] = {
+            (kind, wire): [
                 (HEADER_SCHEMA, SCHEMA_VERSION.encode()),
-                (HEADER_FORMAT, (stats.wire if kind == KIND_ROW else WIRE_JSON).encode()),
+                (HEADER_FORMAT, wire.encode()),
                 (HEADER_KIND, kind),
             ]
             for kind in (KIND_START, KIND_ROW, KIND_END)
+            for wire in WIRE_FORMATS
         }
         self.producer = self._new_producer()
 
@@ -330,10 +339,12 @@ class _Sender:
             self.stats.first_error = self.stats.first_error or redact(str(err), self.settings)
         # Failures of an abandoned session are expected: those rows are sent again by the next one.
 
-    def send(self, value: bytes, kind: bytes, timestamp_ms: int, index: int, rows: int = 0) -> None:
+    def send(
+        self, value: bytes, kind: bytes, timestamp_ms: int, index: int, rows: int = 0, wire: str = WIRE_JSON
+    ) -> None:
         """Hand one message to librdkafka; its delivery report confirms rows index..index+rows-1 (a
-        control message: `index` is its negative tag and `rows` 0)."""
-        headers = self.headers[kind]
+        control message: `index` is its negative tag and `rows` 0). `wire`: how `value` is encoded."""
+        headers = self.headers[kind, wire]
         report = functools.partial(self._delivered, self.generation, index, rows)
         while True:
             if self.interrupted:
@@ -445,13 +456,24 @@ def _paced_loop(
     bounds = np.r_[starts, len(rows.order)].tolist()
     if pacing.origin is None and pacing.first_paced == 0:
         pacing.origin = started  # no history: exactly the schedule of a plain replay
-    chunks = _encoded(rows, bounds, sender.stats, int(np.searchsorted(starts, resume)))
+    json_from = _first_json_message(sender.stats.wire, starts, pacing.first_paced if speed > 0 else None)
+    chunks = _encoded(rows, bounds, sender.stats, int(np.searchsorted(starts, resume)), json_from)
     with contextlib.closing(chunks):  # on an exception too: stop the worker thread before going on
         _send_messages(chunks, bounds, rows.ts, speed, sender, started, clock, pacing)
 
 
+def _first_json_message(wire: str, starts: np.ndarray, paced_from: int | None) -> int:
+    """The first message encoded as JSON (all after it are too): every one for json, none for arrow, the
+    paced window's for auto."""
+    if wire == WIRE_JSON:
+        return 0
+    if wire == WIRE_AUTO and paced_from is not None:
+        return int(np.searchsorted(starts, paced_from))
+    return len(starts)
+
+
 def _send_messages(
-    chunks: Iterator[tuple[int, list[bytes]]],
+    chunks: Iterator[tuple[int, list[bytes], str]],
     bounds: list[int],
     ts: np.ndarray,
     speed: float,
@@ -468,7 +490,7 @@ def _send_messages(
     due = ((ts - paced_ts0) / NS_PER_SECOND / speed).tolist() if speed > 0 else None
     ms = (ts // 1_000_000).tolist()
     polled = 0
-    for first_message, values in chunks:
+    for first_message, values, wire in chunks:
         for k, value in enumerate(values):
             row, end = bounds[first_message + k], bounds[first_message + k + 1]
             if due is not None and row >= first_paced:
@@ -480,7 +502,7 @@ def _send_messages(
                 else:
                     stats.max_lateness_s = max(stats.max_lateness_s, -wait)
                     stats.lateness_samples.append(-wait)
-            sender.send(value, KIND_ROW, ms[row], row, end - row)
+            sender.send(value, KIND_ROW, ms[row], row, end - row, wire)
             stats.sent = max(stats.sent, end)
             stats.messages += 1
             if end - polled >= POLL_ROWS:
@@ -493,17 +515,19 @@ def _send_messages(
 
 
 def _encoded(
-    rows: ReplayRows, bounds: list[int], stats: ReplayStats, first: int
-) -> Generator[tuple[int, list[bytes]], None, None]:
-    """(index of its first message, encoded values) per chunk of messages from message `first` on; the
-    next chunk is taken in sending order and encoded on a worker thread while the caller sends this one."""
+    rows: ReplayRows, bounds: list[int], stats: ReplayStats, first: int, json_from: int
+) -> Generator[tuple[int, list[bytes], str], None, None]:
+    """(index of its first message, encoded values, their format) per chunk of messages from message
+    `first` on, messages from `json_from` on as JSON and those before as Arrow; the next chunk is taken in
+    sending order and encoded on a worker thread while the caller sends this one."""
     prev_seq = rows.previous_sequence()
-    per_chunk = ENCODE_CHUNK if stats.wire == WIRE_JSON else ENCODE_MESSAGES
     chunks: list[tuple[int, int]] = []
     lo = first
     while lo < len(bounds) - 1:
-        # The first chunk is one message, so that sending starts at once.
-        hi = min(lo + (per_chunk if chunks else 1), len(bounds) - 1)
+        per_chunk = ENCODE_CHUNK if lo >= json_from else ENCODE_MESSAGES
+        # The first chunk is one message, so that sending starts at once; no chunk spans both formats.
+        limit = len(bounds) - 1 if lo >= json_from else min(json_from, len(bounds) - 1)
+        hi = min(lo + (per_chunk if chunks else 1), limit)
         while hi > lo + 1 and bounds[hi] - bounds[lo] > ENCODE_CHUNK:  # bounded rows per chunk too
             hi = lo + max(1, (hi - lo) // 2)
         chunks.append((lo, hi))
@@ -512,7 +536,7 @@ def _encoded(
     def encode(lo: int, hi: int) -> list[bytes]:
         prev = prev_seq[bounds[lo] : bounds[hi]]
         columns = rows.take_arrow(bounds[lo], bounds[hi])
-        if stats.wire == WIRE_JSON:
+        if lo >= json_from:
             return encode_json_table(columns, bounds[lo], prev, stats.run_id)
         offsets = [b - bounds[lo] for b in bounds[lo : hi + 1]]
         return encode_arrow_table(columns, offsets, bounds[lo], prev, stats.run_id)
@@ -523,7 +547,7 @@ def _encoded(
             assert ahead is not None
             values = ahead.result()
             ahead = pool.submit(encode, *chunks[index + 1]) if index + 1 < len(chunks) else None
-            yield lo, values
+            yield lo, values, WIRE_JSON if lo >= json_from else WIRE_ARROW
 
 
 def _sleep_polling(producer: _Sender, seconds: float) -> None:

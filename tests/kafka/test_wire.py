@@ -29,6 +29,7 @@ from allocator.kafka.codec import (
     REPLAY_INDEX,
     SCHEMA_VERSION,
     WIRE_ARROW,
+    WIRE_AUTO,
     WIRE_JSON,
     WireError,
     arrow_schema,
@@ -44,6 +45,7 @@ from allocator.kafka.codec import (
     rows_per_message,
     string_widths,
 )
+from allocator.kafka.producer import _first_json_message
 from allocator.kafka.replay_state import ReplayState, StopRules, wanted_columns
 from tests.helpers import at, frame, quote
 
@@ -375,12 +377,51 @@ def test_polls_stop_asking_at_the_callers_row_limit():
     assert state.poll_size(50_000) == 2 + 1  # 6 rows are 2 messages of 5, and the replay is not over
 
 
-def test_the_producer_flag_chooses_the_format_arrow_by_default(capsys):
+def test_the_producer_flag_chooses_the_format_auto_by_default(capsys):
     import kafka_producer
 
-    assert kafka_producer.build_parser().parse_args([]).wire == WIRE_ARROW
+    assert kafka_producer.build_parser().parse_args([]).wire == WIRE_AUTO
     assert kafka_producer.build_parser().parse_args(["--wire", "json"]).wire == WIRE_JSON
+    assert kafka_producer.build_parser().parse_args(["--wire", "arrow"]).wire == WIRE_ARROW
     with pytest.raises(SystemExit) as exit_info:
         kafka_producer.build_parser().parse_args(["--wire", "avro"])
     assert exit_info.value.code == 2
-    assert "argument --wire: invalid choice: 'avro' (choose from 'arrow', 'json')" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "argument --wire: invalid choice: 'avro' (choose from 'auto', 'arrow', 'json')" in err
+
+
+def test_an_auto_replay_mixes_arrow_history_and_json_rows_into_the_same_frame():
+    """auto: full Arrow messages, then a JSON message per row, each told by its own format header."""
+    state = ReplayState(StopRules(idle_timeout=10.0), now=0.0, levels=1)
+    history = encode_arrow(SENT, [0, 4, 8], 0, None, "r1")[:1]  # rows 0-3 in one Arrow message
+    paced = encode_rows(SENT.iloc[4:], first_index=4, run_id="r1")  # rows 4-11, one JSON message each
+    poll = [
+        start(WIRE_AUTO, rows_per_message=4),
+        *[Message(v, headers(KIND_ROW, WIRE_ARROW)) for v in history],
+        *[Message(v, headers(KIND_ROW, WIRE_JSON)) for v in paced[::-1]],
+        end(),
+    ]
+    state.take(poll, 1.0, events=True)
+    result = state.result()
+    assert result.stats.rows_received == len(SENT) and result.stats.missing_rows == 0
+    assert result.stats.wire == WIRE_AUTO and result.stats.undecodable == 0
+    pd.testing.assert_frame_equal(result.frame, frame_from_batches([SENT], list(SENT.columns))[TOP])
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    ts=st.lists(st.integers(0, 5), min_size=1, max_size=60).map(lambda t: np.cumsum(t).astype(np.int64)),
+    per_message=st.integers(2, 8),
+    paced=st.integers(0, 70),
+)
+def test_auto_messages_are_full_before_the_window_and_a_row_each_in_it(ts, per_message, paced):
+    starts = message_starts(ts, per_message, paced, 1)
+    first_paced = min(paced, len(ts))
+    assert starts.tolist() == [
+        *message_starts(ts[:first_paced], per_message, None),
+        *range(first_paced, len(ts)),
+    ]
+    assert _first_json_message(WIRE_AUTO, starts, paced) == int(np.searchsorted(starts, first_paced))
+    assert _first_json_message(WIRE_AUTO, starts, None) == len(starts)  # unpaced: all Arrow
+    assert _first_json_message(WIRE_JSON, starts, paced) == 0
+    assert _first_json_message(WIRE_ARROW, starts, paced) == len(starts)
