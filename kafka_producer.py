@@ -21,7 +21,7 @@ from allocator.cli.common import (
     speed_value,
 )
 from allocator.cli.config_file import add_config_flag, parse_with_config
-from allocator.cli.produce import calibration_value, produce
+from allocator.cli.produce import add_wire_flag, calibration_value, produce
 from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS
 
 
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds of rows before the window also sent, first and unpaced, as calibration history "
         f"for --mode cont-kukanov; 0 sends none (default {DEFAULT_CALIBRATION_SECONDS:g})",
     )
+    add_wire_flag(parser)
     parser.add_argument(
         "--flush-timeout",
         type=number_flag("--flush-timeout", "seconds, e.g. --flush-timeout 30", minimum=0, maximum=86400),

@@ -1,6 +1,7 @@
-"""A long Kafka replay (BENCH_REPLAY_ROWS, default 2,000,000 messages) at --speed 0 through the embedded
-Tansu broker: producer rate, rows lost or duplicated, and the peak RSS of the consumer + pipeline, which
-runs in a separate process so the figure is its own.
+"""A long Kafka replay (BENCH_REPLAY_ROWS, default 2,000,000 rows) at --speed 0 through the embedded
+Tansu broker, in the wire format BENCH_WIRE (default arrow; many rows per message, json: one):
+producer rate, rows lost or duplicated, and the peak RSS of the consumer + pipeline, which runs in a
+separate process so the figure is its own.
 
 The rows are the recorded dataset's top of book tiled in time (each copy shifted past the previous
 one, sequences renumbered per venue), so every row is distinct and the end-of-stream count, the
@@ -24,10 +25,12 @@ from allocator.broker.embedded import EmbeddedBroker
 from allocator.data.loader import MarketData, load
 from allocator.data.window import Window
 from allocator.kafka.admin import ensure_topic
+from allocator.kafka.codec import DEFAULT_WIRE
 from allocator.kafka.producer import replay
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = int(os.environ.get("BENCH_REPLAY_ROWS", "2000000"))
+WIRE = os.environ.get("BENCH_WIRE", DEFAULT_WIRE)
 
 CONSUMER = """
 import json, resource, sys, time
@@ -43,7 +46,7 @@ report = run(data, load_fee_table(), RunConfig(grid=PenaltyGrid((0.5,), (0.5,), 
 s = result.stats
 print(json.dumps({"messages": s.messages, "rows": s.rows_received, "expected": s.expected_rows,
                   "duplicates": s.duplicates, "missing": s.missing_rows, "stop": s.stop_reason,
-                  "ingest": s.ingest_rate, "consume_seconds": consumed,
+                  "ingest": s.ingest_rate, "ingest_rows": s.ingest_row_rate, "consume_seconds": consumed,
                   "rows_in_window": report["data"]["rows_in_window"],
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -85,7 +88,7 @@ def run() -> list[tuple[str, float, str]]:
         topic = f"load-{uuid.uuid4().hex[:8]}"
         ensure_topic(settings, topic)
         started = time.perf_counter()
-        stats = replay(data, settings, topic, speed=0, flush_timeout=120)
+        stats = replay(data, settings, topic, speed=0, flush_timeout=120, wire=WIRE)
         produced = time.perf_counter() - started
         out = subprocess.run(
             [sys.executable, "-c", CONSUMER, broker.bootstrap, topic, uuid.uuid4().hex],
@@ -96,13 +99,15 @@ def run() -> list[tuple[str, float, str]]:
         )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     return [
-        ("messages replayed", stats.rows, "rows"),
-        ("producer rate at --speed 0", stats.rows / produced, "msg/s"),
+        (f"rows replayed ({WIRE})", stats.rows, "rows"),
+        (f"in messages ({stats.rows / stats.messages:.1f} rows each)", stats.messages, "msgs"),
+        ("producer rate at --speed 0", stats.rows / produced, "rows/s"),
         ("rows delivered (acknowledged)", stats.delivered, "rows"),
         ("consumer: rows received", result["rows"], "rows"),
         ("consumer: rows lost (gaps)", result["missing"], "rows"),
         ("consumer: duplicates dropped", result["duplicates"], "rows"),
         ("consumer: ingest rate", result["ingest"], "msg/s"),
+        ("consumer: ingest rate", result["ingest_rows"], "rows/s"),
         ("consumer: consume wall time incl. group join", result["consume_seconds"], "s"),
         ("consumer + pipeline: peak RSS", result["peak_rss_mib"], "MiB"),
         ("consumer peak RSS per million rows", result["peak_rss_mib"] / (stats.rows / 1e6), "MiB"),

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
-from allocator.kafka.codec import REPLAY_INDEX
+from allocator.kafka.codec import REPLAY_INDEX, plain_table
 
 
 class CheckpointMeta(TypedDict):
@@ -54,18 +53,18 @@ class Checkpoint:
         meta: CheckpointMeta = json.loads(self.meta_path.read_text())
         return meta
 
-    def batches(self, meta: CheckpointMeta) -> list[pd.DataFrame]:
-        frames = []
+    def batches(self, meta: CheckpointMeta) -> list[pa.Table]:
+        tables = []
         for name in meta["segments"]:
             with pa.memory_map(str(self.directory / name)) as source:
-                frames.append(pa.ipc.open_file(source).read_all().to_pandas())
-        return frames
+                tables.append(plain_table(pa.ipc.open_file(source).read_all()))
+        return tables
 
-    def save(self, batch: pd.DataFrame | None, meta: CheckpointMeta) -> None:
+    def save(self, batch: pa.Table | None, meta: CheckpointMeta) -> None:
         """Append `batch` (if it has rows) as a segment, then replace the metadata atomically."""
-        if batch is not None and len(batch):
+        if batch is not None and batch.num_rows:
             name = f"segment-{len(meta['segments']):06d}.arrow"
-            table = pa.Table.from_pandas(batch, preserve_index=False)
+            table = batch
             tmp = self.directory / (name + ".tmp")
             with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
                 writer.write_table(table)
@@ -82,7 +81,7 @@ class Checkpoint:
         self.meta_path.unlink(missing_ok=True)
 
 
-def seen_rows(batches: list[pd.DataFrame], rows: int) -> np.ndarray:
+def seen_rows(batches: list[pa.Table], rows: int) -> np.ndarray:
     """Which replay indices the checkpointed batches hold (bool [rows])."""
     seen = np.zeros(rows, dtype=bool)
     for batch in batches:

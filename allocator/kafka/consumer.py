@@ -32,6 +32,7 @@ from allocator.data.loader import STRING_COLUMNS, MarketData, history_start
 from allocator.data.window import NS_PER_SECOND, Window, WindowSpec, format_ns
 from allocator.errors import BrokerError, SettingError
 from allocator.kafka.checkpoint import Checkpoint
+from allocator.kafka.codec import WireError
 from allocator.kafka.error_log import ErrorSummary
 from allocator.kafka.replay_state import (
     Phase,
@@ -42,8 +43,9 @@ from allocator.kafka.replay_state import (
 from allocator.kafka.settings import consumer_settings, new_client, redact
 
 log = logging.getLogger(__name__)
-BATCH = 5000
-POLL_SECONDS = 0.5
+BATCH = 50_000  # rows per poll: a poll asks for BATCH // rows_per_message messages (ReplayState.poll_size)
+# consume() waits this long unless the batch is full (docs/brokers.md: always the whole timeout otherwise)
+POLL_SECONDS = 0.1
 END_GRACE_SECONDS = 0.5  # after a complete replay, how long to look for a newer replay behind it
 ASSIGN_RETRY_SECONDS = 0.5
 
@@ -108,6 +110,8 @@ class ReplayConsumer:
             self.state.stats.stop_reason = self._poll_until_stopped(consumer, interrupted)
         except KafkaException as exc:
             raise BrokerError(f"consuming {self.topic!r} failed: {redact(str(exc), self.settings)}") from None
+        except WireError as exc:
+            raise WireError(f"topic {self.topic!r}: {exc}") from None
         finally:
             interrupted.restore()
             self._commit_final(consumer)
@@ -121,6 +125,8 @@ class ReplayConsumer:
             stored = self.state.meta["offsets"].get(str(tp.partition))
             tp.offset = int(stored) if stored is not None else OFFSET_BEGINNING
         consumer.assign(partitions)
+        if self.state.stats.assigned_at is None:
+            self.state.stats.assigned_at = time.perf_counter()
 
     def _attach(self, consumer: Consumer, interrupted: _InterruptFlag) -> None:
         if self.state.checkpoint is None:
@@ -150,7 +156,7 @@ class ReplayConsumer:
         state.start_clock(time.monotonic())
         while not interrupted.is_set():
             wait = END_GRACE_SECONDS if state.phase is Phase.DRAINING else POLL_SECONDS
-            events = consumer.consume(num_messages=BATCH, timeout=wait)
+            events = consumer.consume(num_messages=state.poll_size(BATCH), timeout=wait)
             now = time.monotonic()
             next_offsets = state.take(self._data_messages(events), now, events=bool(events))
             if next_offsets:

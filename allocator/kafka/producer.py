@@ -8,6 +8,14 @@ stream is complete and can check that every row arrived.
 Calibration history (the rows just before the window, `MarketData.history`) goes first and unpaced,
 as a real router would load it from a store at start-up; its replay indices come before the window's,
 so deduplication and gap checks cover it like any other row. The window is then paced as always.
+
+Rows travel in the wire format chosen (codec, docs/wire.md): JSON, one row per message, or Arrow, up
+to `rows_per_message` rows per message. In the paced window an Arrow message holds only rows of one
+instant, so it is sent exactly when they are due; unpaced (history, --speed 0) it is simply full. The
+default, auto, sends full messages as Arrow and the paced window's as JSON, a row each: Arrow's
+per-message metadata makes a message of one instant slower to encode than JSON.
+Messages are encoded a chunk ahead on a worker thread (Arrow does that work without the GIL) while
+the main thread hands the previous chunk to librdkafka.
 """
 
 from __future__ import annotations
@@ -19,36 +27,54 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from allocator.config import check_non_negative
 from allocator.data.loader import MarketData, history_start
 from allocator.data.window import NS_PER_SECOND
-from allocator.errors import EXIT_INTERRUPTED_PRODUCER, BrokerError, UserError
+from allocator.errors import EXIT_INTERRUPTED_PRODUCER, BrokerError, SettingError, UserError
 
 # Before a replay, callers (order_allocator.py, the benches) check the broker and topic from here too.
 from allocator.kafka.codec import (
+    DEFAULT_WIRE,
+    HEADER_FORMAT,
     HEADER_KIND,
     HEADER_SCHEMA,
     KIND_END,
     KIND_ROW,
     KIND_START,
     SCHEMA_VERSION,
+    WIRE_ARROW,
+    WIRE_AUTO,
+    WIRE_CHOICES,
+    WIRE_FORMATS,
+    WIRE_JSON,
+    arrow_columns,
     control_message,
-    encode_rows,
+    encode_arrow_table,
+    encode_json_table,
+    message_starts,
     previous_sequence,
+    rows_per_message,
+    string_widths,
 )
 from allocator.kafka.settings import new_client, producer_settings, redact
 from allocator.snapshots.rule import event_order
 
 log = logging.getLogger(__name__)
 ENCODE_CHUNK = 20_000  # rows encoded at a time: bounded memory, vectorised work
+# Arrow messages encoded at a time: a chunk of one-instant messages (~0.1 ms each) stays short.
+ENCODE_MESSAGES = 64
+POLL_ROWS = 1000  # serve delivery reports after about this many rows
+WARM_UP_SECONDS = 2.0  # at most, for the metadata request that brings a new producer's connection up
 PROGRESS_SECONDS = 2.0
 Clock = Callable[[], float]
 
@@ -67,6 +93,9 @@ class ReplayStats:
     lateness_samples: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
     history_rows: int = 0  # of `rows`, the unpaced calibration rows sent first
+    wire: str = DEFAULT_WIRE
+    rows_per_message: int = 1  # the most rows one row message holds (codec.rows_per_message)
+    messages: int = 0  # row messages handed to librdkafka (a re-sending session counts its own too)
 
     def lateness_p99(self) -> float:
         return float(np.percentile(self.lateness_samples, 99)) if self.lateness_samples else 0.0
@@ -88,27 +117,35 @@ def replay(
     flush_timeout: float = 30.0,
     clock: Clock = time.perf_counter,
     calibration_ns: int = 0,
+    wire: str = DEFAULT_WIRE,
 ) -> ReplayStats:
     """Publish every row of `data` (in event order) with pacing; return what was delivered.
 
     `speed` is replay speed (1 = real time, 0 = unpaced). The history rows (if `data` has them;
     `calibration_ns` is the span they were loaded with, for the start message) are sent first without
-    pacing; the window's pacing starts when they are handed over.
+    pacing; the window's pacing starts when they are handed over. `wire` is the row format, "arrow" or
+    "json" or "auto" (codec.WIRE_CHOICES).
 
     If the idempotent producer becomes fatally broken (a broker restart can do that), a new producer
     session re-sends everything not yet acknowledged; the consumer drops the rows it sees twice by
     their replay index, so the result is unchanged.
     """
     _check_speed(speed)
-    frame, history_rows = replay_frame(data)
-    symbol = str(frame["symbol"].iloc[0]) if "symbol" in frame.columns and len(frame) else ""
-    stats = ReplayStats(run_id=uuid.uuid4().hex, rows=len(frame), history_rows=history_rows)
+    if wire not in WIRE_CHOICES:
+        raise SettingError.not_one_of(wire, WIRE_CHOICES, "wire")
+    rows = replay_rows(data)
+    frame = rows.frame
+    symbol = str(frame["symbol"].iloc[rows.order[0]]) if "symbol" in frame.columns and len(frame) else ""
+    stats = ReplayStats(run_id=uuid.uuid4().hex, rows=len(frame), history_rows=rows.history_rows, wire=wire)
+    stats.rows_per_message = rows_per_message(
+        list(frame.columns), wire, string_widths(frame), len(stats.run_id)
+    )
     sender = _Sender(producer_settings(settings), topic, symbol.encode() or b"all", settings, stats)
     start_message = control_message(KIND_START, **_start_document(data, frame, stats, calibration_ns))
     started = clock()
     try:
         with _deferred_interrupts(sender):
-            left = _send_all(sender, frame, start_message, speed, started, clock, flush_timeout)
+            left = _send_all(sender, rows, start_message, speed, started, clock, flush_timeout)
     except KeyboardInterrupt:
         raise _interrupted(sender) from None
     stats.elapsed_s = clock() - started
@@ -136,6 +173,8 @@ def _start_document(
         "levels": data.levels,
         "price_format": data.price_format,
         "schema": SCHEMA_VERSION,
+        "wire": stats.wire,
+        "rows_per_message": stats.rows_per_message,
         "venue_rows": {
             str(int(k)): int(v)
             for k, v in zip(venue_rows.index.to_numpy(), venue_rows.to_numpy(), strict=True)
@@ -148,7 +187,7 @@ def _start_document(
 
 def _send_all(
     sender: _Sender,
-    frame: pd.DataFrame,
+    rows: ReplayRows,
     start_message: bytes,
     speed: float,
     started: float,
@@ -157,14 +196,18 @@ def _send_all(
 ) -> int:
     """start, the paced rows, end, flush; a fatally failed session is replaced and everything re-sent.
     Returns how many messages were still unconfirmed after `flush_timeout`."""
-    ts = frame["ts_event"].to_numpy(dtype=np.int64)
+    ts = rows.ts
     first_ms, last_ms = int(ts[0] // 1_000_000), int(ts[-1] // 1_000_000)
     pacing = _Pacing(sender.stats.history_rows)
+    paced_per_message = 1 if sender.stats.wire == WIRE_AUTO else None
+    starts = message_starts(
+        ts, sender.stats.rows_per_message, pacing.first_paced if speed > 0 else None, paced_per_message
+    )
     resume = 0
     while True:
         try:
             sender.send(start_message, KIND_START, first_ms, _START)
-            _paced_loop(frame, ts, speed, sender, started, clock, resume, pacing)
+            _paced_loop(rows, speed, sender, started, clock, resume, pacing, starts)
             end_message = control_message(KIND_END, run_id=sender.stats.run_id, rows=sender.stats.rows)
             sender.send(end_message, KIND_END, last_ms, _END)
             return sender.flush(flush_timeout)
@@ -253,35 +296,56 @@ class _Sender:
         self.fatal = False
         self.interrupted = False  # set by Ctrl-C (see _deferred_interrupts), acted on between calls
         self.topic_vanished = False  # a delivery was refused because the broker no longer knows the topic
+        self.headers: dict[tuple[bytes, str], list[tuple[str, str | bytes | None]]] = {
+            (kind, wire): [
+                (HEADER_SCHEMA, SCHEMA_VERSION.encode()),
+                (HEADER_FORMAT, wire.encode()),
+                (HEADER_KIND, kind),
+            ]
+            for kind in (KIND_START, KIND_ROW, KIND_END)
+            for wire in WIRE_FORMATS
+        }
         self.producer = self._new_producer()
 
     def _new_producer(self) -> Producer:
-        return new_client(Producer, self.config | {"error_cb": self._on_error}, self.settings)
+        """A producer whose broker connection is up. librdkafka's idempotent producer asks for its producer
+        id on a 500 ms timer unless a connection comes up right away, and holds every message until it
+        has one: without the metadata request here the first delivery waits 0.5 or 1 s (docs/brokers.md)."""
+        producer = new_client(Producer, self.config | {"error_cb": self._on_error}, self.settings)
+        with contextlib.suppress(KafkaException):  # an unreachable broker is reported by the sends
+            producer.list_topics(self.topic, timeout=WARM_UP_SECONDS)
+        return producer
 
     def _on_error(self, err: KafkaError) -> None:
         log.warning("kafka: %s", redact(str(err), self.settings))
         if err.fatal():
             self.fatal = True
 
-    def _delivered(self, generation: int, index: int, err: KafkaError | None, _msg: Any) -> None:
+    def _delivered(self, generation: int, index: int, rows: int, err: KafkaError | None, _msg: Any) -> None:
         if err is None:
             if index < 0:
                 self.framing.add(index)
-            elif not self.confirmed[index]:
-                self.confirmed[index] = True
-                self.stats.delivered += 1
+            elif rows == 1:
+                if not self.confirmed[index]:
+                    self.confirmed[index] = True
+                    self.stats.delivered += 1
+            else:
+                confirmed = self.confirmed[index : index + rows]
+                self.stats.delivered += rows - int(np.count_nonzero(confirmed))
+                confirmed[:] = True
         elif generation == self.generation and not self.fatal and not err.fatal():
             self.stats.failed += 1
             self.topic_vanished |= err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
             self.stats.first_error = self.stats.first_error or redact(str(err), self.settings)
         # Failures of an abandoned session are expected: those rows are sent again by the next one.
 
-    def send(self, value: bytes, kind: bytes, timestamp_ms: int, index: int) -> None:
-        headers: list[tuple[str, str | bytes | None]] = [
-            (HEADER_SCHEMA, SCHEMA_VERSION.encode()),
-            (HEADER_KIND, kind),
-        ]
-        report = functools.partial(self._delivered, self.generation, index)
+    def send(
+        self, value: bytes, kind: bytes, timestamp_ms: int, index: int, rows: int = 0, wire: str = WIRE_JSON
+    ) -> None:
+        """Hand one message to librdkafka; its delivery report confirms rows index..index+rows-1 (a
+        control message: `index` is its negative tag and `rows` 0). `wire`: how `value` is encoded."""
+        headers = self.headers[kind, wire]
+        report = functools.partial(self._delivered, self.generation, index, rows)
         while True:
             if self.interrupted:
                 raise KeyboardInterrupt
@@ -376,54 +440,114 @@ class _Pacing:
 
 
 def _paced_loop(
-    frame: pd.DataFrame,
-    ts: np.ndarray,
+    rows: ReplayRows,
     speed: float,
     sender: _Sender,
     started: float,
     clock: Clock,
     resume: int = 0,
     pacing: _Pacing | None = None,
+    starts: np.ndarray | None = None,
 ) -> None:
-    """Encode a chunk column-wise, then hand each row to librdkafka at its scheduled instant."""
-    stats = sender.stats
+    """Hand each message to librdkafka at its scheduled instant (that of its first row), the next chunk
+    being encoded meanwhile. `starts` holds each message's first row (default: a row per message)."""
     pacing = pacing if pacing is not None else _Pacing()
-    prev_seq = previous_sequence(frame)
+    starts = starts if starts is not None else np.arange(len(rows.order), dtype=np.int64)
+    bounds = np.r_[starts, len(rows.order)].tolist()
+    if pacing.origin is None and pacing.first_paced == 0:
+        pacing.origin = started  # no history: exactly the schedule of a plain replay
+    json_from = _first_json_message(sender.stats.wire, starts, pacing.first_paced if speed > 0 else None)
+    chunks = _encoded(rows, bounds, sender.stats, int(np.searchsorted(starts, resume)), json_from)
+    with contextlib.closing(chunks):  # on an exception too: stop the worker thread before going on
+        _send_messages(chunks, bounds, rows.ts, speed, sender, started, clock, pacing)
+
+
+def _first_json_message(wire: str, starts: np.ndarray, paced_from: int | None) -> int:
+    """The first message encoded as JSON (all after it are too): every one for json, none for arrow, the
+    paced window's for auto."""
+    if wire == WIRE_JSON:
+        return 0
+    if wire == WIRE_AUTO and paced_from is not None:
+        return int(np.searchsorted(starts, paced_from))
+    return len(starts)
+
+
+def _send_messages(
+    chunks: Iterator[tuple[int, list[bytes], str]],
+    bounds: list[int],
+    ts: np.ndarray,
+    speed: float,
+    sender: _Sender,
+    started: float,
+    clock: Clock,
+    pacing: _Pacing,
+) -> None:
+    """The paced send loop over encoded chunks (see _paced_loop)."""
+    stats = sender.stats
     last_progress = started
     first_paced = pacing.first_paced
     paced_ts0 = ts[first_paced] if first_paced < len(ts) else 0
-    if pacing.origin is None and first_paced == 0:
-        pacing.origin = started  # no history: exactly the schedule of a plain replay
-    for chunk_start in range(resume, len(frame), ENCODE_CHUNK):
-        chunk_end = min(chunk_start + ENCODE_CHUNK, len(frame))
-        values = encode_rows(
-            frame.iloc[chunk_start:chunk_end],
-            first_index=chunk_start,
-            prev_sequence=prev_seq[chunk_start:chunk_end],
-            run_id=stats.run_id,
-        )
-        chunk_ts = ts[chunk_start:chunk_end]
-        due = (chunk_ts - paced_ts0) / NS_PER_SECOND / speed if speed > 0 else None
-        ms = chunk_ts // 1_000_000
-        for i, value in enumerate(values):
-            row = chunk_start + i
+    due = ((ts - paced_ts0) / NS_PER_SECOND / speed).tolist() if speed > 0 else None
+    ms = (ts // 1_000_000).tolist()
+    polled = 0
+    for first_message, values, wire in chunks:
+        for k, value in enumerate(values):
+            row, end = bounds[first_message + k], bounds[first_message + k + 1]
             if due is not None and row >= first_paced:
                 if pacing.origin is None:
                     pacing.origin = clock()
-                wait = due[i] - (clock() - pacing.origin)
+                wait = due[row] - (clock() - pacing.origin)
                 if wait > 0:
                     _sleep_polling(sender, wait)
                 else:
                     stats.max_lateness_s = max(stats.max_lateness_s, -wait)
                     stats.lateness_samples.append(-wait)
-            sender.send(value, KIND_ROW, int(ms[i]), row)
-            stats.sent = max(stats.sent, row + 1)
-            if row % 1000 == 0:
+            sender.send(value, KIND_ROW, ms[row], row, end - row, wire)
+            stats.sent = max(stats.sent, end)
+            stats.messages += 1
+            if end - polled >= POLL_ROWS:
+                polled = end
                 sender.poll(0)
                 now = clock()
                 if now - last_progress >= PROGRESS_SECONDS:
                     last_progress = now
                     _progress(stats, now - started, speed)
+
+
+def _encoded(
+    rows: ReplayRows, bounds: list[int], stats: ReplayStats, first: int, json_from: int
+) -> Generator[tuple[int, list[bytes], str], None, None]:
+    """(index of its first message, encoded values, their format) per chunk of messages from message
+    `first` on, messages from `json_from` on as JSON and those before as Arrow; the next chunk is taken in
+    sending order and encoded on a worker thread while the caller sends this one."""
+    prev_seq = rows.previous_sequence()
+    chunks: list[tuple[int, int]] = []
+    lo = first
+    while lo < len(bounds) - 1:
+        per_chunk = ENCODE_CHUNK if lo >= json_from else ENCODE_MESSAGES
+        # The first chunk is one message, so that sending starts at once; no chunk spans both formats.
+        limit = len(bounds) - 1 if lo >= json_from else min(json_from, len(bounds) - 1)
+        hi = min(lo + (per_chunk if chunks else 1), limit)
+        while hi > lo + 1 and bounds[hi] - bounds[lo] > ENCODE_CHUNK:  # bounded rows per chunk too
+            hi = lo + max(1, (hi - lo) // 2)
+        chunks.append((lo, hi))
+        lo = hi
+
+    def encode(lo: int, hi: int) -> list[bytes]:
+        prev = prev_seq[bounds[lo] : bounds[hi]]
+        columns = rows.take_arrow(bounds[lo], bounds[hi])
+        if lo >= json_from:
+            return encode_json_table(columns, bounds[lo], prev, stats.run_id)
+        offsets = [b - bounds[lo] for b in bounds[lo : hi + 1]]
+        return encode_arrow_table(columns, offsets, bounds[lo], prev, stats.run_id)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode") as pool:
+        ahead: Future[list[bytes]] | None = pool.submit(encode, *chunks[0]) if chunks else None
+        for index, (lo, _hi) in enumerate(chunks):
+            assert ahead is not None
+            values = ahead.result()
+            ahead = pool.submit(encode, *chunks[index + 1]) if index + 1 < len(chunks) else None
+            yield lo, values, WIRE_JSON if lo >= json_from else WIRE_ARROW
 
 
 def _sleep_polling(producer: _Sender, seconds: float) -> None:
@@ -443,17 +567,51 @@ def _progress(stats: ReplayStats, elapsed: float, speed: float) -> None:
     )
 
 
+@dataclass
+class ReplayRows:
+    """A replay's rows and the order they are sent in. The frame is not reordered up front (a copy of
+    every column): each chunk is taken in order where it is encoded, on the worker thread."""
+
+    frame: pd.DataFrame  # history (if any) then window rows, each in file order
+    order: np.ndarray  # frame.iloc[order] is the sending order
+    history_rows: int  # the first `history_rows` sent are calibration history
+
+    def __post_init__(self) -> None:
+        self.ts = self.frame["ts_event"].to_numpy(dtype=np.int64)[self.order]
+        self._columns: pa.Table | None = None
+
+    def take_arrow(self, start: int, end: int) -> pa.Table:
+        """Rows start..end-1 of the sending order as Arrow columns of the wire types: the frame is
+        converted once (mostly without a copy) and each chunk taken by Arrow, which is cheaper than a
+        pandas take and needs no GIL."""
+        if self._columns is None:
+            self._columns = arrow_columns(self.frame)
+        return self._columns.take(self.order[start:end])
+
+    def previous_sequence(self) -> np.ndarray:
+        """codec.previous_sequence of the rows in sending order (from the two columns it reads)."""
+        needed = [c for c in ("publisher_id", "sequence") if c in self.frame.columns]
+        return previous_sequence(self.frame[needed].iloc[self.order])
+
+
+def replay_rows(data: MarketData) -> ReplayRows:
+    """The rows sent and their order (see replay_frame)."""
+    window = event_order(data.frame["ts_event"].to_numpy(dtype=np.int64))
+    if data.history is None or not data.history_rows:
+        return ReplayRows(data.frame, window, 0)
+    history = data.history
+    order = np.r_[event_order(history["ts_event"].to_numpy(dtype=np.int64)), len(history) + window]
+    return ReplayRows(pd.concat([history, data.frame], ignore_index=True), order, len(history))
+
+
 def replay_frame(data: MarketData) -> tuple[pd.DataFrame, int]:
     """The rows in the order they are sent, and how many of them (first) are calibration history.
 
     Without history this is `event_frame(data.frame)` itself, so such a replay is unchanged. History
     and window are ordered separately: every history row precedes the window however the file is ordered.
     """
-    window = event_frame(data.frame)
-    if data.history is None or not data.history_rows:
-        return window, 0
-    history = event_frame(data.history)
-    return pd.concat([history, window], ignore_index=True), len(history)
+    rows = replay_rows(data)
+    return rows.frame.iloc[rows.order].reset_index(drop=True), rows.history_rows
 
 
 def event_frame(frame: pd.DataFrame) -> pd.DataFrame:

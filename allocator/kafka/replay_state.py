@@ -18,6 +18,11 @@ polls, commits and adds `interrupted`.
 Rows are deduplicated by their replay index `n` (a producer retry or a doubled replay repeats them), so
 each row counts once; with a checkpoint, the decoded rows are saved before their offsets are returned
 for committing.
+
+Each message's headers say what it is (`kind`), how its value is encoded (`format`: json or arrow) and in
+which layout version (`schema`, docs/wire.md). A start message of another version stops the consumer
+with one line (it cannot follow that replay); other messages of another version are undecodable.
+Messages without headers (kcat -P) are recognised by their first bytes.
 """
 
 from __future__ import annotations
@@ -33,26 +38,37 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from allocator.data.schema import REQUIRED_COLUMNS
 from allocator.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED_CONSUMER, EXIT_OK
 from allocator.kafka.checkpoint import Checkpoint, CheckpointMeta, empty_meta, seen_rows
 from allocator.kafka.codec import (
+    ARROW_CONTINUATION,
+    HEADER_FORMAT,
     HEADER_KIND,
+    HEADER_SCHEMA,
     KIND_END,
     KIND_ROW,
     KIND_START,
     PREVIOUS_SEQUENCE,
     REPLAY_INDEX,
     ROW_PREFIX,
+    SCHEMA_VERSION,
+    WIRE_ARROW,
+    WIRE_FORMATS,
+    WIRE_JSON,
+    WireError,
     control_problem,
-    decode_rows,
-    frame_from_batches,
+    decode_arrow_table,
+    decode_rows_table,
+    frame_from_tables,
 )
 
 log = logging.getLogger(__name__)
 MAX_EXAMPLES = 3  # undecodable messages quoted in the report
 MAX_FOREIGN_RUNS = 10  # run ids of foreign messages named in the report
+MAX_RUN_ID_SHOWN = 64
 
 
 @dataclass
@@ -74,16 +90,33 @@ class StreamStats:
     resumed_from_checkpoint: bool = False
     missing_by_venue: dict[str, int] = field(default_factory=dict)
     venue_gaps: list[dict[str, int | None]] = field(default_factory=list)
-    first_message_at: float | None = None  # perf_counter of the first and last message, for ingest rates
+    # perf_counter when the first poll with messages returned, and when the last one was processed
+    first_message_at: float | None = None
     last_message_at: float | None = None
+    assembly_seconds: float = 0.0  # result(): building the one frame of all rows after the last poll
+    assigned_at: float | None = (
+        None  # perf_counter when the partitions were first assigned (the fetch starts)
+    )
+    wire: str = ""  # the row format of the replay followed (its start message's `wire`)
+
+    @property
+    def ingest_seconds(self) -> float:
+        """From the first message's arrival to the end of processing the last (group join excluded)."""
+        if self.first_message_at is None or self.last_message_at is None:
+            return 0.0
+        return self.last_message_at - self.first_message_at
 
     @property
     def ingest_rate(self) -> float:
-        """Messages per second between the first and the last message (group join excluded)."""
-        if self.first_message_at is None or self.last_message_at is None:
-            return 0.0
-        span = self.last_message_at - self.first_message_at
+        """Messages per second over ingest_seconds (an Arrow message holds many rows: see ingest_row_rate)."""
+        span = self.ingest_seconds
         return self.messages / span if span > 0 else 0.0
+
+    @property
+    def ingest_row_rate(self) -> float:
+        """Rows kept per second over ingest_seconds."""
+        span = self.ingest_seconds
+        return self.rows_received / span if span > 0 else 0.0
 
     @property
     def complete(self) -> bool:
@@ -129,7 +162,9 @@ class StreamStats:
             "venue_gaps": self.venue_gaps,
             "resumed_from_checkpoint": self.resumed_from_checkpoint,
             "replays_seen": self.replays_seen,
+            "wire": self.wire,
             "ingest_msgs_per_second": round(self.ingest_rate, 1),
+            "ingest_rows_per_second": round(self.ingest_row_rate, 1),
         }
 
 
@@ -177,7 +212,7 @@ class ReplayState:
         self.stats = StreamStats()
         self.phase = Phase.WAITING
         self.start: dict[str, Any] = {}
-        self.batches: list[pd.DataFrame] = []
+        self.batches: list[pa.Table] = []  # the rows kept, per poll, in Arrow until result()
         self.seen = np.zeros(0, dtype=bool)  # by replay index: has the row arrived
         self.end_rows: int | None = None
         self.meta: CheckpointMeta = empty_meta()
@@ -185,13 +220,14 @@ class ReplayState:
 
     # ------------------------------------------------------------------------------ transitions
 
-    def resume(self, meta: CheckpointMeta, batches: list[pd.DataFrame]) -> None:
+    def resume(self, meta: CheckpointMeta, batches: list[pa.Table]) -> None:
         """Continue from a checkpoint: its replay, rows and offsets, as if never interrupted."""
         self.meta, self.start, self.batches = meta, meta["start"], batches
         self.seen = seen_rows(batches, int(self.start["rows"]))
         self.stats.rows_received = int(self.seen.sum())
         self.end_rows = meta.get("end_rows")
         self.stats.resumed_from_checkpoint = True
+        self.stats.wire = str(self.start.get("wire", WIRE_JSON))
         self.phase = Phase.RECEIVING
 
     def begin_replay(self, doc: dict[str, Any]) -> None:
@@ -203,6 +239,7 @@ class ReplayState:
         self.seen = np.zeros(int(doc["rows"]), bool)
         self.stats.rows_received = self.stats.duplicates = 0
         self.stats.replays_seen += 1
+        self.stats.wire = str(doc.get("wire", WIRE_JSON))
         self.meta["start"], self.meta["segments"], self.meta["end_rows"] = doc, [], None
         if self.checkpoint:
             self.checkpoint.reset()
@@ -225,39 +262,65 @@ class ReplayState:
         """Polling begins (after partitions were assigned): the idle timeout counts from here."""
         self.last_message = now
 
+    def poll_size(self, batch: int) -> int:
+        """How many messages to ask the next poll for. consume() returns early only once that many are
+        ready, so: about `batch` rows' worth once the start says how many rows a message holds, but no
+        more than the replay can still send (its missing rows and the end message: the last poll then
+        returns as soon as they are in instead of after the timeout) or the stop rules still want; one
+        while waiting for a start, so that the start is read, and the size set, as soon as it arrives."""
+        if not self.start:
+            return 1
+        per_message = int(self.start.get("rows_per_message", 1))
+        left = int(self.start["rows"]) - self.stats.rows_received
+        if self.rules.stop_after_rows is not None:
+            left = min(left, self.rules.stop_after_rows - self.stats.rows_received)
+        return max(1, min(batch // per_message, -(-left // per_message) + (self.end_rows is None)))
+
     def take(self, messages: Sequence[Message], now: float, *, events: bool) -> dict[str, int]:
         """Apply one poll's messages (error events already removed; `events`: whether the poll returned
         anything, EOF events included). Returns the next offset per partition, to commit once saved."""
         if events:
-            self.stats.last_message_at = time.perf_counter()
-            if self.stats.first_message_at is None:
-                self.stats.first_message_at = self.stats.last_message_at
             self.last_message = now
+        if messages and self.stats.first_message_at is None:
+            self.stats.first_message_at = time.perf_counter()
         rows, next_offsets, new_run = self._sort(messages)
         batch = self._keep_rows(rows)
         if next_offsets or new_run:
             self.meta["offsets"].update(next_offsets)
             if self.checkpoint:
                 self.checkpoint.save(batch, self.meta)
+        if messages:
+            self.stats.last_message_at = time.perf_counter()
         return next_offsets
 
-    def _sort(self, messages: Sequence[Message]) -> tuple[list[bytes], dict[str, int], bool]:
-        """Control messages act at once; rows are collected (those before a newer start are dropped)."""
-        rows: list[bytes] = []
+    def _sort(self, messages: Sequence[Message]) -> tuple[dict[str, list[bytes]], dict[str, int], bool]:
+        """Control messages act at once; rows are collected by wire format (those before a newer start
+        are dropped)."""
+        rows: dict[str, list[bytes]] = {}
         next_offsets: dict[str, int] = {}
         new_run = False
         for msg in messages:
             self.stats.messages += 1
             next_offsets[str(msg.partition())] = (msg.offset() or 0) + 1
             value = msg.value()
-            # Rows start with their replay index; only other messages need their headers read.
-            kind = KIND_ROW if value is not None and value.startswith(ROW_PREFIX) else _kind(msg)
-            if kind == KIND_ROW and value is not None:
-                rows.append(value)
+            kind, wire, schema = _headers(msg)
+            if kind is None and value is not None and value.startswith((ROW_PREFIX, ARROW_CONTINUATION)):
+                kind = KIND_ROW  # no headers (kcat -P): a row by its first bytes
+            if schema not in (None, SCHEMA_VERSION):
+                self._other_schema(kind, schema, value)
+            elif kind == KIND_ROW and value is not None:
+                wire = wire or (WIRE_ARROW if value.startswith(ARROW_CONTINUATION) else WIRE_JSON)
+                if wire in WIRE_FORMATS:
+                    rows.setdefault(wire, []).append(value)
+                else:
+                    self.stats.undecodable += 1
+                    self._example(f"row message in unknown format {wire[:20]!r}")
             elif kind == KIND_START and (doc := self._control(value, KIND_START)) is not None:
+                if (version := doc.get("schema", SCHEMA_VERSION)) != SCHEMA_VERSION:
+                    self._other_schema(kind, str(version), value)
                 if doc.get("run_id") != self.start.get("run_id"):
                     self.begin_replay(doc)
-                    rows, new_run = [], True
+                    rows, new_run = {}, True
             elif kind == KIND_END and (doc := self._control(value, KIND_END)) is not None:
                 if doc.get("run_id") == self.start.get("run_id"):
                     self.end_replay(int(doc["rows"]))
@@ -266,6 +329,20 @@ class ReplayState:
             elif kind not in (KIND_START, KIND_END):
                 self.stats.undecodable += 1
         return rows, next_offsets, new_run
+
+    def _other_schema(self, kind: bytes | None, schema: str, value: bytes | None) -> None:
+        """A message of another layout version: a start stops the consumer (it cannot follow that replay
+        and must not wait for it in silence), anything else is undecodable."""
+        if kind == KIND_START:
+            doc, _problem = parse_control(value, KIND_START)
+            run = f" (run {str(doc['run_id'])[:MAX_RUN_ID_SHOWN]})" if doc is not None else ""
+            raise WireError(
+                f"a replay{run} is written in wire schema {schema[:40]!r} but this consumer reads "
+                f"{SCHEMA_VERSION!r}: replay it with this version's kafka_producer.py, or read it with the "
+                "version that wrote it"
+            )
+        self.stats.undecodable += 1
+        self._example(f"message of wire schema {schema[:40]!r} (this consumer reads {SCHEMA_VERSION!r})")
 
     def _control(self, value: bytes | None, kind: bytes) -> dict[str, Any] | None:
         """A start/end control document, or None (then it is counted as undecodable, never fatal): an
@@ -286,23 +363,36 @@ class ReplayState:
         room = max(0, MAX_EXAMPLES - len(self.stats.undecodable_examples))
         self.stats.undecodable_examples += [p for p in problems if p][:room]
 
-    def _keep_rows(self, rows: list[bytes]) -> pd.DataFrame | None:
-        """Decode the poll's rows, drop those already seen, hand the new ones on; returns the new ones."""
+    def _keep_rows(self, rows: dict[str, list[bytes]]) -> pa.Table | None:
+        """Decode the poll's rows (only the columns needed), drop those already seen, hand the new ones
+        on; returns the new ones. They stay in Arrow: result() converts all of them at once."""
         if not rows:
             return None
         if not self.start:
-            self.stats.undecodable += len(rows)  # rows of a replay whose start we never saw
+            # rows of a replay whose start we never saw
+            self.stats.undecodable += sum(len(values) for values in rows.values())
             return None
-        columns = wanted_columns(self.start["columns"], self.levels)
-        decoded = decode_rows(rows, columns, run_id=str(self.start["run_id"]))
-        self.stats.undecodable += decoded.undecodable
-        self._example(*decoded.errors)
-        self.count_foreign(decoded.foreign)
-        batch = drop_duplicates(decoded.frame, self.seen, self.stats)
-        if len(batch):
+        replay_columns = list(self.start["columns"])
+        columns = wanted_columns(replay_columns, self.levels)
+        run_id = str(self.start["run_id"])
+        tables = []
+        for wire, values in rows.items():
+            decoded = (
+                decode_arrow_table(values, columns, replay_columns, run_id=run_id)
+                if wire == WIRE_ARROW
+                else decode_rows_table(values, columns, run_id=run_id)
+            )
+            self.stats.undecodable += decoded.undecodable
+            self._example(*decoded.errors)
+            self.count_foreign(decoded.foreign)
+            tables.append(decoded.table)
+        batch = drop_duplicates(
+            pa.concat_tables(tables) if len(tables) > 1 else tables[0], self.seen, self.stats
+        )
+        if batch.num_rows:
             self.batches.append(batch)
             if self.on_rows is not None:
-                deliver_window_rows(self.on_rows, batch, self.start)
+                deliver_window_rows(self.on_rows, frame_from_tables([batch], columns), self.start)
         return batch
 
     # ------------------------------------------------------------------------------ stop rules
@@ -328,20 +418,21 @@ class ReplayState:
     def result(self) -> StreamResult:
         """The rows in replay order (loader columns), with the gaps found and attributed to venues."""
         stats, start = self.stats, self.start
+        started = time.perf_counter()
         stats.expected_rows = (
             self.end_rows if self.end_rows is not None else (int(start["rows"]) if start else None)
         )
         if start:
             find_gaps(self.seen, stats)
         columns = wanted_columns(start.get("columns", list(REQUIRED_COLUMNS)), self.levels)
-        frame = frame_from_batches(self.batches, columns)
+        frame = frame_from_tables(self.batches, columns)
         if len(frame):
             frame = frame.sort_values(REPLAY_INDEX, kind="stable").reset_index(drop=True)
         if start and stats.missing_rows:
             attribute_gaps(frame, start, stats)
-        return StreamResult(
-            frame=frame.drop(columns=[REPLAY_INDEX, PREVIOUS_SEQUENCE]), start=start, stats=stats
-        )
+        frame = frame.drop(columns=[REPLAY_INDEX, PREVIOUS_SEQUENCE])
+        stats.assembly_seconds = time.perf_counter() - started
+        return StreamResult(frame=frame, start=start, stats=stats)
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -376,29 +467,44 @@ def parse_control(value: bytes | None, kind: bytes) -> tuple[dict[str, Any] | No
     return (None, f"{kind.decode()} message: {problem}") if problem else (doc, "")
 
 
-def _kind(msg: Message) -> bytes | None:
+def _headers(msg: Message) -> tuple[bytes | None, str | None, str | None]:
+    """The message's kind, format and schema headers (None for those it lacks)."""
+    kind = wire = schema = None
     for name, value in msg.headers() or ():
         if name == HEADER_KIND:
-            return value
-    return None
+            kind = value
+        elif name == HEADER_FORMAT:
+            wire = _text(value)
+        elif name == HEADER_SCHEMA:
+            schema = _text(value)
+    return kind, wire, schema
 
 
-def drop_duplicates(frame: pd.DataFrame, seen: np.ndarray, stats: StreamStats) -> pd.DataFrame:
+def _text(value: bytes | str | None) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value or ""
+
+
+def drop_duplicates(table: pa.Table, seen: np.ndarray, stats: StreamStats) -> pa.Table:
     """Keep rows whose replay index is new (a producer retry or a doubled replay would repeat them)."""
-    index = frame[REPLAY_INDEX].to_numpy()
+    index = table.column(REPLAY_INDEX).to_numpy()
     valid = (index >= 0) & (index < len(seen))
     fresh = valid.copy()
     fresh[valid] = ~seen[index[valid]]
-    # Within the batch itself, only the first occurrence of an index counts.
-    _, first = np.unique(index, return_index=True)
-    once = np.zeros(len(index), dtype=bool)
-    once[first] = True
-    keep = fresh & once
+    # Within the batch itself, only the first occurrence of an index counts (nothing to look for when
+    # the indices increase, as a replay read in order has them).
+    if len(index) > 1 and not bool(np.all(index[1:] > index[:-1])):
+        _, first = np.unique(index, return_index=True)
+        once = np.zeros(len(index), dtype=bool)
+        once[first] = True
+        fresh &= once
+    keep = fresh
     stats.duplicates += int(np.count_nonzero(valid & ~keep))
     stats.undecodable += int(np.count_nonzero(~valid))
     seen[index[keep]] = True
     stats.rows_received += int(keep.sum())
-    return frame.loc[keep]
+    return table if keep.all() else table.filter(pa.array(keep))
 
 
 def attribute_gaps(frame: pd.DataFrame, start: dict[str, Any], stats: StreamStats) -> None:

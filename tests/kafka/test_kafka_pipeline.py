@@ -8,11 +8,12 @@ import threading
 import time
 import uuid
 
+import pyarrow as pa
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
 from allocator.kafka.checkpoint import state_directory
-from allocator.kafka.codec import HEADER_KIND, HEADER_SCHEMA, KIND_ROW, SCHEMA_VERSION
+from allocator.kafka.codec import HEADER_FORMAT, HEADER_KIND, HEADER_SCHEMA, KIND_ROW, SCHEMA_VERSION
 from allocator.kafka.consumer import consume_replay
 from tests.kafka_helpers import DATASET, WINDOW, allocate_from, produce, script
 from tests.kafka_helpers import offline_report as offline
@@ -29,30 +30,51 @@ def new_topic() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"
 
 
-def test_kafka_report_is_identical_to_offline(broker, offline_report):
+def read_back(bootstrap: str, topic: str, messages: int) -> list[Message]:
+    """The topic's first `messages` messages, as a plain consumer (kcat, say) sees them."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "session.timeout.ms": 6000}
+    )
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    held: list[Message] = []
+    deadline = time.monotonic() + 60
+    while len(held) < messages and time.monotonic() < deadline:
+        held += [
+            m for m in consumer.consume(num_messages=messages - len(held), timeout=0.5) if m.error() is None
+        ]
+    consumer.close()
+    return held
+
+
+@pytest.mark.parametrize("wire", ["arrow", "json"])
+def test_kafka_report_is_identical_to_offline(broker, offline_report, wire):
     topic = new_topic()
-    summary = produce(broker.bootstrap, topic, "--speed", "0")
+    summary = produce(broker.bootstrap, topic, "--speed", "0", "--wire", wire)
     assert summary["rows_sent"] == summary["rows_delivered"] == summary["rows"] > 10_000
+    assert summary["wire"] == wire
     report = json.loads(allocate_from(broker.bootstrap, topic).stdout)
     run = report.pop("run")
     assert report == offline_report
     stream = run["stream"]
-    assert stream["stop_reason"] == "end_of_stream"
+    assert stream["stop_reason"] == "end_of_stream" and stream["wire"] == wire
     assert stream["rows_expected"] == stream["rows_received"] == summary["rows"]
     assert stream["duplicates_dropped"] == stream["missing_rows"] == stream["undecodable_skipped"] == 0
+    assert stream["messages"] == summary["messages_sent"] + 2  # the rows' messages, start and end
     assert run["run_id"] == summary["run_id"]
+    if wire == "arrow":  # unpaced: full messages, far fewer than rows
+        assert summary["messages_sent"] < summary["rows"] / 100
 
 
 REALISTIC = ["--mode", "cont-kukanov", "--horizon", "10", "--warmup", "5", "--lambda-under", "0.2,1.0"]
 
 
-@pytest.mark.parametrize("side", ["buy", "sell"])
-def test_cont_kukanov_kafka_report_is_identical_to_offline(broker, side):
+@pytest.mark.parametrize(("side", "wire"), [("buy", "arrow"), ("sell", "json")])
+def test_cont_kukanov_kafka_report_is_identical_to_offline(broker, side, wire):
     # The realistic mode reads every message and all ten levels, so this proves the stream carries the
-    # whole book (trades, sides, ts_recv), not just the top of it.
+    # whole book (trades, sides, ts_recv), not just the top of it, in either wire format.
     expected = offline(*REALISTIC, "--side", side)
     topic = new_topic()
-    produce(broker.bootstrap, topic, "--speed", "0")
+    produce(broker.bootstrap, topic, "--speed", "0", "--wire", wire)
     report = json.loads(allocate_from(broker.bootstrap, topic, *REALISTIC, "--side", side).stdout)
     report.pop("run")
     assert report == expected
@@ -74,14 +96,73 @@ def test_consumer_started_first_waits_then_completes(broker, offline_report):
     assert report == offline_report
 
 
-def test_pacing_at_speed_20(broker):
+def row_tables(messages: list[Message]) -> list[tuple[str, pa.Table]]:
+    """Each row message's format header and its rows as a table, whichever the encoding."""
+    tables = []
+    for m in messages:
+        headers = dict(m.headers())
+        if headers[HEADER_KIND] != KIND_ROW:
+            continue
+        if headers[HEADER_FORMAT] == b"arrow":
+            tables.append(("arrow", pa.ipc.open_stream(m.value()).read_all()))
+        else:
+            tables.append(("json", pa.Table.from_pylist([json.loads(m.value())])))
+    return tables
+
+
+@pytest.mark.parametrize("wire", ["auto", "arrow"])
+def test_pacing_at_speed_20(broker, wire):
     topic = new_topic()
     started = time.perf_counter()
-    summary = produce(broker.bootstrap, topic, "--speed", "20", "--end", "13:36:51")  # 19 s of data → ~0.95 s
+    summary = produce(  # 19 s of data → ~0.95 s
+        broker.bootstrap, topic, "--speed", "20", "--end", "13:36:51", "--wire", wire
+    )
     wall = time.perf_counter() - started
     assert 0.9 <= summary["elapsed_seconds"] <= 3.0, summary
-    assert summary["p99_lateness_ms"] < 250, summary
+    if wire == "auto":  # Arrow's paced one-instant messages cost ~0.1 ms each: on a loaded machine they lag
+        assert summary["p99_lateness_ms"] < 250, summary
     assert wall < 30
+    # Each paced message holds the rows of one instant, so it goes out exactly when it is due; the
+    # calibration history before the window is unpaced: full Arrow messages. auto sends the window as JSON.
+    messages = read_back(broker.bootstrap, topic, summary["messages_sent"] + 2)
+    rows = row_tables(messages)
+    history = [(f, t) for f, t in rows if t.column("n")[0].as_py() < summary["history_rows"]]
+    window = [(f, t) for f, t in rows if t.column("n")[0].as_py() >= summary["history_rows"]]
+    assert sum(t.num_rows for _, t in rows) == summary["rows"]
+    assert {f for f, _ in history} == {"arrow"} and max(t.num_rows for _, t in history) > 1000
+    assert {f for f, _ in window} == {"json" if wire == "auto" else "arrow"}
+    assert len(window) > 100 and all(len(set(t.column("ts_event").to_pylist())) == 1 for _, t in window)
+    assert all(
+        m.timestamp()[1] == t.column("ts_event")[0].as_py() // 1_000_000
+        for m, (_, t) in zip(messages[1:-1], rows, strict=True)
+    )
+
+
+def test_json_rows_are_one_object_per_message_for_kcat(broker):
+    topic = new_topic()
+    summary = produce(broker.bootstrap, topic, "--speed", "0", "--wire", "json", "--calibration", "0")
+    messages = read_back(broker.bootstrap, topic, summary["rows"] + 2)
+    kinds = [dict(m.headers()) for m in messages]
+    assert all(h[HEADER_SCHEMA] == SCHEMA_VERSION.encode() and h[HEADER_FORMAT] == b"json" for h in kinds)
+    assert [h[HEADER_KIND] for h in kinds] == [b"start"] + [KIND_ROW] * summary["rows"] + [b"end"]
+    rows = [json.loads(m.value()) for m in messages[1:-1]]
+    assert [r["n"] for r in rows] == list(range(summary["rows"])) and {r["r"] for r in rows} == {
+        summary["run_id"]
+    }
+    assert json.loads(messages[0].value())["wire"] == "json"
+
+
+def test_a_replay_in_another_schema_version_is_one_line(broker):
+    topic = new_topic()
+    produce(broker.bootstrap, topic, "--speed", "0")
+    start = read_back(broker.bootstrap, topic, 1)[0]
+    _inject(broker, topic, [start.value()], kind=b"start", schema=b"sor-l1/9")  # a newer producer's replay
+    result = allocate_from(broker.bootstrap, topic, check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"order_allocator.py: error: topic '{topic}': a replay (run "), last
+    assert "wire schema 'sor-l1/9' but this consumer reads 'sor-l1/3'" in last
+    assert "Traceback" not in result.stderr
 
 
 def test_unreachable_broker_is_one_clear_line():
@@ -107,14 +188,13 @@ def test_unreachable_broker_is_one_clear_line():
     assert "Traceback" not in result.stderr
 
 
-def _inject(broker, topic: str, values: list[bytes]) -> None:
+def _inject(
+    broker, topic: str, values: list[bytes], kind: bytes = KIND_ROW, schema: bytes = SCHEMA_VERSION.encode()
+) -> None:
     producer = Producer({"bootstrap.servers": broker.bootstrap})
     for value in values:
         producer.produce(
-            topic,
-            value=value,
-            key=b"AAPL",
-            headers=[(HEADER_SCHEMA, SCHEMA_VERSION.encode()), (HEADER_KIND, KIND_ROW)],
+            topic, value=value, key=b"AAPL", headers=[(HEADER_SCHEMA, schema), (HEADER_KIND, kind)]
         )
     assert producer.flush(10) == 0
 
