@@ -3,6 +3,7 @@ nothing when asked to be quiet. stdout is never touched, so JSON output stays cl
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import TextIO
@@ -10,6 +11,16 @@ from typing import TextIO
 from tqdm import tqdm
 
 PLAIN_INTERVAL_SECONDS = 10.0
+INTERVAL_ENV = "SOR_PROGRESS_SECONDS"  # the plain lines' interval, for logs that want more or fewer
+
+
+def plain_interval() -> float:
+    """Seconds between plain lines: $SOR_PROGRESS_SECONDS when it is a number > 0, else 10."""
+    try:
+        seconds = float(os.environ.get(INTERVAL_ENV, ""))
+    except ValueError:
+        return PLAIN_INTERVAL_SECONDS
+    return seconds if seconds > 0 else PLAIN_INTERVAL_SECONDS
 
 
 class Progress:
@@ -22,13 +33,13 @@ class Progress:
         *,
         quiet: bool = False,
         stream: TextIO | None = None,
-        interval: float = PLAIN_INTERVAL_SECONDS,
+        interval: float | None = None,
         unit: str = "task",
         silent_if_fast: bool = False,
     ) -> None:
         self.total, self.what, self.quiet, self.unit = total, what, quiet, unit
         self.stream = stream if stream is not None else sys.stderr
-        self.interval = interval
+        self.interval = interval if interval is not None else plain_interval()
         # A step that ends within one interval says nothing in plain mode: a 0.3 s grid needs no report.
         self.silent_if_fast = silent_if_fast
         self.done = 0

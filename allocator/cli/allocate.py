@@ -49,6 +49,7 @@ from allocator.kafka.checkpoint import state_directory
 from allocator.kafka.consumer import consume_replay, default_group, stream_market_data
 from allocator.kafka.live import LiveRouter
 from allocator.kafka.replay_state import StreamStats
+from allocator.kafka.stream_progress import ReplayProgress
 from allocator.pipeline import RunResult, run
 from allocator.progress import Progress
 from allocator.report.build import with_run_sections
@@ -382,6 +383,7 @@ def _consume(
         on_rows=live.on_rows if live else None,
         levels=config.book_levels,
         symbol=args.symbol,
+        progress=ReplayProgress(quiet=args.quiet),
     )
     stats = result.stats
     if not result.start:

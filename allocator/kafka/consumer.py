@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from allocator.data.loader import STRING_COLUMNS, MarketData, history_start
@@ -41,6 +42,7 @@ from allocator.kafka.replay_state import (
     StreamResult,
 )
 from allocator.kafka.settings import consumer_settings, new_client, redact
+from allocator.kafka.stream_progress import ReplayProgress
 
 log = logging.getLogger(__name__)
 BATCH = 50_000  # rows per poll: a poll asks for BATCH // rows_per_message messages (ReplayState.poll_size)
@@ -65,12 +67,14 @@ def consume_replay(
     stop_after_rows: int | None = None,
     levels: int | None = None,
     symbol: str | None = None,
+    progress: ReplayProgress | None = None,
 ) -> StreamResult:
     """Read one complete replay from `topic` (the latest one if several follow each other).
 
     `levels` limits the book levels decoded (1 = top of book, all the faithful mode needs). `on_rows`
     gets each batch of new window rows as it arrives (never the calibration history before the window),
     only those of `symbol` if one is given; the result holds every row (completeness is the replay's).
+    `progress` is told about every poll (rows, lag, the data's clock).
     """
     if on_rows is not None and symbol is not None:
         on_rows = functools.partial(_deliver_symbol, on_rows, symbol)
@@ -80,14 +84,22 @@ def consume_replay(
         on_rows=on_rows,
         checkpoint=Checkpoint(state_dir) if state_dir is not None else None,
     )
-    return ReplayConsumer(settings, topic, group, state).run()
+    return ReplayConsumer(settings, topic, group, state, progress).run()
 
 
 class ReplayConsumer:
     """The Kafka side of a ReplayState: assignment at the checkpoint's offsets, polls, commits."""
 
-    def __init__(self, settings: dict[str, str], topic: str, group: str, state: ReplayState) -> None:
+    def __init__(
+        self,
+        settings: dict[str, str],
+        topic: str,
+        group: str,
+        state: ReplayState,
+        progress: ReplayProgress | None = None,
+    ) -> None:
         self.settings, self.topic, self.group, self.state = settings, topic, group, state
+        self.progress = progress
         checkpoint = state.checkpoint
         meta = checkpoint.load() if checkpoint is not None else None
         if checkpoint is not None and meta is not None:
@@ -114,6 +126,8 @@ class ReplayConsumer:
             raise WireError(f"topic {self.topic!r}: {exc}") from None
         finally:
             interrupted.restore()
+            if self.progress is not None:
+                self.progress.close()
             self._commit_final(consumer)
             consumer.close()
             errors.flush()
@@ -165,9 +179,35 @@ class ReplayConsumer:
                     offsets=[TopicPartition(self.topic, int(p), o) for p, o in next_offsets.items()],
                     asynchronous=True,
                 )
+            if self.progress is not None and state.start:
+                self._show_progress(consumer)
             if (reason := state.stop_reason(now, bool(events))) is not None:
                 return reason
         return "interrupted"
+
+    def _show_progress(self, consumer: Consumer) -> None:
+        """Rows of the replay followed, messages still on the topic past our position (from the last
+        fetch's high watermark: no request), and the newest row's time."""
+        state = self.state
+        lag = 0
+        for partition, offset in state.meta["offsets"].items():
+            _low, high = consumer.get_watermark_offsets(
+                TopicPartition(self.topic, int(partition)), cached=True
+            )
+            if high < 0:  # not known before the first fetch response
+                lag = -1
+                break
+            lag += max(high - int(offset), 0)
+        newest = state.batches[-1].column("ts_event") if state.batches else None
+        assert self.progress is not None
+        self.progress.update(
+            str(state.start["run_id"]),
+            int(state.start["rows"]),
+            state.stats.rows_received,
+            lag_messages=lag if lag >= 0 and state.meta["offsets"] else None,
+            data_ns=pc.max(newest).as_py() if newest is not None else None,
+            window_end_ns=int(state.start["window_end_ns"]),
+        )
 
     def _data_messages(self, events: Sequence[Message]) -> list[Message]:
         """The poll's messages without its end-of-partition and topic-not-there-yet events; any other

@@ -2,7 +2,7 @@
 data's clock is, and an ETA. A replay at 1× takes as long as its window (8.7 min for the trial's), so
 silence would look like a hang; a replay that finishes within one interval prints nothing.
 
-On a terminal it is a tqdm bar; otherwise a plain line every PLAIN_INTERVAL_SECONDS (allocator.progress).
+On a terminal it is a tqdm bar; otherwise a plain line every 10 s or $SOR_PROGRESS_SECONDS (allocator.progress).
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import time
 from typing import TextIO
 
 from allocator.data.window import format_ns
-from allocator.progress import PLAIN_INTERVAL_SECONDS, Progress
+from allocator.progress import Progress
 
 
 class ReplayProgress:
     """Progress of the replay followed, in rows of the `rows` its start message announced."""
 
     def __init__(
-        self, *, quiet: bool = False, stream: TextIO | None = None, interval: float = PLAIN_INTERVAL_SECONDS
+        self, *, quiet: bool = False, stream: TextIO | None = None, interval: float | None = None
     ) -> None:
         self.quiet, self.stream, self.interval = quiet, stream, interval
         self.run_id: str | None = None

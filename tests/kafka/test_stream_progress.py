@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 import re
+import uuid
 
 from allocator.kafka.stream_progress import ReplayProgress
 from tests.helpers import at
+from tests.kafka_helpers import ORDER, WINDOW, finish, popen, start_producer
 
 
 def test_plain_lines_show_rows_rate_lag_data_clock_and_eta():
@@ -42,3 +45,23 @@ def test_a_newer_replay_starts_the_count_over():
     progress.update("r1", 100, 40, lag_messages=0, data_ns=None, window_end_ns=None)
     progress.update("r2", 60, 10, lag_messages=0, data_ns=None, window_end_ns=None)
     assert out.getvalue().splitlines()[-1].startswith("replay: 10/60 rows")
+
+
+def test_the_consumer_reports_progress_while_a_paced_replay_arrives(broker, monkeypatch):
+    """A 60 s window at 15× lasts ~4 s: with plain lines every second, several arrive before the report."""
+    monkeypatch.setenv("SOR_PROGRESS_SECONDS", "1")
+    topic = f"t-{uuid.uuid4().hex[:10]}"
+    producer = start_producer(broker.bootstrap, topic, "15", "--calibration", "0")
+    consumer = popen("order_allocator.py", "-b", broker.bootstrap, "--topic", topic, *WINDOW, *ORDER)
+    code, out, err = finish(consumer)
+    assert finish(producer)[0] == 0 and code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("replay: ")]
+    assert len(lines) >= 2, err
+    total = json.loads(out)["run"]["stream"]["rows_expected"]
+    pattern = rf"replay: (\d+)/{total} rows, \d+ s, (ETA \d+ s, )?[\d,]+ rows/s, (lag [\d,]+ msgs, )?data at "
+    assert all(re.match(pattern, line) for line in lines), lines
+    counts = [int(re.match(pattern, line).group(1)) for line in lines]
+    assert counts == sorted(counts) and counts[0] < total and counts[-1] == total
+
+    quiet = popen("order_allocator.py", "-b", broker.bootstrap, "--topic", topic, *WINDOW, *ORDER, "-q")
+    assert "replay: " not in finish(quiet)[2]
