@@ -44,7 +44,7 @@ from allocator.broker.embedded import EmbeddedBroker
 from allocator.data.loader import MarketData, load
 from allocator.data.window import WindowSpec
 from allocator.kafka.admin import admin_client, ensure_topic
-from allocator.kafka.codec import WIRE_FORMATS, rows_per_message, string_widths
+from allocator.kafka.codec import WIRE_CHOICES, WIRE_FORMATS, rows_per_message, string_widths
 from allocator.kafka.consumer import BATCH, POLL_SECONDS, consume_replay
 from allocator.kafka.producer import POLL_ROWS, ReplayStats, replay
 from allocator.kafka.settings import consumer_settings, producer_settings
@@ -261,6 +261,6 @@ def run() -> list[Figure]:
                 rounds = [one_round(broker, full, wire) for _ in range(REPEATS)]
                 figures += summarise(f"[{kind}/{wire}]", rounds)
             if kind == "tansu":
-                for wire in WIRE_FORMATS:
+                for wire in WIRE_CHOICES:
                     figures += pacing(settings, thirty, wire)
     return figures
