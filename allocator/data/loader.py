@@ -3,7 +3,9 @@
 Whatever the source — `.csv`, `.csv.gz`, `.csv.zst`, DBN through the `databento` package —
 timestamps as ISO-8601 strings or integer nanoseconds, prices as decimals or Databento fixed-point
 integers — the result is the same frame: Databento column names, `ts_event`/`ts_recv` as int64 epoch
-nanoseconds, prices as float64 (NaN when undefined), sizes as int64, rows in file order. The file is
+nanoseconds, prices as float64 (NaN when undefined), every other integer column (sizes, publisher_id,
+sequence, ...) as int32 when all its loaded values fit, else int64 (`INTEGER_DTYPES`), rows in file
+order. The per-level order counts (`bid_ct_NN`, `ask_ct_NN`) are not loaded: nothing reads them. The file is
 read in blocks that a few threads parse at once (pyarrow's own streaming reader is single-threaded),
 only the needed columns; each block is converted with whole-array operations and window-filtered as it
 arrives, and the kept rows are joined once at the end, so a large file is never held whole in memory.
@@ -40,7 +42,7 @@ import pyarrow.csv as pacsv
 from allocator.data.schema import (
     FIXED_PRICE_SCALE,
     HEADER_FIELDS,
-    LEVEL_FIELDS,
+    LOADED_LEVEL_FIELDS,
     REQUIRED_COLUMNS,
     REQUIRED_IDENTIFIERS,
     book_levels,
@@ -79,6 +81,11 @@ DEFAULT_CALIBRATION_SECONDS = 120.0
 DUPLICATE_KEYS = ("ts_event", "ts_recv", "publisher_id", "sequence", "price", "size")
 _INT64_MIN = int(np.iinfo(np.int64).min)
 _INT64_MAX = int(np.iinfo(np.int64).max)
+_INT32 = np.iinfo(np.int32)
+# An integer column other than a timestamp is held in the first of these that holds all its values (a full
+# day's frame is mostly such columns): the frame's dtype depends on the loaded values only, never on how
+# the file was read (blocks, a cache). Every consumer converts to int64 before computing with them.
+INTEGER_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 
 _ISO_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$"
 _ZONE_RE = r"(Z|[+-]\d{2}:?\d{2})$"
@@ -262,7 +269,7 @@ def column_plan(header: list[str], levels: int | None) -> tuple[list[str], dict[
     use_levels = available if levels is None else min(levels, available)
     wanted = [c for c in HEADER_FIELDS if c in present]
     for lvl in range(use_levels):
-        wanted += [level_column(f, lvl) for f in LEVEL_FIELDS if level_column(f, lvl) in present]
+        wanted += [level_column(f, lvl) for f in LOADED_LEVEL_FIELDS if level_column(f, lvl) in present]
     if "symbol" in present:
         wanted.append("symbol")
     types: dict[str, pa.DataType] = {}
@@ -803,25 +810,21 @@ def convert_block(
                 f"{path}: line {first_line + row}, column {name} is empty; every row needs "
                 f"{REQUIRED_IDENTIFIERS[name]} — fix or drop that row"
             )
-        chunks = column.chunks or [pa.array([], type=column.type)]
+        # One array per column and block (the parsed pieces' small chunks joined): what is kept until
+        # the final join is then one allocation per column, which goes back to the OS whole when freed.
+        whole = one_chunk(column)
         if name in TIMESTAMP_COLUMNS:
             if pa.types.is_timestamp(column.type) and not column.null_count:  # parsed by the reader
-                columns[name] = [pc.cast(chunk, pa.int64()).to_numpy() for chunk in chunks]
+                columns[name] = [pc.cast(whole, pa.int64()).to_numpy()]
             else:
-                columns[name] = [parse_timestamps(one_chunk(column), path, name, first_line)]
+                columns[name] = [parse_timestamps(whole, path, name, first_line)]
         elif name in STRING_COLUMNS:
-            columns[name] = as_dictionary(one_chunk(column))
+            columns[name] = as_dictionary(whole)
         elif name in price_columns:
-            converted = [_price_values(chunk) for chunk in chunks]
-            columns[name] = [values for values, _ in converted]
-            tops[name] = max(top for _, top in converted)
+            values, tops[name] = _price_values(whole)
+            columns[name] = [values]
         else:
-            columns[name] = [
-                (pc.fill_null(chunk, 0, memory_pool=reader_pool()) if chunk.null_count else chunk)
-                .to_numpy(zero_copy_only=False)
-                .astype(np.int64, copy=False)
-                for chunk in chunks
-            ]
+            columns[name] = [integer_values(whole)]
     ts = joined(columns["ts_event"])
     columns["ts_event"] = [ts]
     block = Block(first_line, columns, ts, tops)
@@ -830,6 +833,37 @@ def convert_block(
     else:
         block.checked, block.bad = check, _first_bad(block, check)
     return block
+
+
+def integer_values(arr: pa.Array) -> np.ndarray:
+    """An integer column of a block as int32 when every value fits, else int64 (an empty cell is 0)."""
+    pool = reader_pool()
+    if arr.null_count:
+        arr = pc.fill_null(arr, 0, memory_pool=pool)
+    if arr.type != pa.int32():
+        try:
+            arr = pc.cast(arr, pa.int32(), safe=True, memory_pool=pool)
+        except pa.ArrowInvalid:  # a value outside int32 (or not an integer type): int64, as before
+            return arr.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def joined_integers(chunks: list[np.ndarray]) -> np.ndarray:
+    """An integer column's chunks as one array of the first of `INTEGER_DTYPES` that holds every value:
+    int32 unless a value is outside its range (checked, never wrapped), whatever the chunks' own types."""
+    dtype = INTEGER_DTYPES[0]
+    if any(chunk.dtype != dtype for chunk in chunks):
+        present = [chunk for chunk in chunks if len(chunk)]
+        lo = min((int(chunk.min()) for chunk in present), default=0)
+        hi = max((int(chunk.max()) for chunk in present), default=0)
+        if not _INT32.min <= lo <= hi <= _INT32.max:
+            dtype = INTEGER_DTYPES[1]
+    if not chunks:
+        return np.empty(0, dtype=dtype)
+    if len(chunks) == 1 and chunks[0].dtype == dtype:
+        return chunks[0]
+    # The range was checked above: "same_kind" narrows int64 to int32 only where every value fits.
+    return np.concatenate(chunks, dtype=dtype, casting="same_kind")
 
 
 def one_chunk(column: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -1129,9 +1163,11 @@ class Accumulator:
     def _column(self, name: str, pieces: list[Any]) -> np.ndarray | pd.Categorical:
         if name in STRING_COLUMNS:
             return _categorical(pieces)
-        values = joined([chunk for piece in pieces for chunk in piece])
+        chunks = [chunk for piece in pieces for chunk in piece]
         pieces.clear()  # the chunks go now, not when the job's arguments do
-        return self.prices.scaled(values) if name in self.price_columns else values
+        if name in self.price_columns:
+            return self.prices.scaled(joined(chunks))
+        return joined(chunks) if name in TIMESTAMP_COLUMNS else joined_integers(chunks)
 
     def _history_of_symbol(self, symbols: list[str]) -> list[_Columns]:
         """Without --symbol the window holds one symbol; history rows of any other one are dropped too

@@ -24,6 +24,8 @@ HEADER_FIELDS: tuple[str, ...] = (
     "sequence",
 )
 LEVEL_FIELDS: tuple[str, ...] = ("bid_px", "ask_px", "bid_sz", "ask_sz", "bid_ct", "ask_ct")
+# The level fields the loader reads: the order counts (*_ct_NN) are in the export but nothing uses them.
+LOADED_LEVEL_FIELDS: tuple[str, ...] = ("bid_px", "ask_px", "bid_sz", "ask_sz")
 MAX_LEVELS = 10
 RTYPE_MBP1 = 1
 RTYPE_MBP10 = 10

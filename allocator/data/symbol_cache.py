@@ -59,8 +59,9 @@ log = logging.getLogger(__name__)
 CACHE_ENV = "SOR_SYMBOL_CACHE"
 OFF = ("off", "none", "0", "false", "no")
 DEFAULT_CACHE_DIR = Path(".sor_cache") / "symbols"
-# Bumped whenever what is stored changes meaning: entries of another version are rebuilt.
-CACHE_VERSION = 1
+# Bumped whenever what is stored changes meaning: entries of another version are rebuilt. 2: the order
+# counts (*_ct_NN) are no longer stored, since the loader no longer reads them.
+CACHE_VERSION = 2
 MANIFEST = "manifest.json"
 # Rows buffered per symbol before they are written, across all symbols; the largest buffers are written
 # first when it is exceeded, which bounds the split's memory whatever the number of symbols.
@@ -313,7 +314,7 @@ class _SymbolWriter:
         if (codes == codes[0]).all():
             table = pa.table(
                 {
-                    name: v if isinstance(v, pa.Array) else pa.chunked_array([pa.array(c) for c in v])
+                    name: v if isinstance(v, pa.Array) else pa.chunked_array([_stored(c) for c in v])
                     for name, v in block.columns.items()
                 }
             )
@@ -328,7 +329,7 @@ class _SymbolWriter:
                 {
                     name: pc.take(v, indices, memory_pool=reader_pool())
                     if isinstance(v, pa.Array)
-                    else pa.array(joined(v)[order])
+                    else _stored(joined(v)[order])
                     for name, v in block.columns.items()
                 }
             )
@@ -380,6 +381,12 @@ class _SymbolWriter:
     def stop(self) -> None:
         """End the encoding thread (after `close`, or instead of it when the split failed)."""
         self.encoder.shutdown(wait=True, cancel_futures=True)
+
+
+def _stored(values: np.ndarray) -> pa.Array:
+    """A number column as stored: integers always as int64 (a block holds int32 where its values fit, and
+    every part of one symbol must have one schema); the loader narrows them again when it joins them."""
+    return pa.array(values.astype(np.int64, copy=False) if values.dtype.kind in "iu" else values)
 
 
 def _width(table: pa.Table) -> float:
