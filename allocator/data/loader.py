@@ -4,12 +4,13 @@ Whatever the source — `.csv`, `.csv.gz`, `.csv.zst`, DBN through the `databent
 timestamps as ISO-8601 strings or integer nanoseconds, prices as decimals or Databento fixed-point
 integers — the result is the same frame: Databento column names, `ts_event`/`ts_recv` as int64 epoch
 nanoseconds, prices as float64 (NaN when undefined), every other integer column (sizes, publisher_id,
-sequence, ...) as int32 when all its loaded values fit, else int64 (`INTEGER_DTYPES`), rows in file
-order. The per-level order counts (`bid_ct_NN`, `ask_ct_NN`) are not loaded: nothing reads them. The file is
-read in blocks that a few threads parse at once (pyarrow's own streaming reader is single-threaded),
-only the needed columns; each block is converted with whole-array operations and window-filtered as it
-arrives, and the kept rows are joined once at the end, so a large file is never held whole in memory.
-String columns are categoricals whose categories are the values present, sorted.
+sequence, ...) in the narrowest of int8/int16/int32/int64 that holds all its loaded values
+(`INTEGER_DTYPES`), rows in file order; the per-level order counts (`bid_ct_NN`, `ask_ct_NN`) are not
+loaded (nothing reads them). The file is read in blocks that a few threads parse at once (pyarrow's own
+streaming reader is single-threaded), only the needed columns; each block is converted with whole-array
+operations and window-filtered as it arrives, and the kept rows are joined once at the end, so a large
+file is never held whole in memory. String columns are categoricals whose categories are the values
+present, sorted.
 
 With `calibration_ns` the rows of that span before the window start are kept too, apart, as
 `MarketData.history`: the realistic mode estimates queue outflow from them but never trades on them.
@@ -81,11 +82,11 @@ DEFAULT_CALIBRATION_SECONDS = 120.0
 DUPLICATE_KEYS = ("ts_event", "ts_recv", "publisher_id", "sequence", "price", "size")
 _INT64_MIN = int(np.iinfo(np.int64).min)
 _INT64_MAX = int(np.iinfo(np.int64).max)
-_INT32 = np.iinfo(np.int32)
-# An integer column other than a timestamp is held in the first of these that holds all its values (a full
-# day's frame is mostly such columns): the frame's dtype depends on the loaded values only, never on how
-# the file was read (blocks, a cache). Every consumer converts to int64 before computing with them.
-INTEGER_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
+# An integer column other than a timestamp is held in the first of these that holds all its values (most
+# of a full day's frame is such columns: sizes fit int16, venue ids int8): the frame's dtype depends on the
+# loaded values only, never on how the file was read (blocks, a cache). Every consumer converts a column
+# to int64 (or float64) before computing with it.
+INTEGER_DTYPES = tuple(np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64))
 
 _ISO_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$"
 _ZONE_RE = r"(Z|[+-]\d{2}:?\d{2})$"
@@ -848,22 +849,26 @@ def integer_values(arr: pa.Array) -> np.ndarray:
     return arr.to_numpy(zero_copy_only=False)
 
 
+def integer_dtype(lo: int, hi: int) -> np.dtype:
+    """The first of `INTEGER_DTYPES` that holds every value in [lo, hi]."""
+    for dtype in INTEGER_DTYPES:
+        bounds = np.iinfo(dtype)
+        if bounds.min <= lo and hi <= bounds.max:
+            return dtype
+    return INTEGER_DTYPES[-1]  # pragma: no cover - int64 values always fit int64
+
+
 def joined_integers(chunks: list[np.ndarray]) -> np.ndarray:
-    """An integer column's chunks as one array of the first of `INTEGER_DTYPES` that holds every value:
-    int32 unless a value is outside its range (checked, never wrapped), whatever the chunks' own types."""
-    dtype = INTEGER_DTYPES[0]
-    if any(chunk.dtype != dtype for chunk in chunks):
-        present = [chunk for chunk in chunks if len(chunk)]
-        lo = min((int(chunk.min()) for chunk in present), default=0)
-        hi = max((int(chunk.max()) for chunk in present), default=0)
-        if not _INT32.min <= lo <= hi <= _INT32.max:
-            dtype = INTEGER_DTYPES[1]
-    if not chunks:
-        return np.empty(0, dtype=dtype)
-    if len(chunks) == 1 and chunks[0].dtype == dtype:
-        return chunks[0]
-    # The range was checked above: "same_kind" narrows int64 to int32 only where every value fits.
-    return np.concatenate(chunks, dtype=dtype, casting="same_kind")
+    """An integer column's chunks as one array of the narrowest of `INTEGER_DTYPES` that holds every
+    value (checked, never wrapped), whatever the chunks' own types: int8 for venue ids, int16 for sizes."""
+    present = [chunk for chunk in chunks if len(chunk)]
+    lo = min((int(chunk.min()) for chunk in present), default=0)
+    hi = max((int(chunk.max()) for chunk in present), default=0)
+    dtype = integer_dtype(lo, hi)
+    if len(present) == 1 and present[0].dtype == dtype:
+        return present[0]
+    # The range was checked above: "same_kind" narrows an integer type only where every value fits.
+    return np.concatenate(present or [np.empty(0, dtype)], dtype=dtype, casting="same_kind")
 
 
 def one_chunk(column: pa.ChunkedArray | pa.Array) -> pa.Array:
