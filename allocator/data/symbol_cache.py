@@ -99,6 +99,7 @@ def load_symbol(
     block_size: int = BLOCK_SIZE,
     calibration_ns: int = 0,
     cache_dir: str | Path | None = None,
+    depth_side: str | None = None,
 ) -> MarketData | None:
     """`symbol`'s rows from the cache, splitting the file first if it has no valid entry yet; None when the
     file should be parsed directly instead (one symbol in its first block, a file the parse refuses, a
@@ -122,7 +123,7 @@ def load_symbol(
         return None
     try:
         return _load_entry(
-            entry, manifest, path, header, window, levels, symbol, price_format, calibration_ns
+            entry, manifest, path, header, window, levels, symbol, price_format, calibration_ns, depth_side
         )
     except (OSError, pa.ArrowException, KeyError, ValueError) as exc:
         # Replaced under us by another process's rebuild, or damaged: the direct parse is always right.
@@ -434,9 +435,10 @@ def _load_entry(
     symbol: str,
     price_format: str,
     calibration_ns: int,
+    depth_side: str | None = None,
 ) -> MarketData:
     """What the direct parse of the file would give for `symbol`, from that symbol's parts alone."""
-    wanted, types, use_levels = column_plan(header, levels)
+    wanted, types, use_levels = column_plan(header, levels, depth_side)
     price_columns = [c for c in wanted if types[c] == pa.float64()]
     state = Accumulator(path, window, symbol, price_format, price_columns, calibration_ns)
     # The format as the direct parse of these columns would have it: decided by the whole file's first

@@ -126,7 +126,10 @@ def build_book(frame: pd.DataFrame, publisher_ids: np.ndarray, side: Side = "buy
     [rows, levels] copy of the book.
     """
     sign = side_sign(side)
-    levels = book_levels(frame.columns)
+    take = "ask" if side == "buy" else "bid"
+    # The depth of the file (its ask levels), or of the side we take from when only that side was loaded
+    # below the top (the loader's `depth_side`): the same count on any export, which has both sides.
+    levels = max(book_levels(frame.columns), book_levels(frame.columns, f"{take}_px"))
     ts = frame["ts_event"].to_numpy(dtype=np.int64)
     recv = frame["ts_recv"].to_numpy(dtype=np.int64) if "ts_recv" in frame.columns else ts
     pid = frame["publisher_id"].to_numpy(dtype=np.int64)
