@@ -115,6 +115,12 @@ class MarketData:
     # Rows in [window.start_ns - calibration, window.start_ns), for estimation only, never traded;
     # None when no calibration was asked for. Last, with a default, so other constructors still work.
     history: pd.DataFrame | None = None
+    # (history, frame, history followed by frame) when the loader built `history` and `frame` as slices of
+    # one frame: `frame_with_history` returns that frame instead of concatenating a copy, as long as
+    # `history` and `frame` are still those objects. Not a constructor argument (nor copied by replace).
+    joined: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def rows_in_window(self) -> int:
@@ -1257,6 +1263,7 @@ class Accumulator:
             # `pd.concat([history, frame])` keeps the category dtype.
             split = sum(_rows(part) for part in history)
             joined = pd.DataFrame(self._columns([*history, *self.kept]), copy=False)
+            # Slices of `joined`, sharing its memory (copy-on-write): the frame is held once.
             history_frame = joined.iloc[:split].reset_index(drop=True)
             frame = joined.iloc[split:].reset_index(drop=True)
         else:
@@ -1265,7 +1272,7 @@ class Accumulator:
                 history_frame = frame.iloc[:0].copy()  # same columns and dtypes (categories too)
         self.kept = []
         release_freed_memory()
-        return MarketData(
+        data = MarketData(
             frame=frame,
             source=str(self.path),
             window=self.window,
@@ -1277,6 +1284,9 @@ class Accumulator:
             symbols=symbols if self.symbol is None else [self.symbol],
             history=history_frame,
         )
+        if history and history_frame is not None:
+            data.joined = (history_frame, frame, joined)
+        return data
 
 
 def parse_timestamps(arr: pa.Array, path: Path | str, column: str, first_line: int = 2) -> np.ndarray:
@@ -1436,6 +1446,8 @@ def frame_with_history(data: MarketData) -> pd.DataFrame:
     history = data.history
     if history is None or len(history) == 0:
         return data.frame
+    if data.joined is not None and data.joined[0] is history and data.joined[1] is data.frame:
+        return data.joined[2]  # the loader's own frame of both: no copy
     return pd.concat([history, data.frame], ignore_index=True)
 
 
