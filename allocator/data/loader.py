@@ -122,6 +122,10 @@ class MarketData:
         default=None, init=False, repr=False, compare=False
     )
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without `joined`: its frame would be written out again beside `history` and `frame`."""
+        return self.__dict__ | {"joined": None}
+
     @property
     def rows_in_window(self) -> int:
         return len(self.frame)

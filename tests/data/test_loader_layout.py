@@ -5,6 +5,7 @@ with the values, and every report computed from them, exactly those of the full 
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +185,7 @@ def test_history_and_window_are_slices_of_one_frame():
     for name in ("ts_event", "ask_px_00", "size"):
         assert np.shares_memory(rows[name].to_numpy(), data.frame[name].to_numpy()), name
         assert np.shares_memory(rows[name].to_numpy(), data.history[name].to_numpy()), name
+    assert pickle.loads(pickle.dumps(data)).joined is None  # not pickled twice over
     shorter = dataclasses.replace(data, frame=data.frame.iloc[:-1].reset_index(drop=True))
     assert shorter.joined is None
     pd.testing.assert_frame_equal(
