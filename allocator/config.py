@@ -230,3 +230,11 @@ class RunConfig:
     def book_levels(self) -> int | None:
         """Depth to load: the realistic mode walks the book (all levels), the faithful one needs the top."""
         return None if self.realistic else 1
+
+    @property
+    def depth_side(self) -> str | None:
+        """The side of the book to load below the top (None: both): the realistic mode walks only the side
+        the order takes from (the asks for a buy) below level 00."""
+        if not self.realistic:
+            return None
+        return "ask" if self.side == "buy" else "bid"

@@ -27,7 +27,7 @@ from allocator.execution.realistic import run_ck_router
 from allocator.execution.sim_market import SimMarket, build_sim_market
 from allocator.report.build import build_report, data_section
 from allocator.search import SearchResult, Strategy, search
-from allocator.snapshots.rule import build_snapshots
+from allocator.snapshots.rule import Snapshots, build_snapshots
 from allocator.snapshots.side import Side
 
 log = logging.getLogger(__name__)
@@ -57,12 +57,22 @@ def build_market(data: MarketData, fees: FeeTable, side: Side = "buy") -> tuple[
 
 
 def build_sim_market_for(
-    data: MarketData, fees: FeeTable, settings: SimSettings, side: Side = "buy"
+    data: MarketData,
+    fees: FeeTable,
+    settings: SimSettings,
+    side: Side = "buy",
+    window_snapshots: Snapshots | None = None,
 ) -> tuple[SimMarket, list[str]]:
     """The realistic mode's view of the data: every venue's message stream for the order's side, over the
-    history and the window, and the common arrival of every strategy."""
+    history and the window, and the common arrival of every strategy.
+
+    `window_snapshots`, `build_snapshots(data.frame, side)` when the caller has them already: without
+    history they are the snapshots wanted here, and are used instead of being built (and held) twice."""
     frame = frame_with_history(data)
-    snaps = build_snapshots(frame, side)
+    if window_snapshots is not None and frame is data.frame and window_snapshots.side == side:
+        snaps = window_snapshots
+    else:
+        snaps = build_snapshots(frame, side)
     taker, rebate = fees.arrays(snaps.publisher_ids)
     book = build_book(frame, snaps.publisher_ids, side)
     if not any(stream.hit_sz.any() for stream in book.streams):
@@ -98,10 +108,17 @@ def run(
     window_snaps = market.snapshots
     if window_snaps.ticks == 0:
         raise UserError(f"{data.source}: no rows to route in {data.window.in_words()}")
+    # What the report says about the data, now: the window's snapshots are not needed after it.
+    section = data_section(data, window_snaps)
     sim_market = None
     strategy: Strategy
     if config.realistic:
-        sim_market, names = build_sim_market_for(data, fees, config.sim, config.side)
+        # Reused when the history is empty (they are then the realistic mode's snapshots too), else freed
+        # before the history's and the window's are built.
+        reuse = window_snaps if data.history_rows == 0 else None
+        del market, window_snaps
+        sim_market, names = build_sim_market_for(data, fees, config.sim, config.side, reuse)
+        del reuse
         market = sim_market.market
         strategy = functools.partial(run_ck_router, sim_market, config.order_size)
     else:
@@ -117,7 +134,7 @@ def run(
         config=config,
         snapshots=market.snapshots,
         venue_names=names,
-        data_section=data_section(data, window_snaps),
+        data_section=section,
         sim_market=sim_market,
     )
     return RunResult(report, market, result, baselines, names, config, sim_market)

@@ -323,6 +323,7 @@ def _load_offline(args: argparse.Namespace, config: RunConfig) -> tuple[MarketDa
         symbol=args.symbol,
         price_format=args.price_format,
         calibration_ns=config.calibration_ns,
+        depth_side=config.depth_side,
     )
     log.info("loaded %d rows in %s from %s", data.rows_in_window, data.window.in_words(), data.source)
     return data, {"source": f"csv:{data.source}", "rows_in_file": data.rows_total}

@@ -3,11 +3,14 @@
 Whatever the source — `.csv`, `.csv.gz`, `.csv.zst`, DBN through the `databento` package —
 timestamps as ISO-8601 strings or integer nanoseconds, prices as decimals or Databento fixed-point
 integers — the result is the same frame: Databento column names, `ts_event`/`ts_recv` as int64 epoch
-nanoseconds, prices as float64 (NaN when undefined), sizes as int64, rows in file order. The file is
-read in blocks that a few threads parse at once (pyarrow's own streaming reader is single-threaded),
-only the needed columns; each block is converted with whole-array operations and window-filtered as it
-arrives, and the kept rows are joined once at the end, so a large file is never held whole in memory.
-String columns are categoricals whose categories are the values present, sorted.
+nanoseconds, prices as float64 (NaN when undefined), every other integer column (sizes, publisher_id,
+sequence, ...) in the narrowest of int8/int16/int32/int64 that holds all its loaded values
+(`INTEGER_DTYPES`), rows in file order; the per-level order counts (`bid_ct_NN`, `ask_ct_NN`) are not
+loaded (nothing reads them). The file is read in blocks that a few threads parse at once (pyarrow's own
+streaming reader is single-threaded), only the needed columns; each block is converted with whole-array
+operations and window-filtered as it arrives, and the kept rows are joined once at the end, so a large
+file is never held whole in memory. String columns are categoricals whose categories are the values
+present, sorted.
 
 With `calibration_ns` the rows of that span before the window start are kept too, apart, as
 `MarketData.history`: the realistic mode estimates queue outflow from them but never trades on them.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import ctypes
 import dataclasses
 import functools
 import importlib
@@ -38,9 +42,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from allocator.data.schema import (
+    BOOK_SIDES,
     FIXED_PRICE_SCALE,
     HEADER_FIELDS,
-    LEVEL_FIELDS,
+    LOADED_LEVEL_FIELDS,
     REQUIRED_COLUMNS,
     REQUIRED_IDENTIFIERS,
     book_levels,
@@ -79,6 +84,14 @@ DEFAULT_CALIBRATION_SECONDS = 120.0
 DUPLICATE_KEYS = ("ts_event", "ts_recv", "publisher_id", "sequence", "price", "size")
 _INT64_MIN = int(np.iinfo(np.int64).min)
 _INT64_MAX = int(np.iinfo(np.int64).max)
+# An integer column other than a timestamp is held in the first of these that holds all its values (most
+# of a full day's frame is such columns: sizes fit int16, venue ids int8): the frame's dtype depends on the
+# loaded values only, never on how the file was read (blocks, a cache). Every consumer converts a column
+# to int64 (or float64) before computing with it.
+_INTEGER_RANGES = tuple(
+    (np.dtype(t), int(np.iinfo(t).min), int(np.iinfo(t).max)) for t in (np.int8, np.int16, np.int32, np.int64)
+)
+INTEGER_DTYPES = tuple(dtype for dtype, _, _ in _INTEGER_RANGES)
 
 _ISO_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$"
 _ZONE_RE = r"(Z|[+-]\d{2}:?\d{2})$"
@@ -102,6 +115,16 @@ class MarketData:
     # Rows in [window.start_ns - calibration, window.start_ns), for estimation only, never traded;
     # None when no calibration was asked for. Last, with a default, so other constructors still work.
     history: pd.DataFrame | None = None
+    # (history, frame, history followed by frame) when the loader built `history` and `frame` as slices of
+    # one frame: `frame_with_history` returns that frame instead of concatenating a copy, as long as
+    # `history` and `frame` are still those objects. Not a constructor argument (nor copied by replace).
+    joined: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without `joined`: its frame would be written out again beside `history` and `frame`."""
+        return self.__dict__ | {"joined": None}
 
     @property
     def rows_in_window(self) -> int:
@@ -152,11 +175,14 @@ def load(
     calibration_ns: int = 0,
     cache_dir: str | Path | None = None,
     symbol_cache: bool = True,
+    depth_side: str | None = None,
 ) -> MarketData:
     """Read `path` and keep the rows inside `window` (default: the trial window on the data's date).
 
     `levels` limits the book levels parsed (1 is enough for top-of-book routing and saves most of the
-    work on MBP-10 files); `symbol` selects one instrument of a multi-symbol file. `calibration_ns` > 0
+    work on MBP-10 files); `depth_side` ("bid" or "ask") keeps only that side below the top level (both
+    sides' level 00 always): all a simulated order that takes from that side reads, and half the book of
+    a full day's frame. `symbol` selects one instrument of a multi-symbol file. `calibration_ns` > 0
     also keeps the rows that long before the window start as `history` (see `MarketData.history`).
 
     With `symbol` on a CSV holding several symbols, the file is split once into per-symbol Parquet files
@@ -167,6 +193,8 @@ def load(
     calibration_ns = int(calibration_ns)
     if calibration_ns < 0:
         raise ValueError(f"calibration_ns must be >= 0, got {calibration_ns}")
+    if depth_side is not None and depth_side not in BOOK_SIDES:
+        raise ValueError(f"depth_side must be None or one of {BOOK_SIDES}, got {depth_side!r}")
     path = Path(path)
     window = window if window is not None else WindowSpec()
     if price_format not in PRICE_FORMATS:
@@ -183,11 +211,14 @@ def load(
             csv="csv_path",
         )
     if path.name.endswith(_DBN_SUFFIXES):
-        return _load_dbn(path, window, levels=levels, symbol=symbol, calibration_ns=calibration_ns)
+        return _load_dbn(
+            path, window, levels=levels, symbol=symbol, calibration_ns=calibration_ns, depth_side=depth_side
+        )
     return _load_csv(
         path,
         window,
         levels=levels,
+        depth_side=depth_side,
         symbol=symbol,
         price_format=price_format,
         block_size=block_size,
@@ -255,14 +286,20 @@ def _check_columns(path: Path, header: list[str]) -> None:
     raise UserError(f"{path}: missing required column(s) {', '.join(missing)}{hint}")
 
 
-def column_plan(header: list[str], levels: int | None) -> tuple[list[str], dict[str, pa.DataType], int]:
-    """Which known columns to parse and as which types; unknown extra columns are ignored."""
+def column_plan(
+    header: list[str], levels: int | None, depth_side: str | None = None
+) -> tuple[list[str], dict[str, pa.DataType], int]:
+    """Which known columns to parse and as which types; unknown extra columns are ignored. Below level
+    00 only `depth_side`'s fields when one is given."""
     present = set(header)
     available = book_levels(present)
     use_levels = available if levels is None else min(levels, available)
     wanted = [c for c in HEADER_FIELDS if c in present]
     for lvl in range(use_levels):
-        wanted += [level_column(f, lvl) for f in LEVEL_FIELDS if level_column(f, lvl) in present]
+        fields = [
+            f for f in LOADED_LEVEL_FIELDS if lvl == 0 or depth_side is None or f.startswith(f"{depth_side}_")
+        ]
+        wanted += [level_column(f, lvl) for f in fields if level_column(f, lvl) in present]
     if "symbol" in present:
         wanted.append("symbol")
     types: dict[str, pa.DataType] = {}
@@ -289,6 +326,7 @@ def _load_csv(
     calibration_ns: int = 0,
     cache_dir: str | Path | None = None,
     symbol_cache: bool = True,
+    depth_side: str | None = None,
 ) -> MarketData:
     header = read_header(path)
     _check_columns(path, header)
@@ -306,6 +344,7 @@ def _load_csv(
             block_size=block_size,
             calibration_ns=calibration_ns,
             cache_dir=cache_dir,
+            depth_side=depth_side,
         )
         if cached is not None:
             return cached
@@ -314,6 +353,7 @@ def _load_csv(
         header,
         window,
         levels=levels,
+        depth_side=depth_side,
         symbol=symbol,
         price_format=price_format,
         block_size=block_size,
@@ -331,9 +371,10 @@ def load_csv_direct(
     price_format: str,
     block_size: int = BLOCK_SIZE,
     calibration_ns: int = 0,
+    depth_side: str | None = None,
 ) -> MarketData:
     """Parse the whole CSV (its header already checked), keeping the rows of `window` (and `symbol`)."""
-    wanted, types, use_levels = column_plan(header, levels)
+    wanted, types, use_levels = column_plan(header, levels, depth_side)
     price_columns = [c for c in wanted if types[c] == pa.float64()]
     state = Accumulator(path, window, symbol, price_format, price_columns, calibration_ns)
     for block in parsed_blocks(path, header, wanted, types, block_size, state.prices):
@@ -803,25 +844,21 @@ def convert_block(
                 f"{path}: line {first_line + row}, column {name} is empty; every row needs "
                 f"{REQUIRED_IDENTIFIERS[name]} — fix or drop that row"
             )
-        chunks = column.chunks or [pa.array([], type=column.type)]
+        # One array per column and block (the parsed pieces' small chunks joined): what is kept until
+        # the final join is then one allocation per column, which goes back to the OS whole when freed.
+        whole = one_chunk(column)
         if name in TIMESTAMP_COLUMNS:
             if pa.types.is_timestamp(column.type) and not column.null_count:  # parsed by the reader
-                columns[name] = [pc.cast(chunk, pa.int64()).to_numpy() for chunk in chunks]
+                columns[name] = [pc.cast(whole, pa.int64()).to_numpy()]
             else:
-                columns[name] = [parse_timestamps(one_chunk(column), path, name, first_line)]
+                columns[name] = [parse_timestamps(whole, path, name, first_line)]
         elif name in STRING_COLUMNS:
-            columns[name] = as_dictionary(one_chunk(column))
+            columns[name] = as_dictionary(whole)
         elif name in price_columns:
-            converted = [_price_values(chunk) for chunk in chunks]
-            columns[name] = [values for values, _ in converted]
-            tops[name] = max(top for _, top in converted)
+            values, tops[name] = _price_values(whole)
+            columns[name] = [values]
         else:
-            columns[name] = [
-                (pc.fill_null(chunk, 0, memory_pool=reader_pool()) if chunk.null_count else chunk)
-                .to_numpy(zero_copy_only=False)
-                .astype(np.int64, copy=False)
-                for chunk in chunks
-            ]
+            columns[name] = [integer_values(whole)]
     ts = joined(columns["ts_event"])
     columns["ts_event"] = [ts]
     block = Block(first_line, columns, ts, tops)
@@ -830,6 +867,40 @@ def convert_block(
     else:
         block.checked, block.bad = check, _first_bad(block, check)
     return block
+
+
+def integer_values(arr: pa.Array) -> np.ndarray:
+    """An integer column of a block as int32 when every value fits, else int64 (an empty cell is 0)."""
+    pool = reader_pool()
+    if arr.null_count:
+        arr = pc.fill_null(arr, 0, memory_pool=pool)
+    if arr.type != pa.int32():
+        try:
+            arr = pc.cast(arr, pa.int32(), safe=True, memory_pool=pool)
+        except pa.ArrowInvalid:  # a value outside int32 (or not an integer type): int64, as before
+            return arr.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def integer_dtype(lo: int, hi: int) -> np.dtype:
+    """The first of `INTEGER_DTYPES` that holds every value in [lo, hi]."""
+    for dtype, low, high in _INTEGER_RANGES:
+        if low <= lo and hi <= high:
+            return dtype
+    return INTEGER_DTYPES[-1]  # pragma: no cover - int64 values always fit int64
+
+
+def joined_integers(chunks: list[np.ndarray]) -> np.ndarray:
+    """An integer column's chunks as one array of the narrowest of `INTEGER_DTYPES` that holds every
+    value (checked, never wrapped), whatever the chunks' own types: int8 for venue ids, int16 for sizes."""
+    present = [chunk for chunk in chunks if len(chunk)]
+    lo = min((int(chunk.min()) for chunk in present), default=0)
+    hi = max((int(chunk.max()) for chunk in present), default=0)
+    dtype = integer_dtype(lo, hi)
+    if len(present) == 1 and present[0].dtype == dtype:
+        return present[0]
+    # The range was checked above: "same_kind" narrows an integer type only where every value fits.
+    return np.concatenate(present or [np.empty(0, dtype)], dtype=dtype, casting="same_kind")
 
 
 def one_chunk(column: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -1019,6 +1090,24 @@ class PriceFormat:
         )
 
 
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's malloc_trim, or None elsewhere (another C library, another OS)."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return None
+
+
+def release_freed_memory() -> None:
+    """Hand the pages freed by the join back to the OS. The blocks' small arrays were allocated by the
+    worker threads from their own malloc arenas, which keep freed pages for reuse by those threads only:
+    on a full MBP-10 day that measured as 100-200 MB of RSS held for the rest of the run."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 @contextlib.contextmanager
 def _small_pages() -> Iterator[None]:
     """numpy asks the kernel for huge pages for large arrays (madvise); where the kernel then compacts
@@ -1129,9 +1218,11 @@ class Accumulator:
     def _column(self, name: str, pieces: list[Any]) -> np.ndarray | pd.Categorical:
         if name in STRING_COLUMNS:
             return _categorical(pieces)
-        values = joined([chunk for piece in pieces for chunk in piece])
+        chunks = [chunk for piece in pieces for chunk in piece]
         pieces.clear()  # the chunks go now, not when the job's arguments do
-        return self.prices.scaled(values) if name in self.price_columns else values
+        if name in self.price_columns:
+            return self.prices.scaled(joined(chunks))
+        return joined(chunks) if name in TIMESTAMP_COLUMNS else joined_integers(chunks)
 
     def _history_of_symbol(self, symbols: list[str]) -> list[_Columns]:
         """Without --symbol the window holds one symbol; history rows of any other one are dropped too
@@ -1176,6 +1267,7 @@ class Accumulator:
             # `pd.concat([history, frame])` keeps the category dtype.
             split = sum(_rows(part) for part in history)
             joined = pd.DataFrame(self._columns([*history, *self.kept]), copy=False)
+            # Slices of `joined`, sharing its memory (copy-on-write): the frame is held once.
             history_frame = joined.iloc[:split].reset_index(drop=True)
             frame = joined.iloc[split:].reset_index(drop=True)
         else:
@@ -1183,7 +1275,8 @@ class Accumulator:
             if history is not None:
                 history_frame = frame.iloc[:0].copy()  # same columns and dtypes (categories too)
         self.kept = []
-        return MarketData(
+        release_freed_memory()
+        data = MarketData(
             frame=frame,
             source=str(self.path),
             window=self.window,
@@ -1195,6 +1288,9 @@ class Accumulator:
             symbols=symbols if self.symbol is None else [self.symbol],
             history=history_frame,
         )
+        if history and history_frame is not None:
+            data.joined = (history_frame, frame, joined)
+        return data
 
 
 def parse_timestamps(arr: pa.Array, path: Path | str, column: str, first_line: int = 2) -> np.ndarray:
@@ -1272,7 +1368,13 @@ def _first_failing_cast(arr: pa.Array, target: pa.DataType) -> int:
 
 
 def _load_dbn(
-    path: Path, window: WindowSpec, *, levels: int | None, symbol: str | None, calibration_ns: int = 0
+    path: Path,
+    window: WindowSpec,
+    *,
+    levels: int | None,
+    symbol: str | None,
+    calibration_ns: int = 0,
+    depth_side: str | None = None,
 ) -> MarketData:
     """DBN files through the official `databento` package, streamed in chunks like the CSV path."""
     try:
@@ -1304,7 +1406,7 @@ def _load_dbn(
             unmapped = "symbol" in chunk.columns and bool(chunk["symbol"].isna().all())
             header = [c for c in chunk.columns if not (unmapped and c == "symbol")]
             _check_columns(path, header)
-            wanted, types, use_levels = column_plan(header, levels)
+            wanted, types, use_levels = column_plan(header, levels, depth_side)
             price_columns = [c for c in wanted if types[c] == pa.float64()]
             state = Accumulator(path, window, symbol, "decimal", price_columns, calibration_ns)
         table = pa.Table.from_pandas(_dbn_to_text_timestamps(chunk[wanted]), preserve_index=False)
@@ -1348,6 +1450,8 @@ def frame_with_history(data: MarketData) -> pd.DataFrame:
     history = data.history
     if history is None or len(history) == 0:
         return data.frame
+    if data.joined is not None and data.joined[0] is history and data.joined[1] is data.frame:
+        return data.joined[2]  # the loader's own frame of both: no copy
     return pd.concat([history, data.frame], ignore_index=True)
 
 

@@ -24,6 +24,10 @@ HEADER_FIELDS: tuple[str, ...] = (
     "sequence",
 )
 LEVEL_FIELDS: tuple[str, ...] = ("bid_px", "ask_px", "bid_sz", "ask_sz", "bid_ct", "ask_ct")
+# The level fields the loader reads: the order counts (*_ct_NN) are in the export but nothing uses them.
+LOADED_LEVEL_FIELDS: tuple[str, ...] = ("bid_px", "ask_px", "bid_sz", "ask_sz")
+# The sides of the book (the `depth_side` the loader may keep below the top level).
+BOOK_SIDES: tuple[str, ...] = ("bid", "ask")
 MAX_LEVELS = 10
 RTYPE_MBP1 = 1
 RTYPE_MBP10 = 10
@@ -42,11 +46,12 @@ def is_price_column(name: str) -> bool:
     return name == "price" or "_px_" in name
 
 
-def book_levels(columns: Iterable[str]) -> int:
-    """How many book levels the columns hold: consecutive ask_px_NN from level 0, at most MAX_LEVELS."""
+def book_levels(columns: Iterable[str], field: str = "ask_px") -> int:
+    """How many book levels the columns hold: consecutive `field`_NN (ask_px_NN) from level 0, at most
+    MAX_LEVELS."""
     present = set(columns)
     levels = 0
-    while levels < MAX_LEVELS and level_column("ask_px", levels) in present:
+    while levels < MAX_LEVELS and level_column(field, levels) in present:
         levels += 1
     return levels
 

@@ -59,8 +59,9 @@ log = logging.getLogger(__name__)
 CACHE_ENV = "SOR_SYMBOL_CACHE"
 OFF = ("off", "none", "0", "false", "no")
 DEFAULT_CACHE_DIR = Path(".sor_cache") / "symbols"
-# Bumped whenever what is stored changes meaning: entries of another version are rebuilt.
-CACHE_VERSION = 1
+# Bumped whenever what is stored changes meaning: entries of another version are rebuilt. 2: the order
+# counts (*_ct_NN) are no longer stored, since the loader no longer reads them.
+CACHE_VERSION = 2
 MANIFEST = "manifest.json"
 # Rows buffered per symbol before they are written, across all symbols; the largest buffers are written
 # first when it is exceeded, which bounds the split's memory whatever the number of symbols.
@@ -98,6 +99,7 @@ def load_symbol(
     block_size: int = BLOCK_SIZE,
     calibration_ns: int = 0,
     cache_dir: str | Path | None = None,
+    depth_side: str | None = None,
 ) -> MarketData | None:
     """`symbol`'s rows from the cache, splitting the file first if it has no valid entry yet; None when the
     file should be parsed directly instead (one symbol in its first block, a file the parse refuses, a
@@ -121,7 +123,7 @@ def load_symbol(
         return None
     try:
         return _load_entry(
-            entry, manifest, path, header, window, levels, symbol, price_format, calibration_ns
+            entry, manifest, path, header, window, levels, symbol, price_format, calibration_ns, depth_side
         )
     except (OSError, pa.ArrowException, KeyError, ValueError) as exc:
         # Replaced under us by another process's rebuild, or damaged: the direct parse is always right.
@@ -313,7 +315,7 @@ class _SymbolWriter:
         if (codes == codes[0]).all():
             table = pa.table(
                 {
-                    name: v if isinstance(v, pa.Array) else pa.chunked_array([pa.array(c) for c in v])
+                    name: v if isinstance(v, pa.Array) else pa.chunked_array([_stored(c) for c in v])
                     for name, v in block.columns.items()
                 }
             )
@@ -328,7 +330,7 @@ class _SymbolWriter:
                 {
                     name: pc.take(v, indices, memory_pool=reader_pool())
                     if isinstance(v, pa.Array)
-                    else pa.array(joined(v)[order])
+                    else _stored(joined(v)[order])
                     for name, v in block.columns.items()
                 }
             )
@@ -382,6 +384,12 @@ class _SymbolWriter:
         self.encoder.shutdown(wait=True, cancel_futures=True)
 
 
+def _stored(values: np.ndarray) -> pa.Array:
+    """A number column as stored: integers always as int64 (a block holds int32 where its values fit, and
+    every part of one symbol must have one schema); the loader narrows them again when it joins them."""
+    return pa.array(values.astype(np.int64, copy=False) if values.dtype.kind in "iu" else values)
+
+
 def _width(table: pa.Table) -> float:
     """Bytes a row holds, to account for buffered slices without measuring each."""
     return table.nbytes / max(table.num_rows, 1)
@@ -427,9 +435,10 @@ def _load_entry(
     symbol: str,
     price_format: str,
     calibration_ns: int,
+    depth_side: str | None = None,
 ) -> MarketData:
     """What the direct parse of the file would give for `symbol`, from that symbol's parts alone."""
-    wanted, types, use_levels = column_plan(header, levels)
+    wanted, types, use_levels = column_plan(header, levels, depth_side)
     price_columns = [c for c in wanted if types[c] == pa.float64()]
     state = Accumulator(path, window, symbol, price_format, price_columns, calibration_ns)
     # The format as the direct parse of these columns would have it: decided by the whole file's first

@@ -93,13 +93,23 @@ def _hits_our_side(frame: pd.DataFrame, side: Side, mid_before: np.ndarray) -> n
     row), because a row may already show the book after the trade."""
     if "action" not in frame.columns or "price" not in frame.columns:
         return np.zeros(len(frame), dtype=bool)
-    action = np.asarray(frame["action"].astype(str))
-    trade = action == "T"
-    aggressor = np.asarray(frame["side"].astype(str)) if "side" in frame.columns else np.full(len(frame), "N")
+    trade = _equals(frame, "action", "T")
     price = frame["price"].to_numpy(dtype=np.float64, na_value=np.nan)
-    hits_bid = (aggressor == "A") | ((aggressor == "N") & (price <= mid_before))
-    hits_ask = (aggressor == "B") | ((aggressor == "N") & (price > mid_before))
+    if "side" in frame.columns:
+        unknown = _equals(frame, "side", "N")
+        hits_bid, hits_ask = _equals(frame, "side", "A"), _equals(frame, "side", "B")
+    else:
+        unknown = np.ones(len(frame), dtype=bool)
+        hits_bid, hits_ask = np.zeros(len(frame), dtype=bool), np.zeros(len(frame), dtype=bool)
+    hits_bid = hits_bid | (unknown & (price <= mid_before))
+    hits_ask = hits_ask | (unknown & (price > mid_before))
     return trade & (hits_bid if side == "buy" else hits_ask) & np.isfinite(price)
+
+
+def _equals(frame: pd.DataFrame, name: str, value: str) -> np.ndarray:
+    """Rows whose `name` is `value` (an empty cell is not), compared on the column as it is (a categorical
+    compares its codes): no per-row string array for a full day's frame."""
+    return (frame[name] == value).to_numpy(dtype=bool, na_value=False)
 
 
 def _mid_before(bid0: np.ndarray, ask0: np.ndarray, venue_rows: list[np.ndarray]) -> np.ndarray:
@@ -126,14 +136,18 @@ def build_book(frame: pd.DataFrame, publisher_ids: np.ndarray, side: Side = "buy
     [rows, levels] copy of the book.
     """
     sign = side_sign(side)
-    levels = book_levels(frame.columns)
+    take = "ask" if side == "buy" else "bid"
+    # The depth of the file (its ask levels), or of the side we take from when only that side was loaded
+    # below the top (the loader's `depth_side`): the same count on any export, which has both sides.
+    levels = max(book_levels(frame.columns), book_levels(frame.columns, f"{take}_px"))
     ts = frame["ts_event"].to_numpy(dtype=np.int64)
     recv = frame["ts_recv"].to_numpy(dtype=np.int64) if "ts_recv" in frame.columns else ts
-    pid = frame["publisher_id"].to_numpy(dtype=np.int64)
     order = event_order(ts)
-    venue_of_row = np.searchsorted(publisher_ids, pid)
+    venue_of_row = np.searchsorted(publisher_ids, frame["publisher_id"].to_numpy(dtype=np.int64))
     # each venue's frame rows in event order
-    venue_rows = [order[venue_of_row[order] == v] for v in range(len(publisher_ids))]
+    in_order = venue_of_row[order]
+    venue_rows = [order[in_order == v] for v in range(len(publisher_ids))]
+    del order, in_order  # a full day's [rows] temporaries, not kept while the book is filled
     ask0_px, ask0_sz = _quote_column(frame, "ask", 0)
     bid0_px, bid0_sz = _quote_column(frame, "bid", 0)
     hits = _hits_our_side(frame, side, _mid_before(bid0_px, ask0_px, venue_rows))

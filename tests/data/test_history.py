@@ -63,11 +63,14 @@ def path(tmp_path) -> Path:
 
 
 def plain(df: pd.DataFrame) -> pd.DataFrame:
-    """Values only: categories depend on how the rows were read (blocks, messages), values must not."""
+    """Values only: categories depend on how the rows were read (blocks, messages), values must not; so
+    does the integer width (the loader narrows integer columns to int32, the consumer decodes int64)."""
     out = df.reset_index(drop=True).copy()
     for name in out.columns:
         if isinstance(out[name].dtype, pd.CategoricalDtype):
             out[name] = out[name].astype(object)
+        elif out[name].dtype.kind in "iu":
+            out[name] = out[name].astype(np.int64)
     return out
 
 

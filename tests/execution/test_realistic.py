@@ -304,9 +304,10 @@ def mirror(frame: pd.DataFrame, center: float = CENTER) -> pd.DataFrame:
         if bid not in frame.columns:
             break
         out[bid], out[ask] = 2 * center - frame[ask], 2 * center - frame[bid]
-        for field in ("sz", "ct"):
+        for field in ("sz", "ct"):  # the loader leaves the order counts (ct) out
             b, a = level_column(f"bid_{field}", lvl), level_column(f"ask_{field}", lvl)
-            out[b], out[a] = frame[a], frame[b]
+            if b in frame.columns:
+                out[b], out[a] = frame[a], frame[b]
     out["price"] = 2 * center - frame["price"]
     out["side"] = frame["side"].astype(str).map({"A": "B", "B": "A", "N": "N"})
     return out
