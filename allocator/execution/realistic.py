@@ -66,9 +66,11 @@ class RouterSession:
     order_size: int
     penalties: Penalties
     known: Sequence[Decision | None] = ()
+    until: int | None = None  # stop before deciding horizon `until` (None: run to the end)
     decisions: list[Decision] = field(default_factory=list)
     segments: list[ChildSegment] = field(default_factory=list)
     sim: Simulator = field(init=False)
+    stopped: str = ""  # why steps() ended: filled, end (of the window) or until
 
     def __post_init__(self) -> None:
         self.sim = self.sim_market.simulator()
@@ -86,7 +88,11 @@ class RouterSession:
             known = _reported(sim.ledger, t, report_delay)
             remaining = self.order_size - known
             if remaining <= 0:
-                break
+                self.stopped = "filled"
+                return
+            if self.until is not None and index >= self.until:
+                self.stopped = "until"
+                return
             if index < len(self.known):
                 decision = self.known[index]
             else:
@@ -100,6 +106,7 @@ class RouterSession:
                 self.segments.append(ChildSegment(index, start, len(sim.ledger), (oid, swept)))
             index += 1
             t = t_next
+        self.stopped = "end"
 
     def finish(self, name: str = "optimized") -> Execution:
         """The clean-up at the close and the Execution (call once `steps()` is exhausted)."""

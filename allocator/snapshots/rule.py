@@ -22,6 +22,7 @@ that they agree on random streams.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import NamedTuple, overload
 
@@ -308,10 +309,15 @@ class IncrementalSnapshots:
         fresh = self._first
         self._first, self._last = {}, {}
         self.ticks += 1
-        self.untradable_quotes += sum(not quote_is_tradable(*fresh[p]) for p in fresh)
+        self.untradable_quotes += sum(not _scalar_tradable(*fresh[p]) for p in fresh)
         quotes = [
             VenueQuote(p, self.sign * px, sz)
             for p, (px, sz) in sorted(merged.items())
-            if quote_is_tradable(px, sz)
+            if _scalar_tradable(px, sz)
         ]
         return TickSnapshot(self.tick_ts, quotes)
+
+
+def _scalar_tradable(price: float, size: int) -> bool:
+    """quote_is_tradable for one Python quote, without numpy's per-call cost (a stream closes every tick)."""
+    return math.isfinite(price) and price > 0 and size > 0
