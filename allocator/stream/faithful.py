@@ -55,7 +55,11 @@ class FaithfulStream:
         if not closed:
             return []
         ts = rows["ts_event"].to_numpy(dtype=np.int64)
-        index = rows[REPLAY_INDEX].to_numpy(dtype=np.int64)
+        index = (
+            rows[REPLAY_INDEX].to_numpy(dtype=np.int64)
+            if REPLAY_INDEX in rows.columns
+            else np.full(len(ts), -1)
+        )
         events = []
         for snapshot in closed:
             at = min(int(np.searchsorted(ts, snapshot.ts_event, side="right")), len(ts) - 1)

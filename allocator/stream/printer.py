@@ -31,10 +31,12 @@ class LivePrinter:
     def __init__(
         self,
         order_size: int,
+        side: str = "buy",
         emit: Callable[[str], None] | None = None,
         now: Callable[[], float] | None = None,
     ) -> None:
         self.order_size = order_size
+        self.cap = "≤" if side == "buy" else "≥"  # a marketable IOC's limit: the worst price it accepts
         self.emit = emit or log.info
         self.now = now or time.monotonic
         self.waits: _Waits | None = None
