@@ -14,6 +14,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from allocator.allocation.penalties import Penalties
 from allocator.cli.common import parse_number
 from allocator.config import RunConfig
@@ -59,12 +61,16 @@ def check_flags(args: argparse.Namespace) -> None:
         raise UserError("--orders-topic, --fills-topic and --transactional-id need Kafka mode; drop --csv")
     if args.transactional_id and not (args.orders_topic or args.fills_topic):
         raise UserError("--transactional-id writes the routing topics; give --orders-topic or --fills-topic")
+    if args.live_penalties is not None:
+        _penalties(args.live_penalties)
 
 
 def chosen_point(args: argparse.Namespace, config: RunConfig) -> LivePoint:
     text = getattr(args, "live_penalties", None)
-    if text is None:
-        return live_point(config.grid)
+    return live_point(config.grid, None if text is None else _penalties(text))
+
+
+def _penalties(text: str) -> Penalties:
     parts = [p.strip() for p in text.split(",")]
     if len(parts) != 3:
         raise UserError(
@@ -73,7 +79,7 @@ def chosen_point(args: argparse.Namespace, config: RunConfig) -> LivePoint:
     values = [parse_number(p, "--live-penalties", "e.g. --live-penalties 0.2,0.5,0.1") for p in parts]
     if any(v < 0 for v in values):
         raise UserError(f"--live-penalties {text!r}: every value must be ≥ 0")
-    return live_point(config.grid, Penalties(*values))
+    return Penalties(*values)
 
 
 @dataclass
@@ -143,6 +149,7 @@ class LiveRun:
         engine = self.new_engine({"run_id": "offline"})
         engine.set_window(data.window)
         rows = event_frame(frame_with_history(data))
+        rows = rows.assign(n=np.arange(len(rows)))  # the replay index a replay's rows carry
         rng = random.Random(0)
         at = 0
         while at < len(rows):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,10 +37,10 @@ from allocator.snapshots.side import side_sign
 from allocator.stream.events import ChildOrder, DecisionEvent, Fill
 
 log = logging.getLogger(__name__)
-KEEP_OUT = ["n", "p"]
+SIM_COLUMNS = {"ts_event", "ts_recv", "publisher_id", "action", "side", "price", "size"}
 # Between horizons, how often (wall clock) the simulator is re-run to emit the fills that became known:
 # each refresh is a rebuild, so this bounds their cost.
-FILL_REFRESH_SECONDS = 5.0  # the wire's replay index and previous sequence: not loader columns
+FILL_REFRESH_SECONDS = 5.0
 
 
 class CkStream:
@@ -61,8 +62,8 @@ class CkStream:
         self.side = config.side
         self.sign = side_sign(config.side)
         self.history_from = history_start(window, config.calibration_ns)
-        self.history: list[pd.DataFrame] = []
-        self.rows: list[pd.DataFrame] = []
+        self.history = Columns()
+        self.rows = Columns()
         self.first_row: int | None = None
         self.first_window_row: int | None = None
         self.max_ts: int | None = None  # the latest ts_event received: rows before it are complete
@@ -84,17 +85,24 @@ class CkStream:
 
     # ------------------------------------------------------------------ input
 
-    def add(self, history: pd.DataFrame, rows: pd.DataFrame, arrived_at: float) -> list[DecisionEvent]:
-        """New history and window rows (event order); the decisions they make possible."""
-        for part, into in ((history, self.history), (rows, self.rows)):
-            if len(part):
-                into.append(part)
-                ts = part["ts_event"].to_numpy(dtype=np.int64)
-                self.first_row = int(ts[0]) if self.first_row is None else self.first_row
-                self._advance_clock(ts)
-        if len(rows) and self.first_window_row is None:
-            self.first_window_row = int(rows["ts_event"].iloc[0])
-        return self._decide_due(rows if len(rows) else history, arrived_at)
+    def add(
+        self, rows: pd.DataFrame, history: tuple[int, int], window: tuple[int, int], arrived_at: float
+    ) -> list[DecisionEvent]:
+        """New rows (event order): history rows at positions [history), window rows at [window); the
+        decisions they make possible."""
+        ts = rows["ts_event"].to_numpy(dtype=np.int64)
+        for (a, b), into in ((history, self.history), (window, self.rows)):
+            if b > a:
+                into.add(rows, a, b)
+                self.first_row = int(ts[a]) if self.first_row is None else self.first_row
+                self._advance_clock(ts[a:b])
+        a, b = window
+        if b > a and self.first_window_row is None:
+            self.first_window_row = int(ts[a])
+        if b <= a:
+            a, b = history
+        index = rows["n"].to_numpy(dtype=np.int64) if "n" in rows.columns else np.full(len(ts), -1)
+        return self._decide_due((ts[a:b], index[a:b]), arrived_at)
 
     def end(self, arrived_at: float) -> list[DecisionEvent]:
         """The stream ended: decide the remaining horizons, clean up, emit every fill left."""
@@ -149,7 +157,9 @@ class CkStream:
 
     # ------------------------------------------------------------------ deciding
 
-    def _decide_due(self, rows: pd.DataFrame | None, arrived_at: float) -> list[DecisionEvent]:
+    def _decide_due(
+        self, rows: tuple[np.ndarray, np.ndarray] | None, arrived_at: float
+    ) -> list[DecisionEvent]:
         due = self._due()
         if not self.ended and due <= len(self.known) and not self._refresh_due():
             return []
@@ -197,13 +207,9 @@ class CkStream:
         return session
 
     def _sim_market(self) -> SimMarket:
-        history = _concat(self.history)
-        frame = _concat(self.rows)
-        if not self.ended and self.max_ts is not None:  # only complete ticks
-            frame = frame.loc[frame["ts_event"].to_numpy() < self.max_ts]
-            history = history.loc[history["ts_event"].to_numpy() < self.max_ts]
-        frame = frame.drop(columns=[c for c in KEEP_OUT if c in frame.columns]).reset_index(drop=True)
-        history = history.drop(columns=[c for c in KEEP_OUT if c in history.columns]).reset_index(drop=True)
+        below = None if self.ended else self.max_ts  # only complete ticks
+        history = self.history.frame(below)
+        frame = self.rows.frame(below)
         ts = frame["ts_event"].to_numpy(dtype=np.int64)
         data = MarketData(
             frame=frame,
@@ -225,14 +231,14 @@ class CkStream:
         t: int,
         decision: Decision | None,
         session: RouterSession,
-        rows: pd.DataFrame | None,
+        rows: tuple[np.ndarray, np.ndarray] | None,
         arrived_at: float,
     ) -> DecisionEvent:
         trigger_ts = trigger_n = None
-        if rows is not None and len(rows):
-            ts = rows["ts_event"].to_numpy(dtype=np.int64)
+        if rows is not None and len(rows[0]):
+            ts, replay_index = rows
             at = min(int(np.searchsorted(ts, t, side="right")), len(ts) - 1)
-            trigger_ts, trigger_n = int(ts[at]), int(rows["n"].iloc[at])
+            trigger_ts, trigger_n = int(ts[at]), int(replay_index[at])
         if decision is None:
             return DecisionEvent(index, t, "no-quote", -1, arrived_at=arrived_at)
         sim_market = session.sim_market
@@ -360,7 +366,76 @@ class CkStream:
         return out
 
 
-def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    if not parts:
-        return pd.DataFrame({"ts_event": np.empty(0, np.int64)})
-    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+class Columns:
+    """Rows kept as numpy column pieces: appending a batch costs a slice per column, and the frame is joined
+    only when the market is rebuilt (pandas joins many small frames, or slices wide ones, slowly)."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[np.ndarray]] = {}
+
+    def add(self, rows: pd.DataFrame, a: int, b: int) -> None:
+        for name, values in _columns(rows):
+            if _simulated(name):
+                self.parts.setdefault(name, []).append(_slice(values, a, b))
+
+    def frame(self, below: int | None) -> pd.DataFrame:
+        """Every row so far (those with ts_event < `below` when given) as one frame."""
+        if not self.parts:
+            return pd.DataFrame({"ts_event": np.empty(0, np.int64)})
+        for name, pieces in self.parts.items():
+            if len(pieces) > 1:
+                self.parts[name] = [np.concatenate(pieces)]
+        columns = {name: pieces[0] for name, pieces in self.parts.items()}
+        if below is not None:
+            keep = columns["ts_event"] < below
+            if not keep.all():
+                columns = {name: values[keep] for name, values in columns.items()}
+        return pd.DataFrame(columns)
+
+
+def _simulated(name: str) -> bool:
+    """The columns the simulated market is built from (allocator.execution.book, snapshots.rule)."""
+    return name in SIM_COLUMNS or name[:7] in ("bid_px_", "ask_px_", "bid_sz_", "ask_sz_")
+
+
+def _slice(values: Any, a: int, b: int) -> np.ndarray:
+    """Rows [a, b) of a column as numpy (strings as objects: a categorical's codes looked up)."""
+    if isinstance(values, pd.Categorical):
+        labels = np.asarray(values.categories, dtype=object)
+        codes = values.codes[a:b]
+        if not len(labels):
+            return np.full(len(codes), None, dtype=object)
+        out: np.ndarray = labels[np.clip(codes, 0, None)]
+        out[codes < 0] = None
+        return out
+    return np.asarray(values[a:b])
+
+
+def _columns(rows: pd.DataFrame) -> list[tuple[str, Any]]:
+    """(name, values) of the simulated columns. Taken from pandas' blocks when it can (a column lookup costs
+    ~0.1 ms, and a paced stream brings a row a poll); the plan is kept while the columns stay the same."""
+    blocks = getattr(getattr(rows, "_mgr", None), "blocks", None)
+    if blocks is None:  # another pandas layout: the public, slower way
+        return [(str(name), rows[name].to_numpy()) for name in rows.columns if _simulated(str(name))]
+    plan = None
+    if (_PLAN and _PLAN[0] is rows.columns) or (
+        _PLAN and _PLAN[0].equals(rows.columns) and _PLAN[1] == len(blocks)
+    ):
+        plan = _PLAN[2]
+    if plan is None or _PLAN[1] != len(blocks):
+        names = [str(n) for n in rows.columns]
+        plan = [
+            (names[loc], i, k)
+            for i, block in enumerate(blocks)
+            for k, loc in enumerate(block.mgr_locs.as_array)
+            if _simulated(names[loc])
+        ]
+        _PLAN[:] = [rows.columns, len(blocks), plan]  # one layout at a time: a replay's batches share it
+    out = []
+    for name, i, k in plan:
+        values = blocks[i].values
+        out.append((name, values[k] if getattr(values, "ndim", 1) == 2 else values))
+    return out
+
+
+_PLAN: list[Any] = []  # [columns, number of blocks, plan] of the last layout seen

@@ -157,14 +157,16 @@ class StreamEngine:
     def _route(self, rows: pd.DataFrame, arrived_at: float) -> None:
         assert self.window is not None and self.router is not None
         ts = rows["ts_event"].to_numpy(dtype=np.int64)
-        inside = self.window.contains(ts)
+        start, end = self.window.start_ns, self.window.end_ns
         if isinstance(self.router, CkStream):
-            history = (ts >= history_start(self.window, self.config.calibration_ns)) & (
-                ts < self.window.start_ns
-            )
-            events = self.router.add(rows.loc[history], rows.loc[inside], arrived_at)
+            if len(ts) > 1 and not bool(np.all(ts[1:] >= ts[:-1])):
+                order = np.argsort(ts, kind="stable")  # never on a replay: it streams in event order
+                rows, ts = rows.iloc[order], ts[order]
+            first = history_start(self.window, self.config.calibration_ns)
+            h0, h1, w1 = (int(i) for i in np.searchsorted(ts, [first, start, end], side="left"))
+            events = self.router.add(rows, (h0, h1), (h1, w1), arrived_at)
         else:
-            events = self.router.add(rows.loc[inside] if not inside.all() else rows, arrived_at)
+            events = self.router.add(_between(rows, ts, start, end), arrived_at)
         self._emit(events, at_end=False)
 
     def _emit(self, events: list[DecisionEvent], *, at_end: bool) -> None:
@@ -264,6 +266,14 @@ class StreamEngine:
             "(a row of a later tick, or the end message) to the decision handed to every sink",
         }
         return live, latency, mismatch
+
+
+def _between(rows: pd.DataFrame, ts: np.ndarray, lo: int, hi: int) -> pd.DataFrame:
+    """The rows with lo ≤ ts_event < hi: a slice, as a stream arrives in event order (a mask otherwise)."""
+    if len(ts) > 1 and not bool(np.all(ts[1:] >= ts[:-1])):
+        return rows.loc[(ts >= lo) & (ts < hi)]
+    a, b = np.searchsorted(ts, [lo, hi], side="left")
+    return rows if a == 0 and b == len(ts) else rows.iloc[int(a) : int(b)]
 
 
 def _decision_key(d: Any) -> tuple:
