@@ -238,7 +238,9 @@ def test_live_router_ignores_history_rows(path):
 
     def decisions(data) -> list:
         result = _streamed(data)
-        router = FaithfulStream(300, 100, "buy", config.grid.points()[0], load_fee_table(None), "parent", None)
+        router = FaithfulStream(
+            300, 100, "buy", config.grid.points()[0], load_fee_table(None), "parent", None
+        )
         deliver_window_rows(lambda rows: router.add(rows, 0.0), result.frame, result.start)
         router.end(0.0)
         return router.fills
