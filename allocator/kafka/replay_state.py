@@ -63,6 +63,7 @@ from allocator.kafka.codec import (
     decode_arrow_table,
     decode_rows_table,
     frame_from_tables,
+    plain_table,
 )
 
 log = logging.getLogger(__name__)
@@ -186,11 +187,13 @@ class Message(Protocol):
 
 class RowListener(Protocol):
     """Gets the replay as it arrives (the streaming router's Kafka edge, allocator.kafka.live): every new
-    row, calibration history included, with the time its poll returned (time.monotonic())."""
+    row, calibration history included, as the decoded Arrow table (no pandas conversion per poll: it
+    costs milliseconds, and a paced stream brings a row a poll), with the time its poll returned
+    (time.monotonic())."""
 
     def replay_started(self, start: dict[str, Any]) -> None: ...
 
-    def rows_arrived(self, rows: pd.DataFrame, polled_at: float) -> None: ...
+    def rows_arrived(self, rows: pa.Table, polled_at: float) -> None: ...
 
     def replay_ended(self, polled_at: float) -> None: ...
 
@@ -246,8 +249,10 @@ class ReplayState:
         self.phase = Phase.RECEIVING
         if self.listener is not None:
             self.listener.replay_started(self.start)
-            columns = wanted_columns(list(self.start["columns"]), self.levels)
-            self.listener.rows_arrived(frame_from_tables(batches, columns), time.monotonic())
+            if batches:
+                self.listener.rows_arrived(
+                    pa.concat_tables([plain_table(b) for b in batches]), time.monotonic()
+                )
 
     def begin_replay(self, doc: dict[str, Any]) -> None:
         """A start message of a run other than ours: read that replay from scratch."""
@@ -417,12 +422,10 @@ class ReplayState:
         )
         if batch.num_rows:
             self.batches.append(batch)
-            if self.on_rows is not None or self.listener is not None:
-                frame = frame_from_tables([batch], columns)
-                if self.on_rows is not None:
-                    deliver_window_rows(self.on_rows, frame, self.start)
-                if self.listener is not None:
-                    self.listener.rows_arrived(frame, self.polled_at)
+            if self.on_rows is not None:
+                deliver_window_rows(self.on_rows, frame_from_tables([batch], columns), self.start)
+            if self.listener is not None:
+                self.listener.rows_arrived(batch, self.polled_at)
         return batch
 
     # ------------------------------------------------------------------------------ stop rules

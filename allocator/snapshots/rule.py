@@ -285,10 +285,17 @@ class IncrementalSnapshots:
 
     def add(self, frame: pd.DataFrame) -> list[TickSnapshot]:
         """Take the next rows of the stream; return the ticks they closed, in order."""
-        ts = frame["ts_event"].to_numpy(dtype=np.int64)
-        pid = frame["publisher_id"].to_numpy(dtype=np.int64)
-        price = frame[self.price_column].to_numpy(dtype=np.float64)
-        size = frame[self.size_column].to_numpy(dtype=np.int64)
+        return self.add_arrays(
+            frame["ts_event"].to_numpy(dtype=np.int64),
+            frame["publisher_id"].to_numpy(dtype=np.int64),
+            frame[self.price_column].to_numpy(dtype=np.float64),
+            frame[self.size_column].to_numpy(dtype=np.int64),
+        )
+
+    def add_arrays(
+        self, ts: np.ndarray, pid: np.ndarray, price: np.ndarray, size: np.ndarray
+    ) -> list[TickSnapshot]:
+        """`add` on the columns themselves (ts_event, publisher_id, take price and size), as a stream has them."""
         closed: list[TickSnapshot] = []
         for i in range(len(ts)):
             if ts[i] != self.tick_ts:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,7 +33,7 @@ from allocator.execution.realistic import RouterSession
 from allocator.execution.sim_market import SimMarket, common_arrival
 from allocator.pipeline import build_sim_market_for
 from allocator.snapshots.side import side_sign
-from allocator.stream.events import ChildOrder, DecisionEvent, Fill
+from allocator.stream.events import Batch, ChildOrder, DecisionEvent, Fill
 
 log = logging.getLogger(__name__)
 SIM_COLUMNS = {"ts_event", "ts_recv", "publisher_id", "action", "side", "price", "size"}
@@ -86,11 +85,11 @@ class CkStream:
     # ------------------------------------------------------------------ input
 
     def add(
-        self, rows: pd.DataFrame, history: tuple[int, int], window: tuple[int, int], arrived_at: float
+        self, rows: Batch, history: tuple[int, int], window: tuple[int, int], arrived_at: float
     ) -> list[DecisionEvent]:
         """New rows (event order): history rows at positions [history), window rows at [window); the
         decisions they make possible."""
-        ts = rows["ts_event"].to_numpy(dtype=np.int64)
+        ts = rows["ts_event"]
         for (a, b), into in ((history, self.history), (window, self.rows)):
             if b > a:
                 into.add(rows, a, b)
@@ -101,7 +100,7 @@ class CkStream:
             self.first_window_row = int(ts[a])
         if b <= a:
             a, b = history
-        index = rows["n"].to_numpy(dtype=np.int64) if "n" in rows.columns else np.full(len(ts), -1)
+        index = rows["n"] if "n" in rows else np.full(len(ts), -1)
         return self._decide_due((ts[a:b], index[a:b]), arrived_at)
 
     def end(self, arrived_at: float) -> list[DecisionEvent]:
@@ -187,6 +186,17 @@ class CkStream:
                     DecisionEvent(len(self.known), 0, "fills", 0, fills=fills, arrived_at=arrived_at)
                 )
         return events
+
+    def next_due(self) -> float | None:
+        """Rows with ts_event ≤ this can wait (nothing is decided or refreshed until a later row comes);
+        None when every row must be fed at once (the schedule is not known yet)."""
+        if self.done:
+            return math.inf
+        bounds = self._bounds()
+        if bounds is None or self.window.open_end or self._refresh_due():
+            return None
+        arrival = common_arrival(bounds[0], self.first_row, self.settings).ts_ns
+        return float(arrival + len(self.known) * self.settings.horizon_ns)
 
     def _refresh_due(self) -> bool:
         """Between horizons, the fills of the orders working are refreshed every FILL_REFRESH_SECONDS."""
@@ -373,10 +383,10 @@ class Columns:
     def __init__(self) -> None:
         self.parts: dict[str, list[np.ndarray]] = {}
 
-    def add(self, rows: pd.DataFrame, a: int, b: int) -> None:
-        for name, values in _columns(rows):
-            if _simulated(name):
-                self.parts.setdefault(name, []).append(_slice(values, a, b))
+    def add(self, rows: Batch, a: int, b: int) -> None:
+        for name, values in rows.items():
+            if simulated(name):
+                self.parts.setdefault(name, []).append(values[a:b])
 
     def frame(self, below: int | None) -> pd.DataFrame:
         """Every row so far (those with ts_event < `below` when given) as one frame."""
@@ -393,49 +403,6 @@ class Columns:
         return pd.DataFrame(columns)
 
 
-def _simulated(name: str) -> bool:
+def simulated(name: str) -> bool:
     """The columns the simulated market is built from (allocator.execution.book, snapshots.rule)."""
     return name in SIM_COLUMNS or name[:7] in ("bid_px_", "ask_px_", "bid_sz_", "ask_sz_")
-
-
-def _slice(values: Any, a: int, b: int) -> np.ndarray:
-    """Rows [a, b) of a column as numpy (strings as objects: a categorical's codes looked up)."""
-    if isinstance(values, pd.Categorical):
-        labels = np.asarray(values.categories, dtype=object)
-        codes = values.codes[a:b]
-        if not len(labels):
-            return np.full(len(codes), None, dtype=object)
-        out: np.ndarray = labels[np.clip(codes, 0, None)]
-        out[codes < 0] = None
-        return out
-    return np.asarray(values[a:b])
-
-
-def _columns(rows: pd.DataFrame) -> list[tuple[str, Any]]:
-    """(name, values) of the simulated columns. Taken from pandas' blocks when it can (a column lookup costs
-    ~0.1 ms, and a paced stream brings a row a poll); the plan is kept while the columns stay the same."""
-    blocks = getattr(getattr(rows, "_mgr", None), "blocks", None)
-    if blocks is None:  # another pandas layout: the public, slower way
-        return [(str(name), rows[name].to_numpy()) for name in rows.columns if _simulated(str(name))]
-    plan = None
-    if (_PLAN and _PLAN[0] is rows.columns) or (
-        _PLAN and _PLAN[0].equals(rows.columns) and _PLAN[1] == len(blocks)
-    ):
-        plan = _PLAN[2]
-    if plan is None or _PLAN[1] != len(blocks):
-        names = [str(n) for n in rows.columns]
-        plan = [
-            (names[loc], i, k)
-            for i, block in enumerate(blocks)
-            for k, loc in enumerate(block.mgr_locs.as_array)
-            if _simulated(names[loc])
-        ]
-        _PLAN[:] = [rows.columns, len(blocks), plan]  # one layout at a time: a replay's batches share it
-    out = []
-    for name, i, k in plan:
-        values = blocks[i].values
-        out.append((name, values[k] if getattr(values, "ndim", 1) == 2 else values))
-    return out
-
-
-_PLAN: list[Any] = []  # [columns, number of blocks, plan] of the last layout seen

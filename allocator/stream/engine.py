@@ -24,12 +24,13 @@ from allocator.allocation.penalties import Penalties
 from allocator.config import PenaltyGrid, RunConfig
 from allocator.data.loader import history_start
 from allocator.data.venues import FeeTable
-from allocator.data.window import Window, format_ns
+from allocator.data.window import Window
 from allocator.execution.faithful import Execution, run_faithful_router
 from allocator.execution.realistic import run_ck_router
 from allocator.pipeline import RunResult
-from allocator.stream.ck import CkStream
-from allocator.stream.events import DecisionEvent, Fill
+from allocator.snapshots.rule import take_columns
+from allocator.stream.ck import CkStream, simulated
+from allocator.stream.events import Batch, DecisionEvent, Fill
 from allocator.stream.faithful import REPLAY_INDEX, FaithfulStream
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class StreamEngine:
         self.sinks, self.clock, self.source = list(sinks), clock, source
         self.window: Window | None = None
         self.router: FaithfulStream | CkStream | None = None
-        self.pending: list[tuple[pd.DataFrame, float]] = []  # rows that came before the window was known
+        self.pending: list[tuple[Batch, float]] = []  # rows that came before the window was known
         self.rows_fed = 0
         self.latencies_ms: list[float] = []
         self.decisions = 0
@@ -130,18 +131,32 @@ class StreamEngine:
         for rows, arrived_at in pending:
             self._route(rows, arrived_at)
 
-    def feed(self, rows: pd.DataFrame, arrived_at: float | None = None) -> None:
-        """New rows in event order (history and window), arrived at `arrived_at` (time.monotonic())."""
+    def feed(self, rows: pd.DataFrame | Batch, arrived_at: float | None = None) -> None:
+        """New rows in event order (history and window), arrived at `arrived_at` (time.monotonic()): a frame,
+        or its columns as numpy arrays (what the Kafka edge hands over, without pandas per poll)."""
         arrived_at = self.clock() if arrived_at is None else arrived_at
-        if REPLAY_INDEX not in rows.columns:
-            rows = rows.assign(**{REPLAY_INDEX: np.arange(self.rows_fed, self.rows_fed + len(rows))})
-        self.rows_fed += len(rows)
-        if not len(rows):
+        rows = as_batch(rows)
+        length = len(rows["ts_event"])
+        if REPLAY_INDEX not in rows:
+            rows[REPLAY_INDEX] = np.arange(self.rows_fed, self.rows_fed + length)
+        self.rows_fed += length
+        if not length:
             return
         if self.router is None:
             self.pending.append((rows, arrived_at))
             return
         self._route(rows, arrived_at)
+
+    def next_due(self) -> float | None:
+        """Rows whose ts_event are all ≤ this may be held back and fed later with the next rows (no decision
+        can come from them); None: feed every row now."""
+        return self.router.next_due() if isinstance(self.router, CkStream) else None
+
+    def wants(self, name: str) -> bool:
+        """Whether this engine's router reads column `name` (the Kafka edge converts only those)."""
+        if self.config.realistic:
+            return wanted(name)
+        return name in (REPLAY_INDEX, "ts_event", "publisher_id", *take_columns(self.config.side))
 
     def end(self, arrived_at: float | None = None) -> None:
         """Every row arrived (the end message, or the stream stopped): decide what is left."""
@@ -154,14 +169,15 @@ class StreamEngine:
         for sink in self.sinks:
             sink.close()
 
-    def _route(self, rows: pd.DataFrame, arrived_at: float) -> None:
+    def _route(self, rows: Batch, arrived_at: float) -> None:
         assert self.window is not None and self.router is not None
-        ts = rows["ts_event"].to_numpy(dtype=np.int64)
+        ts = rows["ts_event"]
         start, end = self.window.start_ns, self.window.end_ns
         if isinstance(self.router, CkStream):
             if len(ts) > 1 and not bool(np.all(ts[1:] >= ts[:-1])):
                 order = np.argsort(ts, kind="stable")  # never on a replay: it streams in event order
-                rows, ts = rows.iloc[order], ts[order]
+                rows = {name: values[order] for name, values in rows.items()}
+                ts = rows["ts_event"]
             first = history_start(self.window, self.config.calibration_ns)
             h0, h1, w1 = (int(i) for i in np.searchsorted(ts, [first, start, end], side="left"))
             events = self.router.add(rows, (h0, h1), (h1, w1), arrived_at)
@@ -268,12 +284,32 @@ class StreamEngine:
         return live, latency, mismatch
 
 
-def _between(rows: pd.DataFrame, ts: np.ndarray, lo: int, hi: int) -> pd.DataFrame:
+def as_batch(rows: pd.DataFrame | Batch) -> Batch:
+    """Rows as numpy columns (ts_event as int64), the columns the routers read only."""
+    names = rows.columns if isinstance(rows, pd.DataFrame) else list(rows)
+    out = {
+        str(name): np.asarray(rows[name]) if not isinstance(rows, pd.DataFrame) else rows[name].to_numpy()
+        for name in names
+        if wanted(str(name))
+    }
+    out["ts_event"] = out["ts_event"].astype(np.int64, copy=False)
+    return out
+
+
+def wanted(name: str) -> bool:
+    """The columns either router reads: the replay index, the faithful snapshot's and the simulator's."""
+    return name == REPLAY_INDEX or simulated(name)
+
+
+def _between(rows: Batch, ts: np.ndarray, lo: int, hi: int) -> Batch:
     """The rows with lo ≤ ts_event < hi: a slice, as a stream arrives in event order (a mask otherwise)."""
     if len(ts) > 1 and not bool(np.all(ts[1:] >= ts[:-1])):
-        return rows.loc[(ts >= lo) & (ts < hi)]
+        keep = (ts >= lo) & (ts < hi)
+        return {name: values[keep] for name, values in rows.items()}
     a, b = np.searchsorted(ts, [lo, hi], side="left")
-    return rows if a == 0 and b == len(ts) else rows.iloc[int(a) : int(b)]
+    if a == 0 and b == len(ts):
+        return rows
+    return {name: values[int(a) : int(b)] for name, values in rows.items()}
 
 
 def _decision_key(d: Any) -> tuple:
@@ -295,8 +331,3 @@ def _stats(values: list[float]) -> dict[str, Any]:
         "p99": round(float(np.percentile(arr, 99)), 3),
         "max": round(float(arr.max()), 3),
     }
-
-
-def describe(event: DecisionEvent) -> str:
-    """One decision in words (tests and logs)."""
-    return f"{event.kind} #{event.index} at {format_ns(event.ts_ns)}, {len(event.orders)} orders"

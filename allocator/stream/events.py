@@ -18,6 +18,9 @@ from allocator.data.window import format_ns
 from allocator.snapshots.side import Side
 
 ROUTING_SCHEMA = "sor-routing/1"
+Batch = dict[
+    str, np.ndarray
+]  # rows as numpy columns of equal length (what the routers read; no pandas per poll)
 OrderType = Literal["market", "limit"]
 
 

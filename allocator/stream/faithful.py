@@ -14,9 +14,9 @@ from allocator.allocation.penalties import Penalties
 from allocator.allocation.static import Quote
 from allocator.data.venues import FeeTable
 from allocator.execution.faithful import faithful_step, step_capacity
-from allocator.snapshots.rule import IncrementalSnapshots, TickSnapshot
+from allocator.snapshots.rule import IncrementalSnapshots, TickSnapshot, take_columns
 from allocator.snapshots.side import Side, side_sign
-from allocator.stream.events import ChildOrder, DecisionEvent, Fill
+from allocator.stream.events import Batch, ChildOrder, DecisionEvent, Fill
 
 REPLAY_INDEX = "n"  # the row's position in the replay (docs/wire.md); the engine adds one offline
 
@@ -47,18 +47,22 @@ class FaithfulStream:
             tuple[int, int, float, int]
         ] = []  # (tick ts_event, publisher_id, cost price, shares)
 
-    def add(self, rows: pd.DataFrame, arrived_at: float) -> list[DecisionEvent]:
+    def add(self, rows: Batch | pd.DataFrame, arrived_at: float) -> list[DecisionEvent]:
         """The ticks these rows closed, decided; each one's trigger is the first row of a later tick."""
         if self.remaining <= 0:
             return []  # filled: nothing left to decide
-        closed = self.snapshots.add(rows)
+        ts = np.asarray(rows["ts_event"], dtype=np.int64)
+        price, size = take_columns(self.side)
+        closed = self.snapshots.add_arrays(
+            ts,
+            np.asarray(rows["publisher_id"], dtype=np.int64),
+            np.asarray(rows[price], dtype=np.float64),
+            np.asarray(rows[size], dtype=np.int64),
+        )
         if not closed:
             return []
-        ts = rows["ts_event"].to_numpy(dtype=np.int64)
         index = (
-            rows[REPLAY_INDEX].to_numpy(dtype=np.int64)
-            if REPLAY_INDEX in rows.columns
-            else np.full(len(ts), -1)
+            np.asarray(rows[REPLAY_INDEX], dtype=np.int64) if REPLAY_INDEX in rows else np.full(len(ts), -1)
         )
         events = []
         for snapshot in closed:
