@@ -231,8 +231,8 @@ def test_consumer_window_narrows_then_history_is_before_it(path):
 def test_live_router_ignores_history_rows(path):
     from allocator.config import PenaltyGrid, RunConfig
     from allocator.data.venues import load_fee_table
-    from allocator.stream.faithful import FaithfulStream
     from allocator.kafka.replay_state import deliver_window_rows
+    from allocator.stream.faithful import FaithfulStream
 
     config = RunConfig(order_size=300, step=100, grid=PenaltyGrid((0.4,), (0.6,), (0.3,)))  # one grid point
 

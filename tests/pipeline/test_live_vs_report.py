@@ -17,9 +17,9 @@ def test_live_decisions_are_the_reports_decisions():
     from allocator.data.loader import load
     from allocator.data.venues import load_fee_table
     from allocator.data.window import WindowSpec
-    from allocator.stream.faithful import FaithfulStream
     from allocator.kafka.producer import event_frame
     from allocator.pipeline import run
+    from allocator.stream.faithful import FaithfulStream
 
     data = load(REPO / "data" / "l1_day.csv.gz", WindowSpec("13:36:32", "13:38:00"), levels=1)
     fees = load_fee_table()
