@@ -14,6 +14,7 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 2  # bad flags, unreadable or invalid data files
 EXIT_BROKER = 3  # Kafka broker unreachable or delivery failed
 EXIT_INCOMPLETE = 4  # the stream was incomplete (gap, count mismatch) and --strict was given
+EXIT_LIVE_MISMATCH = 5  # the live router's decisions or fills differ from the offline router's (a bug)
 EXIT_INTERRUPTED_PRODUCER = 130  # Ctrl-C on kafka_producer.py (after flushing)
 EXIT_INTERRUPTED_CONSUMER = 131  # Ctrl-C on order_allocator.py (after a partial report)
 

@@ -1,6 +1,6 @@
 """The layout shows the pipeline: each stage imports only the stages before it (an AST scan, no imports).
 
-data → snapshots → allocation → execution → baselines → search → report → pipeline, then the study and
+data → snapshots → allocation → execution → baselines → search → report → pipeline → stream, then the study and
 the Kafka and broker edges. `config` sits between allocation and execution: it builds the simulator's
 models from `execution.models`, which imports nothing of the package. Entry points (`cli/`, `api.py`,
 `__main__.py`, `synth/cli.py`, the package `__init__`) may import anything.
@@ -24,6 +24,7 @@ STAGES = [
     "search",
     "report",
     "pipeline",
+    "stream",
     "progress",
     "synth",
     "study",

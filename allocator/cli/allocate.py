@@ -27,6 +27,7 @@ from allocator.cli.common import (
     window_from,
 )
 from allocator.cli.input_file import load_input
+from allocator.cli.live_run import LiveRun, add_routing_flags, check_flags
 from allocator.config import (
     DEFAULT_HORIZON_SECONDS,
     DEFAULT_LAMBDA_OVER,
@@ -47,7 +48,6 @@ from allocator.execution.models import QUEUE_MODELS
 from allocator.kafka.admin import check_reachable
 from allocator.kafka.checkpoint import state_directory
 from allocator.kafka.consumer import consume_replay, default_group, stream_market_data
-from allocator.kafka.live import LiveRouter
 from allocator.kafka.replay_state import StreamStats
 from allocator.kafka.stream_progress import ReplayProgress
 from allocator.pipeline import RunResult, run
@@ -211,7 +211,13 @@ def add_stream_flags(parser: argparse.ArgumentParser) -> None:
         help="where a named --group keeps its checkpoint so a restarted consumer resumes (default .sor_state)",
     )
     stream.add_argument("--strict", action="store_true", help="exit non-zero when the stream was incomplete")
-    stream.add_argument("--live", action="store_true", help="print each tick's routing decision to stderr")
+    stream.add_argument(
+        "--live",
+        action="store_true",
+        help="print every decision of the live router to stderr as the ticks arrive (waits summarised, at most "
+        "one line a second); with --csv the file's rows are fed to it as a replay would stream them",
+    )
+    add_routing_flags(stream)
 
 
 def add_output_flags(parser: argparse.ArgumentParser) -> None:
@@ -282,10 +288,14 @@ def main(args: argparse.Namespace) -> int:
     fees = load_fee_table(args.venues, fee=args.fee, rebate=args.rebate)
     started = time.perf_counter()
     stream: StreamStats | None = None
+    live: LiveRun | None = None
     if args.csv:
         data, source = _load_offline(args, config)
+        if args.live:
+            live = LiveRun(args, config, fees)
+            live.route_file(data)
     else:
-        data, stream, source = _consume(args, config, fees)
+        data, stream, source, live = _consume(args, config, fees)
     grid = Progress(len(config.grid.points()), "grid", quiet=args.quiet, unit="point", silent_if_fast=True)
     try:
         result = run(data, fees, config, on_point=grid.advance)
@@ -299,17 +309,15 @@ def main(args: argparse.Namespace) -> int:
         grid_workers=result.search.workers,
         elapsed_seconds=time.perf_counter() - started,
     )
+    live_code = live.add_to_report(report, result) if live is not None else 0
     _write_files(args, result)
     print_json(report)
-    return _exit_code(args, stream)
+    return _exit_code(args, stream) or live_code
 
 
 def _check_combinations(args: argparse.Namespace, config: RunConfig) -> None:
     """Flags that only make sense together."""
-    if args.live and (config.realistic or config.side != "buy"):
-        raise UserError(
-            "--live prints the faithful buy router's decisions; use it with --mode faithful --side buy"
-        )
+    check_flags(args)
     if args.decisions and not config.realistic:
         raise UserError("--decisions logs the cont-kukanov router's solves; use it with --mode cont-kukanov")
 
@@ -367,13 +375,14 @@ def _exit_code(args: argparse.Namespace, stream: StreamStats | None) -> int:
 
 def _consume(
     args: argparse.Namespace, config: RunConfig, fees: FeeTable
-) -> tuple[MarketData, StreamStats, dict[str, Any]]:
+) -> tuple[MarketData, StreamStats, dict[str, Any], LiveRun]:
     """Kafka mode: read one replay from the topic and turn it into the loader's MarketData."""
     settings = kafka_settings_from(args)
     check_reachable(settings, args.connect_timeout)
     group = args.group or default_group()
     state = state_directory(args.state_dir, group, args.topic) if args.group else None
-    live = LiveRouter(config, fees) if args.live else None
+    live = LiveRun(args, config, fees, settings)
+    publisher = live.publisher
     log.info("consuming %s from %s as group %s", args.topic, settings["bootstrap.servers"], group)
     result = consume_replay(
         settings,
@@ -381,11 +390,12 @@ def _consume(
         group=group,
         idle_timeout=args.idle_timeout,
         state_dir=state,
-        on_rows=live.on_rows if live else None,
         levels=config.book_levels,
-        symbol=args.symbol,
         progress=ReplayProgress(quiet=args.quiet),
+        listener=live.feed(explicit_window(args)),
+        commit=publisher.commit_offsets if publisher is not None and publisher.transactional else None,
     )
+    live.end_of_stream()
     stats = result.stats
     if not result.start:
         raise UserError(
@@ -393,8 +403,6 @@ def _consume(
             "(start kafka_producer.py, or raise --idle-timeout)",
             exit_code=stats.failure_exit_code,
         )
-    if live:
-        live.finish()
     log.info(
         "stream ended (%s): %d rows, %d duplicates dropped, %d undecodable",
         stats.why(),
@@ -417,4 +425,4 @@ def _consume(
             f"the replay on {args.topic!r} delivered no rows in the window ({stats.why()})",
             exit_code=stats.failure_exit_code,
         )
-    return data, stats, meta
+    return data, stats, meta, live

@@ -22,6 +22,8 @@ exactly as for the baselines, so all strategies compare at equal shares. What th
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
 from allocator.allocation.cont_kukanov import Params
 from allocator.allocation.penalties import Penalties
@@ -31,6 +33,87 @@ from allocator.execution.sim_market import Observation, SimMarket, cleanup, to_e
 from allocator.execution.simulator import Ledger, Simulator
 
 
+@dataclass
+class RouterStep:
+    """One horizon of the router's session: its index, time, the decision taken there (None when there was
+    nothing to trade against) and the simulator, so a caller may look at the state before it executes."""
+
+    index: int
+    t: int
+    decision: Decision | None
+    sim: Simulator
+
+
+@dataclass
+class ChildSegment:
+    """The ledger rows a decision's child orders produced: [start, end), and the order ids of its market
+    sweep (sweep_oids[0] < oid ≤ sweep_oids[1]); everything else in the segment came from its limit orders."""
+
+    index: int
+    start: int
+    end: int
+    sweep_oids: tuple[int, int]
+
+
+@dataclass
+class RouterSession:
+    """The Cont–Kukanov router as a resumable loop: `steps()` yields at every horizon before executing its
+    decision, so a streaming caller can stop after the horizon it may decide, and `known` replays decisions
+    already taken (they are causal: a decision at t reads only rows seen by t, so the same data prefix gives
+    the same decision) instead of solving them again."""
+
+    sim_market: SimMarket
+    order_size: int
+    penalties: Penalties
+    known: Sequence[Decision | None] = ()
+    until: int | None = None  # stop before deciding horizon `until` (None: run to the end)
+    decisions: list[Decision] = field(default_factory=list)
+    segments: list[ChildSegment] = field(default_factory=list)
+    sim: Simulator = field(init=False)
+    stopped: str = ""  # why steps() ended: filled, end (of the window) or until
+
+    def __post_init__(self) -> None:
+        self.sim = self.sim_market.simulator()
+
+    def steps(self) -> Iterator[RouterStep]:
+        sim_market, sim = self.sim_market, self.sim
+        market, settings = sim_market.market, sim_market.settings
+        report_delay = settings.latency.max_ns
+        end = market.window_end_ns
+        t = sim_market.arrival_ns
+        step_seed = settings.seed
+        index = 0
+        while t < end:
+            t_next = min(t + settings.horizon_ns, end)
+            known = _reported(sim.ledger, t, report_delay)
+            remaining = self.order_size - known
+            if remaining <= 0:
+                self.stopped = "filled"
+                return
+            if self.until is not None and index >= self.until:
+                self.stopped = "until"
+                return
+            if index < len(self.known):
+                decision = self.known[index]
+            else:
+                decision = _decide(sim_market, sim, t, t_next - t, remaining, self.penalties, step_seed)
+            step_seed += 1
+            yield RouterStep(index, t, decision, sim)
+            if decision is not None:
+                self.decisions.append(decision)
+                start, oid = len(sim.ledger), sim.orders_sent
+                swept = _execute(sim, decision, t, t_next, remaining)
+                self.segments.append(ChildSegment(index, start, len(sim.ledger), (oid, swept)))
+            index += 1
+            t = t_next
+        self.stopped = "end"
+
+    def finish(self, name: str = "optimized") -> Execution:
+        """The clean-up at the close and the Execution (call once `steps()` is exhausted)."""
+        cleanup(self.sim_market, self.sim, self.order_size)
+        return to_execution(self.sim.ledger, name, self.order_size, self.sim_market, self.decisions)
+
+
 def run_ck_router(
     sim_market: SimMarket,
     order_size: int,
@@ -38,27 +121,10 @@ def run_ck_router(
     name: str = "optimized",
 ) -> Execution:
     """The Cont–Kukanov router over the window (see the module docstring)."""
-    market, settings = sim_market.market, sim_market.settings
-    sim = sim_market.simulator()
-    report_delay = settings.latency.max_ns
-    end = market.window_end_ns
-    decisions: list[Decision] = []
-    t = sim_market.arrival_ns
-    step_seed = settings.seed
-    while t < end:
-        t_next = min(t + settings.horizon_ns, end)
-        known = _reported(sim.ledger, t, report_delay)
-        remaining = order_size - known
-        if remaining <= 0:
-            break
-        decision = _decide(sim_market, sim, t, t_next - t, remaining, penalties, step_seed)
-        step_seed += 1
-        if decision is not None:
-            decisions.append(decision)
-            _execute(sim, decision, t, t_next, remaining)
-        t = t_next
-    cleanup(sim_market, sim, order_size)
-    return to_execution(sim.ledger, name, order_size, sim_market, decisions)
+    session = RouterSession(sim_market, order_size, penalties)
+    for _step in session.steps():
+        pass
+    return session.finish(name)
 
 
 def _reported(ledger: Ledger, t: int, delay_ns: int) -> int:
@@ -128,11 +194,12 @@ def _decide(
     )
 
 
-def _execute(sim: Simulator, decision: Decision, t: int, t_next: int, remaining: int) -> None:
+def _execute(sim: Simulator, decision: Decision, t: int, t_next: int, remaining: int) -> int:
     """Send M as a sweep and rest each L_k until the next horizon, then drop what the parent-complete cancel
-    would have prevented."""
+    would have prevented. Returns the last order id of the sweep (the limit orders' ids follow it)."""
     first = len(sim.ledger)
     sim.sweep(t, decision.market)
+    swept = sim.orders_sent
     resting_from = len(sim.ledger)
     for v, q in decision.limits.items():
         assert decision.post_px is not None  # set whenever there are limit venues
@@ -153,3 +220,4 @@ def _execute(sim: Simulator, decision: Decision, t: int, t_next: int, remaining:
             done_at = sim.ledger.ts[i]
     if not all(keep):
         sim.ledger.drop(keep)
+    return swept

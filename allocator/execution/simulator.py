@@ -211,6 +211,33 @@ class Simulator:
         self._next_order += 1
         return self._next_order
 
+    @property
+    def orders_sent(self) -> int:
+        """The last order id given out (ids count up from 1 in each session)."""
+        return self._next_order
+
+    def sweep_plan(self, t_sent: int, shares: int) -> dict[int, tuple[float, int]]:
+        """The IOCs `sweep` would send at t_sent: venue → (limit price, shares), cheapest seen levels first
+        (price + taker fee, ties to the lower publisher_id, then the nearer level)."""
+        cands: list[tuple[float, int, int, float, int]] = []
+        for v in range(len(self.book.streams)):
+            prices, sizes = self.seen_take_levels(v, t_sent)
+            fee = self.fees.taker_fee(v)
+            for j in range(len(prices)):
+                if sizes[j] > 0 and np.isfinite(prices[j]):
+                    cands.append((float(prices[j]) + fee, v, j, float(prices[j]), int(sizes[j])))
+        cands.sort()
+        plan: dict[int, tuple[float, int]] = {}
+        left = int(shares)
+        for _all_in, v, _j, px, size in cands:
+            if left == 0:
+                break
+            q = min(size, left)
+            cap, sent = plan.get(v, (px, 0))
+            plan[v] = (max(cap, px), sent + q)
+            left -= q
+        return plan
+
     # ------------------------------------------------------------------ what a strategy may look at
 
     def seen_take_levels(self, venue: int, t: int) -> tuple[np.ndarray, np.ndarray]:
@@ -259,24 +286,7 @@ class Simulator:
         venue goes out capped at the worst price chosen there. Returns shares filled."""
         if shares <= 0:
             return 0
-        cands: list[tuple[float, int, int, float, int]] = []
-        for v in range(len(self.book.streams)):
-            prices, sizes = self.seen_take_levels(v, t_sent)
-            fee = self.fees.taker_fee(v)
-            for j in range(len(prices)):
-                if sizes[j] > 0 and np.isfinite(prices[j]):
-                    cands.append((float(prices[j]) + fee, v, j, float(prices[j]), int(sizes[j])))
-        cands.sort()
-        plan: dict[int, list] = {}
-        left = int(shares)
-        for _all_in, v, _j, px, size in cands:
-            if left == 0:
-                break
-            q = min(size, left)
-            entry = plan.setdefault(v, [px, 0])
-            entry[0] = max(entry[0], px)
-            entry[1] += q
-            left -= q
+        plan = self.sweep_plan(t_sent, shares)
         return sum(self.take(v, t_sent, cap, q, kind) for v, (cap, q) in plan.items())
 
     # ------------------------------------------------------------------ resting orders

@@ -38,6 +38,7 @@ from allocator.kafka.error_log import ErrorSummary
 from allocator.kafka.replay_state import (
     Phase,
     ReplayState,
+    RowListener,
     StopRules,
     StreamResult,
 )
@@ -68,6 +69,8 @@ def consume_replay(
     levels: int | None = None,
     symbol: str | None = None,
     progress: ReplayProgress | None = None,
+    listener: RowListener | None = None,
+    commit: Callable[[Consumer, list[TopicPartition]], None] | None = None,
 ) -> StreamResult:
     """Read one complete replay from `topic` (the latest one if several follow each other).
 
@@ -75,6 +78,8 @@ def consume_replay(
     gets each batch of new window rows as it arrives (never the calibration history before the window),
     only those of `symbol` if one is given; the result holds every row (completeness is the replay's).
     `progress` is told about every poll (rows, lag, the data's clock).
+    `listener` gets every row as it arrives, and the end (the streaming router: allocator.kafka.live);
+    `commit`, when given, commits each poll's offsets instead of the consumer (a transaction).
     """
     if on_rows is not None and symbol is not None:
         on_rows = functools.partial(_deliver_symbol, on_rows, symbol)
@@ -83,8 +88,11 @@ def consume_replay(
         levels=levels,
         on_rows=on_rows,
         checkpoint=Checkpoint(state_dir) if state_dir is not None else None,
+        listener=listener,
     )
-    return ReplayConsumer(settings, topic, group, state, progress).run()
+    consumer = ReplayConsumer(settings, topic, group, state, progress)
+    consumer.commit = commit
+    return consumer.run()
 
 
 class ReplayConsumer:
@@ -100,6 +108,7 @@ class ReplayConsumer:
     ) -> None:
         self.settings, self.topic, self.group, self.state = settings, topic, group, state
         self.progress = progress
+        self.commit: Callable[[Consumer, list[TopicPartition]], None] | None = None
         checkpoint = state.checkpoint
         meta = checkpoint.load() if checkpoint is not None else None
         if checkpoint is not None and meta is not None:
@@ -170,15 +179,16 @@ class ReplayConsumer:
         state.start_clock(time.monotonic())
         while not interrupted.is_set():
             wait = END_GRACE_SECONDS if state.phase is Phase.DRAINING else POLL_SECONDS
-            events = consumer.consume(num_messages=state.poll_size(BATCH), timeout=wait)
+            events = self._consume(consumer, state.poll_size(BATCH), wait)
             now = time.monotonic()
             next_offsets = state.take(self._data_messages(events), now, events=bool(events))
             if next_offsets:
                 # Asynchronous: the checkpoint, written first, is what a restart trusts.
-                consumer.commit(
-                    offsets=[TopicPartition(self.topic, int(p), o) for p, o in next_offsets.items()],
-                    asynchronous=True,
-                )
+                offsets = [TopicPartition(self.topic, int(p), o) for p, o in next_offsets.items()]
+                if self.commit is not None:
+                    self.commit(consumer, offsets)
+                else:
+                    consumer.commit(offsets=offsets, asynchronous=True)
             if self.progress is not None and state.start:
                 self._show_progress(consumer)
             if (reason := state.stop_reason(now, bool(events))) is not None:
@@ -208,6 +218,19 @@ class ReplayConsumer:
             data_ns=pc.max(newest).as_py() if newest is not None else None,
             window_end_ns=int(state.start["window_end_ns"]),
         )
+
+    def _consume(self, consumer: Consumer, messages: int, wait: float) -> list[Message]:
+        """One poll. consume() waits out its whole timeout unless `messages` are ready (docs/brokers.md),
+        which would hold a paced stream's ticks back by up to `wait`; a streaming router (a listener) takes
+        what is there, and otherwise waits only for the first message to come."""
+        if self.state.listener is None:
+            return list(consumer.consume(num_messages=messages, timeout=wait))
+        events = list(consumer.consume(num_messages=messages, timeout=0))
+        if not events and (first := consumer.poll(wait)) is not None:
+            events = [first]
+            if messages > 1:
+                events += consumer.consume(num_messages=messages - 1, timeout=0)
+        return events
 
     def _data_messages(self, events: Sequence[Message]) -> list[Message]:
         """The poll's messages without its end-of-partition and topic-not-there-yet events; any other

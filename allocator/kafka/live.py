@@ -1,98 +1,85 @@
-"""`--live`: the router's decision at each tick, printed as the quotes arrive from Kafka.
+"""The streaming router's Kafka edge: the consumer's rows, as they arrive, into allocator.stream's engine.
 
-The snapshot rule is applied incrementally (allocator.snapshots.rule.IncrementalSnapshots) and each
-closed tick is decided by the faithful router's own step (allocator.execution.faithful.faithful_step),
-so the lines it prints are the decisions the final report's router makes. In the faithful model the
-penalties cannot change a decision, so the first grid point's parameters are used.
+`StreamFeed` is the consumer's RowListener (allocator.kafka.replay_state): it learns the replay's window
+from its start message (narrowed by the consumer's own --start/--end once the first window row is in, as
+stream_market_data narrows it), keeps only the chosen symbol's rows, and hands every batch to the engine
+with the time its poll returned. A newer replay on the topic starts a new engine, as the consumer starts
+over.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
-from allocator.allocation.static import Quote
-from allocator.data.venues import FeeTable
-from allocator.data.window import format_ns
-from allocator.execution.faithful import faithful_step, step_capacity
-from allocator.snapshots.rule import IncrementalSnapshots, TickSnapshot
-
-if TYPE_CHECKING:  # the one import of the run configuration's home
-    from allocator.config import RunConfig
+from allocator.data.window import Window, WindowSpec
+from allocator.kafka.consumer import _narrowed_window
+from allocator.stream.engine import StreamEngine
 
 log = logging.getLogger(__name__)
-WAIT_REPORT_SECONDS = 1.0
 
 
-class LiveRouter:
-    """Feeds streamed rows through the snapshot rule and routes the remaining quantity at each tick."""
+class StreamFeed:
+    """A RowListener that routes the replay live (see the module docstring)."""
 
-    def __init__(self, config: RunConfig, fees: FeeTable) -> None:
-        self.order_size = config.order_size
-        self.remaining = config.order_size
-        self.step = config.step
-        self.penalties = config.grid.points()[0]
-        self.fees = fees
-        self.snapshots = IncrementalSnapshots("buy")  # --live is the faithful buy router's
-        self.waited = 0
-        self.fills: list[tuple[int, int, float, int]] = []  # (ts_event, publisher_id, price, shares)
-        self.last_wait_report = time.monotonic()
+    def __init__(
+        self,
+        new_engine: Callable[[dict[str, Any]], StreamEngine],
+        window: WindowSpec | None = None,
+        symbol: str | None = None,
+    ) -> None:
+        self.new_engine, self.window, self.symbol = new_engine, window, symbol
+        self.engine: StreamEngine | None = None
+        self.start: dict[str, Any] = {}
+        self.held: list[pa.Table] = []  # rows no decision needs yet (see StreamEngine.next_due)
 
-    @property
-    def ticks(self) -> int:
-        return self.snapshots.ticks
+    def replay_started(self, start: dict[str, Any]) -> None:
+        if self.engine is not None:
+            log.warning("live: a newer replay started on the topic; routing it from the start")
+        self.start = start
+        self.held = []
+        self.engine = self.new_engine(start)
+        if self.window is None:
+            self.engine.set_window(Window(int(start["window_start_ns"]), int(start["window_end_ns"])))
 
-    def on_rows(self, frame: pd.DataFrame) -> None:
-        for snapshot in self.snapshots.add(frame):
-            self._decide(snapshot)
-
-    def finish(self) -> None:
-        if (snapshot := self.snapshots.close()) is not None:
-            self._decide(snapshot)
-        state = "filled" if self.remaining == 0 else f"{self.remaining} shares still unfilled"
-        log.info("live: %d ticks, waited %d, %s", self.ticks, self.waited, state)
-
-    def _decide(self, snapshot: TickSnapshot) -> None:
-        if self.remaining <= 0:
+    def rows_arrived(self, table: pa.Table, polled_at: float) -> None:
+        engine = self.engine
+        if engine is None or not table.num_rows:
             return
-        quotes = [
-            Quote(
-                ask=seen.price,
-                ask_size=seen.size,
-                fee=self.fees.lookup(seen.publisher_id).taker_fee,
-                rebate=self.fees.lookup(seen.publisher_id).maker_rebate,
-                publisher_id=seen.publisher_id,
-            )
-            for seen in snapshot.quotes
-        ]
-        executions = faithful_step(self.remaining, quotes, self.penalties, step=self.step)
-        when = format_ns(snapshot.ts_event)
-        if executions is None:
-            self._wait(when, quotes)
-            return
-        parts = []
-        for quote, done in zip(quotes, executions, strict=True):
-            if done:
-                parts.append(f"{self.fees.lookup(quote.publisher_id).name} {done}@{quote.ask:g}")
-                self.fills.append((snapshot.ts_event, quote.publisher_id, quote.ask, done))
-                self.remaining -= done
-        log.info("%s fill: %s; remaining %d of %d", when, ", ".join(parts), self.remaining, self.order_size)
+        due = engine.next_due()
+        if due is not None and engine.window is not None:
+            last = table.column("ts_event")[-1].as_py()
+            if last <= due:  # a cont-kukanov router between horizons: converting every poll costs ms
+                self.held.append(table)
+                return
+        if self.held:
+            table = pa.concat_tables([*self.held, table])
+            self.held = []
+        self._feed(engine, table, polled_at)
 
-    def _wait(self, when: str, quotes: list[Quote]) -> None:
-        """No split covers the remainder: count the tick, and say so at most once a second."""
-        self.waited += 1
-        now = time.monotonic()
-        if now - self.last_wait_report >= WAIT_REPORT_SECONDS:
-            self.last_wait_report = now
-            shown = int(step_capacity(np.array([[q.ask_size for q in quotes]], dtype=np.int64), self.step)[0])
-            log.info(
-                "%s wait: %d shares displayed in whole steps < %d remaining (%d ticks waited)",
-                when,
-                shown,
-                self.remaining,
-                self.waited,
-            )
+    def _feed(self, engine: StreamEngine, table: pa.Table, polled_at: float) -> None:
+        """The table's columns the router reads, as numpy, this symbol's rows only, into the engine."""
+        names = [n for n in table.column_names if engine.wants(n)]
+        rows = {name: table.column(name).to_numpy() for name in names}
+        if self.symbol is not None and "symbol" in table.column_names:
+            keep = np.asarray(table.column("symbol").to_numpy() == self.symbol)
+            if not keep.any():
+                return
+            if not keep.all():
+                rows = {name: values[keep] for name, values in rows.items()}
+        if engine.window is None:
+            ts = rows["ts_event"].astype(np.int64)
+            if (ts >= int(self.start["window_start_ns"])).any():  # the first window row: the date is known
+                engine.set_window(_narrowed_window(self.start, ts, self.window))
+        engine.feed(rows, polled_at)
+
+    def replay_ended(self, polled_at: float) -> None:
+        if self.engine is not None:
+            if self.held:
+                held, self.held = self.held, []
+                self._feed(self.engine, pa.concat_tables(held), polled_at)
+            self.engine.end(polled_at)

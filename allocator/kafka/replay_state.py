@@ -63,6 +63,7 @@ from allocator.kafka.codec import (
     decode_arrow_table,
     decode_rows_table,
     frame_from_tables,
+    plain_table,
 )
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,19 @@ class Message(Protocol):
     def offset(self) -> int | None: ...
 
 
+class RowListener(Protocol):
+    """Gets the replay as it arrives (the streaming router's Kafka edge, allocator.kafka.live): every new
+    row, calibration history included, as the decoded Arrow table (no pandas conversion per poll: it
+    costs milliseconds, and a paced stream brings a row a poll), with the time its poll returned
+    (time.monotonic())."""
+
+    def replay_started(self, start: dict[str, Any]) -> None: ...
+
+    def rows_arrived(self, rows: pa.Table, polled_at: float) -> None: ...
+
+    def replay_ended(self, polled_at: float) -> None: ...
+
+
 class Phase(enum.Enum):
     WAITING = "waiting for a replay's start message"
     RECEIVING = "receiving a replay's rows"
@@ -207,8 +221,12 @@ class ReplayState:
         on_rows: Callable[[pd.DataFrame], None] | None = None,
         checkpoint: Checkpoint | None = None,
         now: float | None = None,
+        listener: RowListener | None = None,
     ) -> None:
         self.rules, self.levels, self.on_rows, self.checkpoint = rules, levels, on_rows, checkpoint
+        self.listener = listener
+        self.polled_at = 0.0  # when the poll being applied returned (time.monotonic())
+        self.told_end = False
         self.stats = StreamStats()
         self.phase = Phase.WAITING
         self.start: dict[str, Any] = {}
@@ -229,6 +247,12 @@ class ReplayState:
         self.stats.resumed_from_checkpoint = True
         self.stats.wire = str(self.start.get("wire", WIRE_JSON))
         self.phase = Phase.RECEIVING
+        if self.listener is not None:
+            self.listener.replay_started(self.start)
+            if batches:
+                self.listener.rows_arrived(
+                    pa.concat_tables([plain_table(b) for b in batches]), time.monotonic()
+                )
 
     def begin_replay(self, doc: dict[str, Any]) -> None:
         """A start message of a run other than ours: read that replay from scratch."""
@@ -243,6 +267,9 @@ class ReplayState:
         self.meta["start"], self.meta["segments"], self.meta["end_rows"] = doc, [], None
         if self.checkpoint:
             self.checkpoint.reset()
+        self.told_end = False
+        if self.listener is not None:
+            self.listener.replay_started(doc)
 
     def count_foreign(self, runs: dict[str, int]) -> None:
         """Messages of other runs, read while following ours: counted, by run id, never kept."""
@@ -281,6 +308,7 @@ class ReplayState:
         anything, EOF events included). Returns the next offset per partition, to commit once saved."""
         if events:
             self.last_message = now
+        self.polled_at = now
         if messages and self.stats.first_message_at is None:
             self.stats.first_message_at = time.perf_counter()
         rows, next_offsets, new_run = self._sort(messages)
@@ -291,6 +319,9 @@ class ReplayState:
                 self.checkpoint.save(batch, self.meta)
         if messages:
             self.stats.last_message_at = time.perf_counter()
+        if self.listener is not None and not self.told_end and self._all_rows_arrived():
+            self.told_end = True
+            self.listener.replay_ended(now)
         return next_offsets
 
     def _sort(self, messages: Sequence[Message]) -> tuple[dict[str, list[bytes]], dict[str, int], bool]:
@@ -393,6 +424,8 @@ class ReplayState:
             self.batches.append(batch)
             if self.on_rows is not None:
                 deliver_window_rows(self.on_rows, frame_from_tables([batch], columns), self.start)
+            if self.listener is not None:
+                self.listener.rows_arrived(batch, self.polled_at)
         return batch
 
     # ------------------------------------------------------------------------------ stop rules

@@ -22,6 +22,7 @@ that they agree on random streams.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import NamedTuple, overload
 
@@ -284,10 +285,17 @@ class IncrementalSnapshots:
 
     def add(self, frame: pd.DataFrame) -> list[TickSnapshot]:
         """Take the next rows of the stream; return the ticks they closed, in order."""
-        ts = frame["ts_event"].to_numpy(dtype=np.int64)
-        pid = frame["publisher_id"].to_numpy(dtype=np.int64)
-        price = frame[self.price_column].to_numpy(dtype=np.float64)
-        size = frame[self.size_column].to_numpy(dtype=np.int64)
+        return self.add_arrays(
+            frame["ts_event"].to_numpy(dtype=np.int64),
+            frame["publisher_id"].to_numpy(dtype=np.int64),
+            frame[self.price_column].to_numpy(dtype=np.float64),
+            frame[self.size_column].to_numpy(dtype=np.int64),
+        )
+
+    def add_arrays(
+        self, ts: np.ndarray, pid: np.ndarray, price: np.ndarray, size: np.ndarray
+    ) -> list[TickSnapshot]:
+        """`add` on the columns themselves (ts_event, publisher_id, take price and size), as a stream has them."""
         closed: list[TickSnapshot] = []
         for i in range(len(ts)):
             if ts[i] != self.tick_ts:
@@ -308,10 +316,15 @@ class IncrementalSnapshots:
         fresh = self._first
         self._first, self._last = {}, {}
         self.ticks += 1
-        self.untradable_quotes += sum(not quote_is_tradable(*fresh[p]) for p in fresh)
+        self.untradable_quotes += sum(not _scalar_tradable(*fresh[p]) for p in fresh)
         quotes = [
             VenueQuote(p, self.sign * px, sz)
             for p, (px, sz) in sorted(merged.items())
-            if quote_is_tradable(px, sz)
+            if _scalar_tradable(px, sz)
         ]
         return TickSnapshot(self.tick_ts, quotes)
+
+
+def _scalar_tradable(price: float, size: int) -> bool:
+    """quote_is_tradable for one Python quote, without numpy's per-call cost (a stream closes every tick)."""
+    return math.isfinite(price) and price > 0 and size > 0

@@ -234,16 +234,18 @@ def test_consumer_window_narrows_then_history_is_before_it(path):
 def test_live_router_ignores_history_rows(path):
     from allocator.config import PenaltyGrid, RunConfig
     from allocator.data.venues import load_fee_table
-    from allocator.kafka.live import LiveRouter
     from allocator.kafka.replay_state import deliver_window_rows
+    from allocator.stream.faithful import FaithfulStream
 
     config = RunConfig(order_size=300, step=100, grid=PenaltyGrid((0.4,), (0.6,), (0.3,)))  # one grid point
 
     def decisions(data) -> list:
         result = _streamed(data)
-        router = LiveRouter(config, load_fee_table(None))
-        deliver_window_rows(router.on_rows, result.frame, result.start)
-        router.finish()
+        router = FaithfulStream(
+            300, 100, "buy", config.grid.points()[0], load_fee_table(None), "parent", None
+        )
+        deliver_window_rows(lambda rows: router.add(rows, 0.0), result.frame, result.start)
+        router.end(0.0)
         return router.fills
 
     plain_fills = decisions(load(path))

@@ -409,7 +409,7 @@ def test_script_writes_plot_and_ledger(tmp_path):
             ["--mode", "faithful", "--decisions", "d.jsonl"],
             "--decisions logs the cont-kukanov router's solves",
         ),
-        (["--live", "--mode", "cont-kukanov"], "--live prints the faithful buy router's decisions"),
+        (["--live-penalties", "0.2,0.5"], "--live-penalties '0.2,0.5': give three values"),
     ],
 )
 def test_bad_model_flags_are_one_line(flags, message):

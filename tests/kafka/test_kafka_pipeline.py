@@ -311,7 +311,8 @@ def test_a_replay_started_twice_is_deduplicated(broker, offline_report):
     assert report == offline_report
     assert run["stream"]["missing_rows"] == 0
     assert run["stream"]["replays_seen"] >= 1
-    assert " fill: " in result.stderr  # --live printed the router's decisions as they happened
+    assert " split: " in result.stderr  # --live printed the router's decisions as they happened
+    assert run["live"]["equals_offline"] and run["live"]["decisions_before_end"] > 0
 
 
 @pytest.mark.slow

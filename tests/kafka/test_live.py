@@ -1,5 +1,6 @@
-"""--live without a broker: the incremental snapshot rule equals build_snapshots, and the live router's
-fills equal the faithful backtest's, on random streams cut into random batches."""
+"""The live faithful router without a broker: the incremental snapshot rule equals build_snapshots, and the
+streaming router's fills equal the faithful backtest's, buy and sell, on random streams cut into random
+batches."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from hypothesis import strategies as st
 from allocator.config import PenaltyGrid, RunConfig
 from allocator.data.venues import load_fee_table
 from allocator.execution.faithful import Market, run_faithful_router
-from allocator.kafka.live import LiveRouter
 from allocator.kafka.producer import event_frame
 from allocator.snapshots.rule import IncrementalSnapshots, build_snapshots
 from allocator.snapshots.side import Side
+from allocator.stream.faithful import FaithfulStream
 
 PRICES = [np.nan, 0.0, -1.0, np.inf, 10.0, 10.01, 10.02, 9.99]
 SIZES = [0, -3, 100, 150, 300, 1000]
@@ -90,19 +91,21 @@ def _config(order_size: int) -> RunConfig:
 
 
 @settings(max_examples=150, deadline=None)
-@given(streams(), st.sampled_from([100, 300, 500, 1200]))
-def test_live_fills_equal_the_faithful_backtest(stream: tuple[pd.DataFrame, list[int]], order_size: int):
+@given(streams(), st.sampled_from([100, 300, 500, 1200]), st.sampled_from(["buy", "sell"]))
+def test_live_fills_equal_the_faithful_backtest(
+    stream: tuple[pd.DataFrame, list[int]], order_size: int, side: Side
+):
     frame, cuts = stream
     fees = load_fee_table()
-    snaps = build_snapshots(frame, "buy")
+    snaps = build_snapshots(frame, side)
     taker, rebate = fees.arrays(snaps.publisher_ids)
     market = Market(snaps, taker, rebate, int(snaps.ts_event[0]), int(snaps.ts_event[-1]) + 1)
     config = _config(order_size)
     backtest = run_faithful_router(market, order_size, config.grid.points()[0])
-    live = LiveRouter(config, fees)
+    live = FaithfulStream(order_size, config.step, side, config.grid.points()[0], fees, "parent", None)
     for batch in batches(frame, cuts):
-        live.on_rows(batch)
-    live.finish()
+        live.add(batch, 0.0)
+    live.end(0.0)
     assert live.fills == [
         (int(snaps.ts_event[t]), int(snaps.publisher_ids[v]), float(p), int(q))
         for t, v, p, q in zip(backtest.tick, backtest.venue, backtest.price, backtest.shares, strict=True)

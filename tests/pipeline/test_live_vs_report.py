@@ -17,9 +17,9 @@ def test_live_decisions_are_the_reports_decisions():
     from allocator.data.loader import load
     from allocator.data.venues import load_fee_table
     from allocator.data.window import WindowSpec
-    from allocator.kafka.live import LiveRouter
     from allocator.kafka.producer import event_frame
     from allocator.pipeline import run
+    from allocator.stream.faithful import FaithfulStream
 
     data = load(REPO / "data" / "l1_day.csv.gz", WindowSpec("13:36:32", "13:38:00"), levels=1)
     fees = load_fee_table()
@@ -32,10 +32,10 @@ def test_live_decisions_are_the_reports_decisions():
             (int(snaps.ts_event[t]), int(snaps.publisher_ids[v]), float(p), int(q))
             for t, v, p, q in zip(router.tick, router.venue, router.price, router.shares, strict=True)
         ]
-        live = LiveRouter(config, fees)
+        live = FaithfulStream(order, config.step, "buy", config.grid.points()[0], fees, "parent", None)
         rows = event_frame(data.frame)
         for start in range(0, len(rows), 777):  # arbitrary batch boundaries, as Kafka delivers them
-            live.on_rows(rows.iloc[start : start + 777])
-        live.finish()
+            live.add(rows.iloc[start : start + 777], 0.0)
+        live.end(0.0)
         assert live.fills == batch
         assert live.waited == router.ticks_waited

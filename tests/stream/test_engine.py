@@ -1,0 +1,255 @@
+"""The streaming engine decides what the offline router decides, however the rows are cut into batches.
+
+Faithful buy/sell on random streams is tests/kafka/test_live.py; here the engine end to end on the recorded
+data (its window handling, history, both modes and sides), the cont-kukanov router by causal
+recomputation with decisions and fills checked against the offline run, ids independent of the batching,
+and the --live lines.
+"""
+
+from __future__ import annotations
+
+import random
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from allocator.config import PenaltyGrid, RunConfig, SimSettings
+from allocator.data.loader import MarketData, frame_with_history, load
+from allocator.data.venues import FeeTable, load_fee_table
+from allocator.data.window import WindowSpec
+from allocator.kafka.producer import event_frame
+from allocator.pipeline import RunResult, run
+from allocator.stream.engine import StreamEngine, live_point
+from allocator.stream.events import DecisionEvent, Fill
+from allocator.stream.printer import LivePrinter
+
+REPO = Path(__file__).resolve().parents[2]
+WINDOW = WindowSpec("13:36:32", "13:37:31")
+# (mode, side, order size, horizon s, λ_under): the ck cases make several decisions (small λ_u, short horizon)
+CASES = [
+    ("faithful", "buy", 3000, 30.0, 0.2),
+    ("faithful", "sell", 3000, 30.0, 0.2),
+    ("cont-kukanov", "buy", 30_000, 3.0, 0.01),
+    ("cont-kukanov", "sell", 30_000, 3.0, 0.01),
+    ("cont-kukanov", "buy", 3000, 30.0, 0.2),
+]
+
+
+class Collect:
+    """A sink that keeps everything."""
+
+    def __init__(self) -> None:
+        self.events: list[DecisionEvent] = []
+        self.fill_batches: list[list[Fill]] = []
+        self.closed = False
+
+    def decision(self, event: DecisionEvent) -> None:
+        self.events.append(event)
+
+    def fills(self, fills: list[Fill]) -> None:
+        self.fill_batches.append(fills)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def all_fills(self) -> list[Fill]:
+        return [f for e in self.events for f in e.fills] + [f for b in self.fill_batches for f in b]
+
+
+def config_for(mode: str, side: str, order: int, horizon: float, lambda_under: float) -> RunConfig:
+    return RunConfig(
+        mode=mode,
+        side=side,  # type: ignore[arg-type]
+        order_size=order,
+        grid=PenaltyGrid((0.2,), (lambda_under,), (0.0,)),
+        sim=SimSettings.from_units(horizon_seconds=horizon),
+    )
+
+
+@cache
+def fees() -> FeeTable:
+    return load_fee_table()
+
+
+@cache
+def data_for(realistic: bool) -> MarketData:
+    levels = None if realistic else 1
+    calibration = int(120e9) if realistic else 0
+    return load(REPO / "data" / "l1_day.csv.gz", WINDOW, levels=levels, calibration_ns=calibration)
+
+
+@cache
+def offline(case: tuple) -> RunResult:
+    config = config_for(*case)
+    return run(data_for(config.realistic), fees(), config)
+
+
+def stream(case: tuple, seed: int, largest: int) -> tuple[StreamEngine, Collect]:
+    """The data's rows in replay order, in random batches of 1..largest rows."""
+    config = config_for(*case)
+    data = data_for(config.realistic)
+    sink = Collect()
+    engine = StreamEngine(
+        config, fees(), live_point(config.grid), parent="P", sinks=[sink], window=data.window
+    )
+    rows = replay_rows(data)
+    rng = random.Random(seed)
+    at = 0
+    while at < len(rows):
+        size = rng.randint(1, largest)
+        engine.feed(rows.iloc[at : at + size])
+        at += size
+    engine.end()
+    return engine, sink
+
+
+@cache
+def _replay_rows(realistic: bool) -> pd.DataFrame:
+    rows = event_frame(frame_with_history(data_for(realistic)))
+    return rows.assign(n=np.arange(len(rows)))  # the replay index the wire carries
+
+
+def replay_rows(data: MarketData) -> pd.DataFrame:
+    return _replay_rows(data.history is not None)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{c[1]}-{c[2]}-h{c[3]:g}")
+def test_streamed_decisions_and_fills_equal_the_offline_run(case: tuple) -> None:
+    engine, sink = stream(case, seed=1, largest=4000)
+    result = offline(case)
+    assert engine.mismatch(result) is None
+    live, latency, mismatch = engine.summary(result)
+    assert mismatch is None and live["equals_offline"]
+    router = result.search.best.execution
+    assert live["shares_filled"] == router.shares_filled == sum(f.quantity for f in sink.all_fills())
+    assert sink.closed
+    assert latency["tick_to_decision_ms"]["count"] == engine.decisions > 0
+    if case[0] == "cont-kukanov":
+        assert [e.ts_ns for e in sink.events if e.kind == "solve"] == [d.t for d in router.decisions]
+        if case[2] == 30_000:
+            assert len(router.decisions) >= 3  # a case that really re-decides
+            # every decision but those after the last row was taken while rows were still arriving
+            assert engine.decisions_before_end >= len(router.decisions) - 1
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10**6), st.sampled_from([1, 50, 3000, 20_000]), st.sampled_from(CASES[2:4]))
+def test_ck_streaming_is_exact_for_any_batching(seed: int, largest: int, case: tuple) -> None:
+    """Causal recomputation: whatever the batch boundaries, the decisions and fills are the offline run's,
+    and so are the child order and fill ids."""
+    if largest == 1:
+        largest = 400  # one-row batches are the same logic, 28k feeds slower
+    engine, sink = stream(case, seed, largest)
+    assert engine.mismatch(offline(case)) is None
+    reference = reference_ids(case)
+    assert ids_of(sink) == reference
+
+
+@cache
+def reference_ids(case: tuple) -> tuple[list[str], list[str]]:
+    return ids_of(stream(case, seed=0, largest=10**9)[1])
+
+
+def ids_of(sink: Collect) -> tuple[list[str], list[str]]:
+    orders = [o.order_id for e in sink.events for o in e.orders]
+    return orders, sorted(f.fill_id for f in sink.all_fills())
+
+
+def test_ids_are_unique_and_fills_name_their_orders() -> None:
+    _engine, sink = stream(CASES[2], seed=3, largest=2000)
+    orders, fills = ids_of(sink)
+    assert len(set(orders)) == len(orders) and len(set(fills)) == len(fills)
+    known = set(orders)
+    assert all(f.order_id in known for f in sink.all_fills())
+    assert all(f.parent_id == "P" and f.side == "buy" for f in sink.all_fills())
+
+
+def test_a_point_outside_the_grid_is_checked_against_its_own_offline_run() -> None:
+    from allocator.allocation.penalties import Penalties
+
+    case = CASES[2]
+    config = config_for(*case)
+    data = data_for(True)
+    point = live_point(config.grid, Penalties(0.0, 5.0, 0.1))
+    engine = StreamEngine(config, fees(), point, parent="P", window=data.window)
+    rows = replay_rows(data)
+    for at in range(0, len(rows), 5000):
+        engine.feed(rows.iloc[at : at + 5000])
+    engine.end()
+    assert engine.mismatch(offline(case)) is None
+    assert point.source == "--live-penalties"
+
+
+def test_live_point_choice() -> None:
+    one = PenaltyGrid((0.2,), (0.3,), (0.4,))
+    assert live_point(one).penalties.as_tuple() == (0.2, 0.3, 0.4)
+    assert live_point(one).source == "the grid's only point"
+    many = PenaltyGrid((0.2, 0.5), (0.3,), (0.4,))
+    assert live_point(many).penalties.as_tuple() == (0.2, 0.3, 0.4)
+    assert "first of the grid's 2 points" in live_point(many).source
+
+
+# ------------------------------------------------------------------------------------------- --live lines
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def printed(case: tuple, largest: int = 3000) -> list[str]:
+    config = config_for(*case)
+    data = data_for(config.realistic)
+    lines: list[str] = []
+    printer = LivePrinter(config.order_size, config.side, emit=lines.append)
+    engine = StreamEngine(
+        config, fees(), live_point(config.grid), parent="P", sinks=[printer], window=data.window
+    )
+    rows = replay_rows(data)
+    for at in range(0, len(rows), largest):
+        engine.feed(rows.iloc[at : at + largest])
+    engine.end()
+    return lines
+
+
+def test_live_lines_faithful_buy() -> None:
+    lines = printed(CASES[0])
+    assert lines[0].startswith("live 13:36:32.004–") and "waited" in lines[0] and "remaining" in lines[0]
+    split = [line for line in lines if " split: " in line]
+    assert len(split) == 1
+    assert split[0].startswith(
+        "live 13:36:32.610 split: Nasdaq BX 300@222.84, Cboe EDGX 400@222.83, IEX 2300@222.84"
+    )
+    assert split[0].endswith("remaining 0 of 3000")
+
+
+def test_live_lines_cont_kukanov_sell() -> None:
+    lines = printed(CASES[3])
+    decisions = [line for line in lines if " decision " in line]
+    assert decisions[0].startswith("live 13:36:32.000 decision 1: remaining 30000; market ")
+    assert any("filled: " in line and " maker" in line for line in lines)
+    assert lines[-1].endswith("filled 30000 of 30000")
+    for line in decisions:  # every price shown is a market price (positive), a sell's IOC cap is a floor
+        assert "@-" not in line and "≤" not in line
+
+
+def test_waits_are_summarised_at_most_once_a_second() -> None:
+    clock = Clock()
+    lines: list[str] = []
+    printer = LivePrinter(1000, emit=lines.append, now=clock)
+    base = 1_722_519_392_000_000_000
+    for i in range(100):  # 100 waits over 2.5 s of wall clock
+        clock.t = i * 0.025
+        printer.decision(DecisionEvent(i, base + i * 1_000_000, "wait", 1000, detail={"why": "thin"}))
+    printer.close()
+    assert len(lines) == 3  # at 1.0 s, 2.0 s, and the rest at close
+    assert lines[0] == "live 13:36:32.000–13:36:32.040 waited 41 ticks: thin"
+    assert sum(int(line.split("waited ")[1].split(" ")[0]) for line in lines) == 100
