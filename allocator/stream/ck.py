@@ -177,15 +177,31 @@ class CkStream:
         if self.ended:
             events += self._cleanup(session, arrived_at)
             self.final_session = session
-        fills = self._new_fills(session)
-        if fills:
-            if events:
-                events[-1].fills += fills
-            else:
-                events.append(
-                    DecisionEvent(len(self.known), 0, "fills", 0, fills=fills, arrived_at=arrived_at)
+        return self._with_fills(events, self._new_fills(session), arrived_at)
+
+    def _with_fills(
+        self, events: list[DecisionEvent], fills: list[Fill], arrived_at: float
+    ) -> list[DecisionEvent]:
+        """The new fills in time order among the decisions: those before a decision come first, as their
+        own event (the decision knew of them), the rest with the last decision."""
+        ordered: list[DecisionEvent] = []
+        rest = fills
+        for event in events:
+            before = [f for f in rest if f.ts_ns < event.ts_ns]
+            if before:
+                ordered.append(
+                    DecisionEvent(len(self.known), 0, "fills", 0, fills=before, arrived_at=arrived_at)
                 )
-        return events
+                rest = rest[len(before) :]
+            ordered.append(event)
+        if rest:
+            if ordered:
+                ordered[-1].fills += rest
+            else:
+                ordered.append(
+                    DecisionEvent(len(self.known), 0, "fills", 0, fills=rest, arrived_at=arrived_at)
+                )
+        return ordered
 
     def next_due(self) -> float | None:
         """Rows with ts_event ≤ this can wait (nothing is decided or refreshed until a later row comes);

@@ -71,9 +71,7 @@ def live_point(grid: PenaltyGrid, chosen: Penalties | None = None) -> LivePoint:
         return LivePoint(chosen, "--live-penalties")
     if len(points) == 1:
         return LivePoint(points[0], "the grid's only point")
-    return LivePoint(
-        points[0], f"the first of the grid's {len(points)} points (choose with --live-penalties)"
-    )
+    return LivePoint(points[0], f"the first of the grid's {len(points)} points; choose with --live-penalties")
 
 
 class StreamEngine:

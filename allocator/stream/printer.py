@@ -89,7 +89,8 @@ class LivePrinter:
             key = (f.venue, f.liquidity, f.price)
             groups[key] = groups.get(key, 0) + f.quantity
         parts = ", ".join(f"{venue} {q}@{px:g} {kind}" for (venue, kind, px), q in groups.items())
-        span = clock(fills[0].ts_ns) + ("" if len(fills) == 1 else f"–{clock(fills[-1].ts_ns)}")
+        first, last = clock(fills[0].ts_ns), clock(fills[-1].ts_ns)
+        span = first if first == last else f"{first}–{last}"
         self.emit(f"live {span} filled: {parts}; filled {self.filled} of {self.order_size}")
 
     def close(self) -> None:

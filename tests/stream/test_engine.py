@@ -253,3 +253,49 @@ def test_waits_are_summarised_at_most_once_a_second() -> None:
     assert len(lines) == 3  # at 1.0 s, 2.0 s, and the rest at close
     assert lines[0] == "live 13:36:32.000–13:36:32.040 waited 41 ticks: thin"
     assert sum(int(line.split("waited ")[1].split(" ")[0]) for line in lines) == 100
+
+
+class Ordered(Collect):
+    """A sink that also keeps the order of everything it was told: (what, ts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.told: list[tuple[str, int]] = []
+
+    def decision(self, event: DecisionEvent) -> None:
+        super().decision(event)
+        if event.kind != "fills":
+            self.told.append(("decision", event.ts_ns))
+        self.told += [("fill", f.ts_ns) for f in event.fills]
+
+    def fills(self, fills: list[Fill]) -> None:
+        super().fills(fills)
+        self.told += [("fill", f.ts_ns) for f in fills]
+
+
+@pytest.mark.parametrize("largest", [10**9, 2000])
+@pytest.mark.parametrize("case", [CASES[2], ("cont-kukanov", "buy", 5000, 30.0, 0.05)])
+def test_ck_fills_come_before_the_decisions_after_them(case: tuple, largest: int) -> None:
+    """A decision at t knows of the fills before t, so they are told (and printed) ahead of it, in time
+    order, however the rows were batched."""
+    config = config_for(*case)
+    data = data_for(True)
+    sink = Ordered()
+    engine = StreamEngine(
+        config, fees(), live_point(config.grid), parent="P", sinks=[sink], window=data.window
+    )
+    rows = replay_rows(data)
+    rng = random.Random(5)
+    at = 0
+    while at < len(rows):
+        size = rng.randint(1, largest)
+        engine.feed(rows.iloc[at : at + size])
+        at += size
+    engine.end()
+    told = sink.told
+    assert sum(what == "decision" for what, _ in told) >= 2 and any(what == "fill" for what, _ in told)
+    for position, (what, ts) in enumerate(told):
+        if what == "fill":
+            assert all(ts < t for w, t in told[position + 1 :] if w == "decision"), (position, told)
+    fills = [ts for what, ts in told if what == "fill"]
+    assert fills == sorted(fills)
