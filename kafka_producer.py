@@ -20,6 +20,7 @@ from allocator.cli.common import (
     speed_value,
 )
 from allocator.cli.config_file import add_config_flag, parse_with_config
+from allocator.cli.group import add_partitions_flag, produce_symbols
 from allocator.cli.produce import add_wire_flag, calibration_value, produce
 from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS
 
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"for --mode cont-kukanov; 0 sends none (default {DEFAULT_CALIBRATION_SECONDS:g})",
     )
     add_wire_flag(parser)
+    add_partitions_flag(parser)
     parser.add_argument(
         "--flush-timeout",
         type=number_flag("--flush-timeout", "seconds, e.g. --flush-timeout 30", minimum=0, maximum=86400),
@@ -62,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return produce(parse_with_config(build_parser(), argv))
+    args = parse_with_config(build_parser(), argv)
+    return produce_symbols(args) if args.partitions is not None else produce(args)
 
 
 if __name__ == "__main__":
