@@ -34,7 +34,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from allocator.errors import BrokerError
 from allocator.kafka.codec import KIND_START, WireError
-from allocator.kafka.consumer import BATCH, POLL_SECONDS
+from allocator.kafka.consumer import POLL_SECONDS
 from allocator.kafka.error_log import ErrorSummary
 from allocator.kafka.replay_state import ReplayState, StopRules, StreamResult, _headers
 from allocator.kafka.settings import consumer_settings, new_client, redact
@@ -216,15 +216,19 @@ class GroupMember:
         self._last_activity = time.monotonic()
 
     def _poll_size(self) -> int:
-        """The largest poll one of the replays in hand asks for (ReplayState.poll_size: about BATCH rows,
-        never more than it can still send); IDLE_POLL while none is."""
-        sizes = [
-            s.state.poll_size(BATCH)
-            for part in self.partitions.values()
-            for s in part.streams.values()
-            if s.pending
-        ]
-        return max(1, min(MAX_POLL_MESSAGES, max(sizes, default=IDLE_POLL)))
+        """As many messages as the replays in hand can still send (their missing rows and end messages:
+        a message holds at least one row), at most MAX_POLL_MESSAGES; IDLE_POLL while none is in hand.
+        Not ReplayState.poll_size's rows-per-message estimate: a paced `auto` replay sends its window a row
+        per message, and polls sized for full Arrow messages made catching up on a backlog 5× slower."""
+        left = 0
+        for part in self.partitions.values():
+            for stream in part.streams.values():
+                if stream.pending:
+                    state = stream.state
+                    left += max(0, int(state.start["rows"]) - state.stats.rows_received) + (
+                        state.end_rows is None
+                    )
+        return max(1, min(MAX_POLL_MESSAGES, left or IDLE_POLL))
 
     def _data_messages(self, events: Sequence[Message]) -> list[Message]:
         messages = []
