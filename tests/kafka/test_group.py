@@ -32,8 +32,8 @@ pytestmark = pytest.mark.kafka
 
 MULTI = REPO / "data" / "multi_symbol.csv.gz"
 PARENTS = REPO / "examples" / "parents.csv"
-WINDOW = ["--start", "13:36:30", "--end", "13:37:30"]
-SPEED = "4"  # the one-minute window in ~15 s: long enough to join or kill a consumer mid-stream
+WINDOW = ["--start", "13:36:30", "--end", "13:37:10"]
+SPEED = "4"  # the 40 s window in ~10 s: long enough to join or kill a consumer mid-stream
 IDLE = "40"  # above Tansu's takeover after a SIGKILL (~10 s) with room for a loaded machine
 
 
@@ -61,10 +61,17 @@ def reports_in(directory: Path) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def offline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict]]:
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """One symbol cache for this module's commands: the file is split once, not once per test."""
+    return os.environ | {"SOR_SYMBOL_CACHE": str(tmp_path_factory.mktemp("symbol-cache"))}
+
+
+@pytest.fixture(scope="module")
+def offline(
+    tmp_path_factory: pytest.TempPathFactory, shared_cache: dict[str, str]
+) -> tuple[Path, dict[str, dict]]:
     """Every parent routed offline (`--csv --parents`): the reference reports and their directory."""
     out = tmp_path_factory.mktemp("offline")
-    env = os.environ | {"SOR_SYMBOL_CACHE": str(out.parent / "offline-cache")}
     run(
         REPO / "order_allocator.py",
         "--csv",
@@ -74,7 +81,7 @@ def offline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, d
         PARENTS,
         "--reports-dir",
         out,
-        env=env,
+        env=shared_cache,
     )
     return out, {name: without_run(r) for name, r in reports_in(out).items()}
 
@@ -121,13 +128,14 @@ class Member:
         return json.loads(out)
 
 
-def producer(bootstrap: str, topic: str) -> subprocess.Popen:
+def producer(bootstrap: str, topic: str, env: dict[str, str]) -> subprocess.Popen:
     args = ["--csv", MULTI, *WINDOW, "--partitions", "3", "--speed", SPEED]
     return subprocess.Popen(
         [sys.executable, str(REPO / "kafka_producer.py"), "-b", bootstrap, "--topic", topic, *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
 
 
@@ -154,7 +162,7 @@ def setup(broker, tmp_path: Path) -> tuple[str, str]:
     return topic, group
 
 
-def test_offline_parents_are_the_single_symbol_runs(offline):
+def test_offline_parents_are_the_single_symbol_runs(offline, shared_cache):
     """The reference itself: `--parents` offline gives what `--csv --symbol S --start …` gives."""
     directory, reports = offline
     nvda = json.loads(
@@ -167,9 +175,10 @@ def test_offline_parents_are_the_single_symbol_runs(offline):
             "--start",
             "13:36:45",
             "--end",
-            "13:37:30",
+            WINDOW[-1],
             "--order-size",
             "5000",
+            env=shared_cache,
         ).stdout
     )
     msft = json.loads(
@@ -184,6 +193,7 @@ def test_offline_parents_are_the_single_symbol_runs(offline):
             "sell",
             "--order-size",
             "2000",
+            env=shared_cache,
         ).stdout
     )
     assert reports["NVDA-buy-5000-133645.json"] == without_run(nvda)
@@ -197,11 +207,13 @@ def test_offline_parents_are_the_single_symbol_runs(offline):
     assert merged(directory)["complete"]
 
 
-def test_a_consumer_joining_mid_stream_two_consumers_three_partitions(broker, offline, tmp_path):
+def test_a_consumer_joining_mid_stream_two_consumers_three_partitions(
+    broker, offline, shared_cache, tmp_path
+):
     topic, group = setup(broker, tmp_path)
     first = Member(tmp_path, "first", broker.bootstrap, topic, group)
     first.wait_for("assigned partitions [0, 1, 2]")
-    replay = producer(broker.bootstrap, topic)
+    replay = producer(broker.bootstrap, topic, shared_cache)
     first.wait_for("replay of")
     second = Member(tmp_path, "second", broker.bootstrap, topic, group)
     second.wait_for("assigned partitions [")
@@ -218,7 +230,9 @@ def test_a_consumer_joining_mid_stream_two_consumers_three_partitions(broker, of
     assert merged(tmp_path / "reports") == merged(offline[0])
 
 
-def test_a_consumer_sigkilled_mid_stream_loses_and_duplicates_nothing(broker, offline, tmp_path):
+def test_a_consumer_sigkilled_mid_stream_loses_and_duplicates_nothing(
+    broker, offline, shared_cache, tmp_path
+):
     topic, group = setup(broker, tmp_path)
     static = broker.kind == "noida"  # noida never rebalances away from a dead member (docs/brokers.md)
     ids = (["--instance-id", "a"], ["--instance-id", "b"]) if static else ([], [])
@@ -226,7 +240,7 @@ def test_a_consumer_sigkilled_mid_stream_loses_and_duplicates_nothing(broker, of
     survivor = Member(tmp_path, "survivor", broker.bootstrap, topic, group, *ids[1])
     survivor.wait_for("assigned partitions [", timeout=60)
     victim.wait_for("assigned partitions [", timeout=60)
-    replay = producer(broker.bootstrap, topic)
+    replay = producer(broker.bootstrap, topic, shared_cache)
     victim.wait_for("replay of")
     time.sleep(1.0)
     assert replay.poll() is None, "the replay ended before the kill: not mid-stream"
