@@ -123,7 +123,7 @@ def next_line(lines: queue.Queue[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def case(
-    kind: str, bootstrap: str, name: str, *, static: bool, restart: bool, session_ms: int
+    kind: str, bootstrap: str, name: str, *, static: bool, restart: bool, session_ms: int, wait: float = 40
 ) -> dict[str, Any]:
     topic = group = f"probe-{name}-{time.time_ns()}"
     ensure_topic({"bootstrap.servers": bootstrap}, topic, PARTITIONS, exact_partitions=True)
@@ -173,7 +173,7 @@ def case(
     restarted = spawn(bootstrap, topic, group, "a", session_ms) if restart else None
     restart_lines = lines_of(restarted) if restarted is not None else None
     b_first_after: dict[int, int] = {}
-    wait_until = killed + 40
+    wait_until = killed + wait
     takeover: float | None = None
     restart_first: dict[str, Any] | None = None
     while time.monotonic() < wait_until:
@@ -214,6 +214,9 @@ def main() -> None:
     parser.add_argument("--kind", choices=KINDS, action="append")
     parser.add_argument("--case", action="append")
     parser.add_argument("--session-ms", type=int, default=6000)
+    parser.add_argument(
+        "--wait", type=float, default=40.0, help="seconds to wait for a takeover after the kill"
+    )
     args = parser.parse_args()
     cases = {
         "dynamic-kill": {"static": False, "restart": False},
@@ -224,7 +227,16 @@ def main() -> None:
         with EmbeddedBroker(kind) as broker:
             for name in args.case or cases:
                 print(
-                    json.dumps(case(kind, broker.bootstrap, name, session_ms=args.session_ms, **cases[name])),
+                    json.dumps(
+                        case(
+                            kind,
+                            broker.bootstrap,
+                            name,
+                            session_ms=args.session_ms,
+                            wait=args.wait,
+                            **cases[name],
+                        )
+                    ),
                     flush=True,
                 )
 

@@ -309,14 +309,14 @@ def allocate_group(args: argparse.Namespace) -> int:
     setup_logging(args.verbose)
     _check_group_flags(args)
     parents = read_parents(args.parents)
-    base = config_from(args)
+    # --order-size is not used: each parent has its size (a valid stand-in, so --step alone is checked).
+    base = config_from(argparse.Namespace(**(vars(args) | {"order_size": args.step})))
     for parent in parents:
         try:
             dataclasses.replace(base, order_size=parent.size, side=parent.side)  # type: ignore[arg-type]
         except SettingError as exc:
-            raise UserError(
-                f"{args.parents} line {parent.line}, column size: {exc.render(flag_for)}"
-            ) from None
+            shown = exc.render(lambda name: "size" if name == "order_size" else flag_for(name))
+            raise UserError(f"{args.parents} line {parent.line}, column size: {shown}") from None
     fees = load_fee_table(args.venues, fee=args.fee, rebate=args.rebate)
     reports_dir = Path(args.reports_dir)
     router = ParentRouter(args, parents, base, fees, reports_dir, {})

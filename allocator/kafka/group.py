@@ -130,6 +130,7 @@ class GroupMember:
         self.partitions: dict[int, PartitionState] = {}
         self.stats = GroupStats()
         self._committed: dict[int, int] = {}
+        self._closing = False  # the revocation close() makes is not counted
 
     def run(self) -> GroupStats:
         """Poll until `is_done()` says every report is written, or idle_timeout of silence, or a signal."""
@@ -157,6 +158,7 @@ class GroupMember:
             stop.restore()
             self._record_pending()
             self._commit(consumer, list(self.partitions), asynchronous=False)
+            self._closing = True
             consumer.close()  # leaves the group: the others rebalance at once
             errors.flush()
         return self.stats
@@ -174,7 +176,7 @@ class GroupMember:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         gone = sorted(tp.partition for tp in partitions)
         log.info("group %s: partitions %s revoked: committing, dropping their state", self.group.group, gone)
-        self.stats.revocations += 1
+        self.stats.revocations += not self._closing
         self._commit(consumer, gone, asynchronous=False)
         for p in gone:
             self.partitions.pop(p, None)
