@@ -229,9 +229,13 @@ class ParentRouter:
         ids = []
         for parent in mine:
             started = time.perf_counter()
-            data = stream_market_data(
-                result, self.args.topic, self.window(parent), calibration_ns=self.base.calibration_ns
-            )
+            try:
+                data = stream_market_data(
+                    result, self.args.topic, self.window(parent), calibration_ns=self.base.calibration_ns
+                )
+            except UserError as exc:  # its window does not fit the replay's, say
+                self._failed(parent, exc)
+                continue
             self._route(parent, data, source, started, complete=result.stats.complete)
             ids.append(parent.id)
         return {"reports": ids}
@@ -323,7 +327,7 @@ def allocate_group(args: argparse.Namespace) -> int:
     if args.csv:
         router.route_offline()
         print_json({"reports_dir": str(reports_dir), "reports": router.written, "failed": router.failed})
-        return 0
+        return EXIT_INCOMPLETE if router.failed else 0
     settings = kafka_settings_from(args)
     check_reachable(settings, args.connect_timeout)
     already = reported(reports_dir, parents)
@@ -385,6 +389,9 @@ def allocate_group(args: argparse.Namespace) -> int:
     )
     if stats.stop_reason == "interrupted":
         return EXIT_INTERRUPTED_CONSUMER
+    if router.failed:
+        log.warning("%d parent(s) could not be routed (their report files say why)", len(router.failed))
+        return EXIT_INCOMPLETE
     if missing:
         log.warning(
             "stopped (%s) with %d of %d parents unreported: %s",
