@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,7 +34,9 @@ pytestmark = pytest.mark.kafka
 MULTI = REPO / "data" / "multi_symbol.csv.gz"
 PARENTS = REPO / "examples" / "parents.csv"
 WINDOW = ["--start", "13:36:30", "--end", "13:37:10"]
-SPEED = "4"  # the 40 s window in ~10 s: long enough to join or kill a consumer mid-stream
+SPEED = "4"  # the 40 s window in ~10 s: long enough to kill a consumer mid-stream
+# A join takes longer than a kill on Tansu (≈ session/2 for the newcomer, again for the others): 20 s.
+JOIN_SPEED = "2"
 IDLE = "40"  # above Tansu's takeover after a SIGKILL (~10 s) with room for a loaded machine
 
 
@@ -122,14 +125,35 @@ class Member:
             assert time.monotonic() < deadline, f"no {needle!r} within {timeout} s: {self.text()[-2000:]}"
             time.sleep(0.1)
 
+    def held(self) -> list[int] | None:
+        """The partitions of its latest assignment, or None while it has none (revoked, not yet assigned)."""
+        events = re.findall(
+            r"assigned partitions \[([\d, ]*)\]|partitions \[[\d, ]*\] (?:revoked|lost)", self.text()
+        )
+        if not events or not events[-1]:
+            return None
+        return [int(p) for p in events[-1].split(",")]
+
     def finish(self, timeout: float = 120) -> dict:
         out, _ = self.proc.communicate(timeout=timeout)
         assert self.proc.returncode == 0, f"exit {self.proc.returncode}: {self.text()[-3000:]}"
         return json.loads(out)
 
 
-def producer(bootstrap: str, topic: str, env: dict[str, str]) -> subprocess.Popen:
-    args = ["--csv", MULTI, *WINDOW, "--partitions", "3", "--speed", SPEED]
+def wait_settled(members: list[Member], timeout: float = 60) -> None:
+    """Until the group's latest assignments split the 3 partitions between the members."""
+    deadline = time.monotonic() + timeout
+    while True:
+        held = [m.held() for m in members]
+        if all(held) and sorted(p for h in held for p in h or []) == [0, 1, 2]:
+            return
+        assert time.monotonic() < deadline, f"the group did not settle within {timeout} s: {held}"
+        assert all(m.proc.poll() is None for m in members), [m.text()[-1000:] for m in members]
+        time.sleep(0.1)
+
+
+def producer(bootstrap: str, topic: str, env: dict[str, str], speed: str = SPEED) -> subprocess.Popen:
+    args = ["--csv", MULTI, *WINDOW, "--partitions", "3", "--speed", speed]
     return subprocess.Popen(
         [sys.executable, str(REPO / "kafka_producer.py"), "-b", bootstrap, "--topic", topic, *map(str, args)],
         stdout=subprocess.PIPE,
@@ -213,7 +237,7 @@ def test_a_consumer_joining_mid_stream_two_consumers_three_partitions(
     topic, group = setup(broker, tmp_path)
     first = Member(tmp_path, "first", broker.bootstrap, topic, group)
     first.wait_for("assigned partitions [0, 1, 2]")
-    replay = producer(broker.bootstrap, topic, shared_cache)
+    replay = producer(broker.bootstrap, topic, shared_cache, JOIN_SPEED)
     first.wait_for("replay of")
     second = Member(tmp_path, "second", broker.bootstrap, topic, group)
     second.wait_for("assigned partitions [")
@@ -238,8 +262,7 @@ def test_a_consumer_sigkilled_mid_stream_loses_and_duplicates_nothing(
     ids = (["--instance-id", "a"], ["--instance-id", "b"]) if static else ([], [])
     victim = Member(tmp_path, "victim", broker.bootstrap, topic, group, *ids[0])
     survivor = Member(tmp_path, "survivor", broker.bootstrap, topic, group, *ids[1])
-    survivor.wait_for("assigned partitions [", timeout=60)
-    victim.wait_for("assigned partitions [", timeout=60)
+    wait_settled([victim, survivor])
     replay = producer(broker.bootstrap, topic, shared_cache)
     victim.wait_for("replay of")
     time.sleep(1.0)
