@@ -17,11 +17,13 @@ every symbol. Encoding is lazy, a chunk of messages per symbol at a time, so mem
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import logging
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +53,6 @@ from allocator.kafka.codec import (
     string_widths,
 )
 from allocator.kafka.producer import (
-    ENCODE_CHUNK,
     ENCODE_MESSAGES,
     ReplayRows,
     ReplayStats,
@@ -64,6 +65,10 @@ from allocator.kafka.settings import new_client, producer_settings, redact
 
 log = logging.getLogger(__name__)
 POLL_MESSAGES = 1000
+# Encoded at a time per symbol, a chunk ahead on a worker thread: JSON messages, and rows (Arrow), so
+# that memory stays bounded with many symbols (about 2 chunks of ≤ 3 MB each per symbol).
+JSON_MESSAGES = 1000
+CHUNK_ROWS = 4096
 PROGRESS_SECONDS = 2.0
 WARM_UP_SECONDS = 2.0
 
@@ -81,28 +86,43 @@ class SymbolReplay:
     first_paced: int  # rows before it are calibration history, sent unpaced
     partition: int = 0  # the partition all its messages go to
     framing: set[bytes] = field(default_factory=set)  # control messages confirmed
+    pool: ThreadPoolExecutor | None = None  # encodes the next chunk while this one is sent
     _chunk: tuple[int, list[bytes]] = (0, [])
+    _ahead: tuple[int, Future[list[bytes]]] | None = None
     _prev_seq: np.ndarray | None = None
+
+    @property
+    def key(self) -> bytes:
+        return self.symbol.encode()
 
     @property
     def messages(self) -> int:
         return len(self.bounds) - 1
 
     def message(self, k: int) -> tuple[bytes, str]:
-        """Message k's value and format; encodes the chunk holding it (and the next few) on demand."""
+        """Message k's value and format. Messages are taken in order: the chunk holding k was encoded
+        ahead on the worker thread (Arrow does that without the GIL), and the next one is started."""
         first, values = self._chunk
         if not first <= k < first + len(values):
-            self._chunk = (k, self._encode(k))
-            first, values = self._chunk
+            if self._ahead is not None and self._ahead[0] == k:
+                values = self._ahead[1].result()
+            else:
+                if self._prev_seq is None:
+                    self._prev_seq = self.rows.previous_sequence()
+                values = self._encode(k)
+            self._chunk, self._ahead = (k, values), None
+            first = k
+            following = k + len(values)
+            if self.pool is not None and following < self.messages:
+                self._ahead = (following, self.pool.submit(self._encode, following))
         return values[k - first], WIRE_JSON if k >= self.json_from else WIRE_ARROW
 
     def _encode(self, lo: int) -> list[bytes]:
-        if self._prev_seq is None:
-            self._prev_seq = self.rows.previous_sequence()
+        assert self._prev_seq is not None
         json = lo >= self.json_from
         limit = self.messages if json else min(self.json_from, self.messages)
-        hi = min(lo + (ENCODE_CHUNK if json else ENCODE_MESSAGES), limit)
-        while hi > lo + 1 and self.bounds[hi] - self.bounds[lo] > ENCODE_CHUNK:
+        hi = min(lo + (JSON_MESSAGES if json else ENCODE_MESSAGES), limit)
+        while hi > lo + 1 and self.bounds[hi] - self.bounds[lo] > CHUNK_ROWS:
             hi = lo + max(1, (hi - lo) // 2)
         b = self.bounds
         columns = self.rows.take_arrow(b[lo], b[hi])
@@ -210,7 +230,16 @@ def replay_symbols(
     sender = _MultiSender(settings, topic, result)
     started = time.perf_counter()
     try:
-        _send(sender, replays, speed, result)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode") as pool:
+            for replay in replays:
+                replay.pool = pool
+            try:
+                _send(sender, replays, speed, result)
+            finally:
+                for replay in replays:
+                    replay.pool = None
+                    if replay._ahead is not None:
+                        replay._ahead[1].cancel()
         left = sender.flush(flush_timeout)
     except KeyboardInterrupt:
         left = sender.flush(10)
@@ -251,6 +280,7 @@ def _send(sender: _MultiSender, replays: list[SymbolReplay], speed: float, resul
     last_progress = time.perf_counter()
     for count, (phase, ts, index, k) in enumerate(_schedule(replays), 1):
         replay = replays[index]
+        value, wire = replay.message(k)  # encoded before the clock starts or the wait is measured
         if speed > 0 and phase == 1:
             if origin is None:
                 origin = time.perf_counter()
@@ -260,7 +290,6 @@ def _send(sender: _MultiSender, replays: list[SymbolReplay], speed: float, resul
             else:
                 result.max_lateness_s = max(result.max_lateness_s, -wait)
                 result.lateness.append(-wait)
-        value, wire = replay.message(k)
         lo, hi = replay.bounds[k], replay.bounds[k + 1]
         sender.send(replay, value, KIND_ROW, ts // 1_000_000, wire, lo, hi - lo)
         replay.stats.sent = hi
@@ -327,22 +356,14 @@ class _MultiSender:
     def send(
         self, replay: SymbolReplay, value: bytes, kind: bytes, ts_ms: int, wire: str, row: int, rows: int
     ) -> None:
-        def report(err: KafkaError | None, msg: Any) -> None:
-            if err is not None:
-                self.result.failed += 1
-                self.result.first_error = self.result.first_error or redact(str(err), self.settings)
-            elif kind == KIND_ROW:
-                replay.stats.delivered += rows
-            else:
-                replay.framing.add(kind)
-
+        report = functools.partial(self._delivered, replay, kind, rows)
         while True:
             self._check_fatal()
             try:
                 self.producer.produce(
                     self.topic,
                     value=value,
-                    key=replay.symbol.encode(),
+                    key=replay.key,
                     partition=replay.partition,
                     headers=self.headers[kind, wire],
                     timestamp=ts_ms,
@@ -355,6 +376,17 @@ class _MultiSender:
                 raise BrokerError(
                     f"producing to {self.topic!r} failed: {redact(str(exc), self.settings)}"
                 ) from None
+
+    def _delivered(
+        self, replay: SymbolReplay, kind: bytes, rows: int, err: KafkaError | None, _msg: Any
+    ) -> None:
+        if err is not None:
+            self.result.failed += 1
+            self.result.first_error = self.result.first_error or redact(str(err), self.settings)
+        elif kind == KIND_ROW:
+            replay.stats.delivered += rows
+        else:
+            replay.framing.add(kind)
 
     def _check_fatal(self) -> None:
         if self.fatal:
