@@ -20,7 +20,7 @@ from allocator.cli.common import (
     speed_value,
 )
 from allocator.cli.config_file import add_config_flag, parse_with_config
-from allocator.cli.group import add_partitions_flag, produce_symbols
+from allocator.cli.group_flags import add_partitions_flag
 from allocator.cli.produce import add_wire_flag, calibration_value, produce
 from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS
 
@@ -65,7 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_with_config(build_parser(), argv)
-    return produce_symbols(args) if args.partitions is not None else produce(args)
+    if args.partitions is not None:
+        from allocator.cli.group import produce_symbols  # the many-symbols replay (docs/many-symbols.md)
+
+        return produce_symbols(args)
+    return produce(args)
 
 
 if __name__ == "__main__":

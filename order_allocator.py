@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from allocator.cli import allocate
 from allocator.cli.common import add_data_flags, add_kafka_flags, add_version_flag, run_main
 from allocator.cli.config_file import add_config_flag, parse_with_config
-from allocator.cli.group import add_group_flags, allocate_group
+from allocator.cli.group_flags import add_group_flags
 from allocator.errors import EXIT_INTERRUPTED_CONSUMER
 
 
@@ -37,7 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_with_config(build_parser(), argv)
-    return allocate_group(args) if args.parents else allocate.main(args)
+    if args.parents:
+        # One member of a consumer group (docs/many-symbols.md), imported only when used.
+        from allocator.cli.group import allocate_group
+
+        return allocate_group(args)
+    return allocate.main(args)
 
 
 if __name__ == "__main__":
