@@ -21,6 +21,7 @@ from allocator.cli.common import (
     speed_value,
 )
 from allocator.cli.config_file import add_config_flag, parse_with_config
+from allocator.cli.group_flags import add_partitions_flag
 from allocator.cli.produce import add_wire_flag, calibration_value, produce
 from allocator.data.loader import DEFAULT_CALIBRATION_SECONDS
 
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"for --mode cont-kukanov; 0 sends none (default {DEFAULT_CALIBRATION_SECONDS:g})",
     )
     add_wire_flag(parser)
+    add_partitions_flag(parser)
     parser.add_argument(
         "--flush-timeout",
         type=number_flag("--flush-timeout", "seconds, e.g. --flush-timeout 30", minimum=0, maximum=86400),
@@ -63,7 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return produce(parse_with_config(build_parser(), argv))
+    args = parse_with_config(build_parser(), argv)
+    if args.partitions is not None:
+        from allocator.cli.group import produce_symbols  # the many-symbols replay (docs/many-symbols.md)
+
+        return produce_symbols(args)
+    return produce(args)
 
 
 if __name__ == "__main__":

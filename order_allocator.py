@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from allocator.cli import allocate
 from allocator.cli.common import add_data_flags, add_kafka_flags, add_version_flag, run_main
 from allocator.cli.config_file import add_config_flag, parse_with_config
+from allocator.cli.group_flags import add_group_flags
 from allocator.errors import EXIT_INTERRUPTED_CONSUMER
 
 
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     allocate.add_realistic_flags(parser)
     add_kafka_flags(parser)
     allocate.add_stream_flags(parser)
+    add_group_flags(parser)
     allocate.add_output_flags(parser)
     add_version_flag(parser)
     add_config_flag(parser)
@@ -34,7 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return allocate.main(parse_with_config(build_parser(), argv))
+    args = parse_with_config(build_parser(), argv)
+    if args.parents:
+        # One member of a consumer group (docs/many-symbols.md), imported only when used.
+        from allocator.cli.group import allocate_group
+
+        return allocate_group(args)
+    return allocate.main(args)
 
 
 if __name__ == "__main__":
