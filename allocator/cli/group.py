@@ -28,7 +28,7 @@ import pyarrow.csv as pacsv
 
 from allocator.cli.allocate import config_from
 from allocator.cli.common import (
-    csv_path,
+    DEFAULT_CSV,
     explicit_window,
     flag_for,
     kafka_settings_from,
@@ -36,6 +36,7 @@ from allocator.cli.common import (
     setup_logging,
     window_from,
 )
+from allocator.cli.input_file import seekable_path
 from allocator.cli.produce import dry_run_description
 from allocator.config import RunConfig
 from allocator.data.loader import MarketData, calibration_to_ns, load, parse_timestamps
@@ -63,7 +64,10 @@ def produce_symbols(args: argparse.Namespace) -> int:
     setup_logging(args.verbose)
     settings = kafka_settings_from(args)
     calibration_ns = calibration_to_ns(args.calibration)
-    path, window = csv_path(args), window_from(args)
+    if not args.dry_run:  # before the file, as the single replay does
+        check_reachable(settings, args.connect_timeout)
+    path = seekable_path(args.csv or "", DEFAULT_CSV, "--partitions")
+    window = window_from(args)
     symbols = [args.symbol] if args.symbol else symbols_in_window(path, window)
     datasets: dict[str, MarketData] = {
         symbol: load(
@@ -79,7 +83,6 @@ def produce_symbols(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    check_reachable(settings, args.connect_timeout)
     if ensure_topic(settings, args.topic, partitions=args.partitions, exact_partitions=True):
         log.info("created topic %s with %d partitions (retention.ms=-1)", args.topic, args.partitions)
     log.info(
@@ -201,7 +204,7 @@ class ParentRouter:
 
     def route_offline(self) -> None:
         """--csv with --parents: every parent from the file, the reference for a group run."""
-        path = csv_path(self.args)
+        path = seekable_path(self.args.csv or "", DEFAULT_CSV, "--parents")
         for parent in self.parents:
             started = time.perf_counter()
             window = self.window(parent) or window_from(self.args)

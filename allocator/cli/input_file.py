@@ -129,3 +129,14 @@ def load_input(given: str, default: Path, window: WindowSpec, **options: Any) ->
     with readable_input(given, default) as source:
         data = load(source.path, window, symbol_cache=not source.spooled, **options)
     return dataclasses.replace(data, source=source.name) if source.spooled else data
+
+
+def seekable_path(given: str, default: Path, why: str) -> Path:
+    """The --csv file for commands that read it more than once (`why`: which); a pipe cannot be."""
+    if given == STDIN or (given and is_pipe(Path(given))):
+        raise SettingError(
+            f"{{csv}} {SettingError.literal(given)}: {why} reads the file once per symbol, so it must be a "
+            "file; write the data to one first",
+            csv="csv_path",
+        )
+    return Path(given) if given else default
