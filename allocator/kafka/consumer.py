@@ -233,17 +233,7 @@ class ReplayConsumer:
         return events
 
     def _data_messages(self, events: Sequence[Message]) -> list[Message]:
-        """The poll's messages without its end-of-partition and topic-not-there-yet events; any other
-        error event ends the run as a BrokerError."""
-        messages = []
-        for msg in events:
-            error = msg.error()
-            if error is None:
-                messages.append(msg)
-            elif error.code() not in (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART):
-                # UNKNOWN_TOPIC_OR_PART: the producer has not created the topic yet, keep waiting.
-                raise BrokerError(f"consuming {self.topic!r} failed: {redact(str(error), self.settings)}")
-        return messages
+        return data_messages(events, self.topic, self.settings)
 
     def _commit_final(self, consumer: Consumer) -> None:
         offsets = self.state.meta["offsets"]
@@ -413,3 +403,17 @@ class _InterruptFlag:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
+
+
+def data_messages(events: Sequence[Message], topic: str, settings: dict[str, str]) -> list[Message]:
+    """A poll's messages without its end-of-partition and topic-not-there-yet events; any other error
+    event ends the run as a BrokerError (the replay consumer's and a group member's one rule)."""
+    messages = []
+    for msg in events:
+        error = msg.error()
+        if error is None:
+            messages.append(msg)
+        elif error.code() not in (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART):
+            # UNKNOWN_TOPIC_OR_PART: the producer has not created the topic yet, keep waiting.
+            raise BrokerError(f"consuming {topic!r} failed: {redact(str(error), settings)}")
+    return messages

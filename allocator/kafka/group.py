@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from allocator.errors import BrokerError
 from allocator.kafka.codec import KIND_START, WireError
-from allocator.kafka.consumer import POLL_SECONDS
+from allocator.kafka.consumer import POLL_SECONDS, data_messages
 from allocator.kafka.error_log import ErrorSummary
 from allocator.kafka.replay_state import ReplayState, StopRules, StreamResult, _headers
 from allocator.kafka.settings import consumer_settings, new_client, redact
@@ -233,16 +233,7 @@ class GroupMember:
         return max(1, min(MAX_POLL_MESSAGES, left or IDLE_POLL))
 
     def _data_messages(self, events: Sequence[Message]) -> list[Message]:
-        messages = []
-        for msg in events:
-            error = msg.error()
-            if error is None:
-                messages.append(msg)
-            elif error.code() not in (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART):
-                raise BrokerError(
-                    f"consuming {self.group.topic!r} failed: {redact(str(error), self.settings)}"
-                )
-        return messages
+        return data_messages(events, self.group.topic, self.settings)
 
     def _take(self, messages: list[Message]) -> None:
         """Hand each (partition, symbol)'s messages of this poll to its state machine, in order."""

@@ -89,11 +89,12 @@ def offline(case: tuple) -> RunResult:
     return run(data_for(config.realistic), fees(), config)
 
 
-def stream(case: tuple, seed: int, largest: int) -> tuple[StreamEngine, Collect]:
-    """The data's rows in replay order, in random batches of 1..largest rows."""
+def stream(case: tuple, seed: int, largest: int, sink: Collect | None = None) -> tuple[StreamEngine, Collect]:
+    """The data's rows in replay order, in random batches of 1..largest rows (into `sink`, default a new
+    Collect)."""
     config = config_for(*case)
     data = data_for(config.realistic)
-    sink = Collect()
+    sink = sink if sink is not None else Collect()
     engine = StreamEngine(
         config, fees(), live_point(config.grid), parent="P", sinks=[sink], window=data.window
     )
@@ -278,20 +279,8 @@ class Ordered(Collect):
 def test_ck_fills_come_before_the_decisions_after_them(case: tuple, largest: int) -> None:
     """A decision at t knows of the fills before t, so they are told (and printed) ahead of it, in time
     order, however the rows were batched."""
-    config = config_for(*case)
-    data = data_for(True)
     sink = Ordered()
-    engine = StreamEngine(
-        config, fees(), live_point(config.grid), parent="P", sinks=[sink], window=data.window
-    )
-    rows = replay_rows(data)
-    rng = random.Random(5)
-    at = 0
-    while at < len(rows):
-        size = rng.randint(1, largest)
-        engine.feed(rows.iloc[at : at + size])
-        at += size
-    engine.end()
+    stream(case, seed=5, largest=largest, sink=sink)
     told = sink.told
     assert sum(what == "decision" for what, _ in told) >= 2 and any(what == "fill" for what, _ in told)
     for position, (what, ts) in enumerate(told):
