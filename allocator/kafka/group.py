@@ -36,7 +36,7 @@ from allocator.errors import BrokerError
 from allocator.kafka.codec import KIND_START, WireError
 from allocator.kafka.consumer import POLL_SECONDS, data_messages
 from allocator.kafka.error_log import ErrorSummary
-from allocator.kafka.replay_state import ReplayState, StopRules, StreamResult, _headers
+from allocator.kafka.replay_state import ReplayState, StopRules, StreamResult, message_headers
 from allocator.kafka.settings import consumer_settings, new_client, redact
 
 log = logging.getLogger(__name__)
@@ -326,7 +326,7 @@ def _start_offset(messages: list[Message], run_id: str) -> int | None:
     """The offset of the start message of `run_id` among `messages` (the last one, if repeated)."""
     found = None
     for msg in messages:
-        kind, _wire, _schema = _headers(msg)
+        kind, _wire, _schema = message_headers(msg)
         if kind != KIND_START:
             continue
         try:

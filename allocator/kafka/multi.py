@@ -56,10 +56,10 @@ from allocator.kafka.producer import (
     ENCODE_MESSAGES,
     ReplayRows,
     ReplayStats,
-    _check_speed,
-    _first_json_message,
-    _start_document,
+    check_speed,
+    first_json_message,
     replay_rows,
+    start_document,
 )
 from allocator.kafka.settings import new_client, producer_settings, redact
 
@@ -196,9 +196,9 @@ def symbol_replay(
         symbol=symbol,
         rows=rows,
         stats=stats,
-        start_message=control_message(KIND_START, **_start_document(data, frame, stats, calibration_ns)),
+        start_message=control_message(KIND_START, **start_document(data, frame, stats, calibration_ns)),
         bounds=np.r_[starts, len(frame)].tolist(),
-        json_from=_first_json_message(wire, starts, first_paced if speed > 0 else None),
+        json_from=first_json_message(wire, starts, first_paced if speed > 0 else None),
         first_paced=first_paced,
     )
 
@@ -218,7 +218,7 @@ def replay_symbols(
 
     Unlike `producer.replay`, a fatally failed idempotent producer is not replaced: the run stops with one
     line and is simply started again (consumers follow the newest replay of each symbol)."""
-    _check_speed(speed)
+    check_speed(speed)
     if wire not in WIRE_CHOICES:
         raise SettingError.not_one_of(wire, WIRE_CHOICES, "wire")
     replays = [

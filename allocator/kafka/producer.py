@@ -133,7 +133,7 @@ def replay(
     session re-sends everything not yet acknowledged; the consumer drops the rows it sees twice by
     their replay index, so the result is unchanged.
     """
-    _check_speed(speed)
+    check_speed(speed)
     if wire not in WIRE_CHOICES:
         raise SettingError.not_one_of(wire, WIRE_CHOICES, "wire")
     rows = replay_rows(data)
@@ -144,7 +144,7 @@ def replay(
         list(frame.columns), wire, string_widths(frame), len(stats.run_id)
     )
     sender = _Sender(producer_settings(settings), topic, symbol.encode() or b"all", settings, stats)
-    start_message = control_message(KIND_START, **_start_document(data, frame, stats, calibration_ns))
+    start_message = control_message(KIND_START, **start_document(data, frame, stats, calibration_ns))
     started = clock()
     try:
         with _deferred_interrupts(sender):
@@ -157,11 +157,11 @@ def replay(
     return stats
 
 
-def _check_speed(speed: float) -> None:
+def check_speed(speed: float) -> None:
     check_non_negative(speed, "speed", "1 = real time, 0 = as fast as possible")
 
 
-def _start_document(
+def start_document(
     data: MarketData, frame: pd.DataFrame, stats: ReplayStats, calibration_ns: int
 ) -> dict[str, Any]:
     """The `start` message: what the consumer needs to rebuild the loader's frame and prove it complete."""
@@ -460,7 +460,7 @@ def _paced_loop(
     if pacing.origin is None and pacing.first_paced == 0:
         pacing.origin = started  # no history: exactly the schedule of a plain replay
     paced_from = pacing.first_paced if speed > 0 else None
-    json_from = _first_json_message(sender.stats.wire, starts, paced_from)
+    json_from = first_json_message(sender.stats.wire, starts, paced_from)
     paced_message = len(starts) if paced_from is None else int(np.searchsorted(starts, paced_from))
     chunks = _encoded(
         rows, bounds, sender.stats, int(np.searchsorted(starts, resume)), json_from, paced_message
@@ -469,7 +469,7 @@ def _paced_loop(
         _send_messages(chunks, bounds, rows.ts, speed, sender, started, clock, pacing)
 
 
-def _first_json_message(wire: str, starts: np.ndarray, paced_from: int | None) -> int:
+def first_json_message(wire: str, starts: np.ndarray, paced_from: int | None) -> int:
     """The first message encoded as JSON (all after it are too): every one for json, none for arrow, the
     paced window's for auto."""
     if wire == WIRE_JSON:

@@ -334,7 +334,7 @@ class ReplayState:
             self.stats.messages += 1
             next_offsets[str(msg.partition())] = (msg.offset() or 0) + 1
             value = msg.value()
-            kind, wire, schema = _headers(msg)
+            kind, wire, schema = message_headers(msg)
             if kind is None and value is not None and value.startswith((ROW_PREFIX, ARROW_CONTINUATION)):
                 kind = KIND_ROW  # no headers (kcat -P): a row by its first bytes
             if schema not in (None, SCHEMA_VERSION):
@@ -500,7 +500,7 @@ def parse_control(value: bytes | None, kind: bytes) -> tuple[dict[str, Any] | No
     return (None, f"{kind.decode()} message: {problem}") if problem else (doc, "")
 
 
-def _headers(msg: Message) -> tuple[bytes | None, str | None, str | None]:
+def message_headers(msg: Message) -> tuple[bytes | None, str | None, str | None]:
     """The message's kind, format and schema headers (None for those it lacks)."""
     kind = wire = schema = None
     for name, value in msg.headers() or ():

@@ -45,7 +45,7 @@ from allocator.kafka.codec import (
     rows_per_message,
     string_widths,
 )
-from allocator.kafka.producer import _first_json_message
+from allocator.kafka.producer import first_json_message
 from allocator.kafka.replay_state import ReplayState, StopRules, wanted_columns
 from tests.helpers import at, frame, quote
 
@@ -421,7 +421,7 @@ def test_auto_messages_are_full_before_the_window_and_a_row_each_in_it(ts, per_m
         *message_starts(ts[:first_paced], per_message, None),
         *range(first_paced, len(ts)),
     ]
-    assert _first_json_message(WIRE_AUTO, starts, paced) == int(np.searchsorted(starts, first_paced))
-    assert _first_json_message(WIRE_AUTO, starts, None) == len(starts)  # unpaced: all Arrow
-    assert _first_json_message(WIRE_JSON, starts, paced) == 0
-    assert _first_json_message(WIRE_ARROW, starts, paced) == len(starts)
+    assert first_json_message(WIRE_AUTO, starts, paced) == int(np.searchsorted(starts, first_paced))
+    assert first_json_message(WIRE_AUTO, starts, None) == len(starts)  # unpaced: all Arrow
+    assert first_json_message(WIRE_JSON, starts, paced) == 0
+    assert first_json_message(WIRE_ARROW, starts, paced) == len(starts)
