@@ -62,16 +62,12 @@ def build_sim_market_for(
     settings: SimSettings,
     side: Side = "buy",
     window_snapshots: Snapshots | None = None,
-    *,
-    quiet: bool = False,
 ) -> tuple[SimMarket, list[str]]:
     """The realistic mode's view of the data: every venue's message stream for the order's side, over the
     history and the window, and the common arrival of every strategy.
 
     `window_snapshots`, `build_snapshots(data.frame, side)` when the caller has them already: without
-    history they are the snapshots wanted here, and are used instead of being built (and held) twice.
-    `quiet`: no warnings (the streaming router rebuilds it from every prefix of the stream; the final run
-    warns once)."""
+    history they are the snapshots wanted here, and are used instead of being built (and held) twice."""
     frame = frame_with_history(data)
     if window_snapshots is not None and frame is data.frame and window_snapshots.side == side:
         snaps = window_snapshots
@@ -79,7 +75,7 @@ def build_sim_market_for(
         snaps = build_snapshots(frame, side)
     taker, rebate = fees.arrays(snaps.publisher_ids)
     book = build_book(frame, snaps.publisher_ids, side)
-    if not quiet and not any(stream.hit_sz.any() for stream in book.streams):
+    if not any(stream.hit_sz.any() for stream in book.streams):
         log.warning(
             "%s: no trade rows against the %s side (action T with price and size): resting orders cannot "
             "fill in the cont-kukanov mode, so whatever the router posts ends in the clean-up",
@@ -90,7 +86,7 @@ def build_sim_market_for(
     recv = frame["ts_recv"].to_numpy(dtype=np.int64) if "ts_recv" in frame.columns else ts
     sim_market = build_sim_market(snaps, taker, rebate, window_bounds(data), book, ts, recv, settings)
     arrival = sim_market.arrival
-    if arrival.delay_ns and not quiet:
+    if arrival.delay_ns:
         log.warning(
             "%s: %.3g s of history before the window (need %g s for the outflow estimate): every strategy "
             "arrives %.3g s late, at %s",

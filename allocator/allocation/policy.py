@@ -8,7 +8,7 @@ Pure functions on arrays: what the router could see (the observation) is built b
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Protocol
 
 import numpy as np
@@ -65,6 +65,22 @@ class Decision:
     objective: float | None = None
     sent_objective: float | None = None
     certificate: dict[str, Any] | None = None
+
+
+def renumber_venues(decision: Decision, new_index: np.ndarray) -> Decision:
+    """The same decision with venue v called new_index[v] (a stream met a new venue, which shifts the
+    venue order)."""
+
+    def at(v: int) -> int:
+        return int(new_index[v])
+
+    return replace(
+        decision,
+        market_venue=at(decision.market_venue),
+        limits={at(v): q for v, q in decision.limits.items()},
+        queue_ahead={at(v): q for v, q in decision.queue_ahead.items()},
+        venues=[at(v) for v in decision.venues],
+    )
 
 
 MAX_ROUNDING_VENUES = 8  # up to 2^(K+1) whole-share neighbours are priced; beyond, the simple rule

@@ -148,13 +148,15 @@ class LiveRun:
         """--csv --live: the file's rows in replay order, in batches, through the engine."""
         engine = self.new_engine({"run_id": "offline"})
         engine.set_window(data.window)
-        rows = event_frame(frame_with_history(data))
-        rows = rows.assign(n=np.arange(len(rows)))  # the replay index a replay's rows carry
+        frame = event_frame(frame_with_history(data))
+        # numpy columns once, sliced per batch (a frame sliced per batch costs ~10 ms a batch in pandas)
+        rows = {str(name): frame[name].to_numpy() for name in frame.columns if engine.wants(str(name))}
+        rows["n"] = np.arange(len(frame))  # the replay index a replay's rows carry
         rng = random.Random(0)
         at = 0
-        while at < len(rows):
+        while at < len(frame):
             size = rng.randint(1, OFFLINE_BATCH)
-            engine.feed(rows.iloc[at : at + size])
+            engine.feed({name: values[at : at + size] for name, values in rows.items()})
             at += size
         engine.end()
 

@@ -21,6 +21,7 @@ exactly as for the baselines, so all strategies compare at equal shares. What th
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -36,12 +37,15 @@ from allocator.execution.simulator import Ledger, Simulator
 @dataclass
 class RouterStep:
     """One horizon of the router's session: its index, time, the decision taken there (None when there was
-    nothing to trade against) and the simulator, so a caller may look at the state before it executes."""
+    nothing to trade against), the simulator (a caller may look at the state before it executes), when the
+    horizon ends and the shares still to buy."""
 
     index: int
     t: int
     decision: Decision | None
     sim: Simulator
+    t_next: int
+    remaining: int
 
 
 @dataclass
@@ -57,10 +61,11 @@ class ChildSegment:
 
 @dataclass
 class RouterSession:
-    """The Cont–Kukanov router as a resumable loop: `steps()` yields at every horizon before executing its
-    decision, so a streaming caller can stop after the horizon it may decide, and `known` replays decisions
-    already taken (they are causal: a decision at t reads only rows seen by t, so the same data prefix gives
-    the same decision) instead of solving them again."""
+    """The Cont–Kukanov router as a resumable loop: `decide()` takes the next horizon's decision and
+    `execute()` sends it, so a streaming caller can decide as soon as the rows seen by t are in and execute
+    once the horizon's rows are (allocator.stream.ck); `steps()` runs both in turn. `known` replays
+    decisions already taken instead of solving them again (they are causal: a decision at t reads only rows
+    seen by t, so the same data prefix gives the same decision)."""
 
     sim_market: SimMarket
     order_size: int
@@ -70,46 +75,65 @@ class RouterSession:
     decisions: list[Decision] = field(default_factory=list)
     segments: list[ChildSegment] = field(default_factory=list)
     sim: Simulator = field(init=False)
-    stopped: str = ""  # why steps() ended: filled, end (of the window) or until
+    stopped: str = ""  # why the session stopped deciding: filled, end (of the window) or until
+    index: int = field(init=False, default=0)  # the next horizon's index
+    t: int = field(init=False)  # the next horizon's time
 
     def __post_init__(self) -> None:
         self.sim = self.sim_market.simulator()
+        self.t = self.sim_market.arrival_ns
+
+    def decide(self, end_ns: int | None = None) -> RouterStep | None:
+        """The decision at the next horizon, before it executes; None once the session stops (the fills
+        reported cover the order, the window (ending at `end_ns`, default the market's) is over, or `until`
+        is reached)."""
+        settings = self.sim_market.settings
+        end = self.sim_market.market.window_end_ns if end_ns is None else end_ns
+        t, index = self.t, self.index
+        if t >= end:
+            self.stopped = "end"
+            return None
+        t_next = min(t + settings.horizon_ns, end)
+        remaining = self.order_size - _reported(self.sim.ledger, t, settings.latency.max_ns)
+        if remaining <= 0:
+            self.stopped = "filled"
+            return None
+        if self.until is not None and index >= self.until:
+            self.stopped = "until"
+            return None
+        if index < len(self.known):
+            decision = self.known[index]
+        else:
+            seed = settings.seed + index
+            decision = _decide(self.sim_market, self.sim, t, t_next - t, remaining, self.penalties, seed)
+        return RouterStep(index, t, decision, self.sim, t_next, remaining)
+
+    def execute(self, step: RouterStep) -> None:
+        """Send the step's decision (its market sweep and limit orders, until the next horizon) and move on
+        to the next horizon. It reads rows up to `step.t_next` plus one latency (when the last cancel lands)."""
+        decision = step.decision
+        if decision is not None:
+            sim = self.sim
+            self.decisions.append(decision)
+            start, oid = len(sim.ledger), sim.orders_sent
+            swept = _execute(sim, decision, step.t, step.t_next, step.remaining)
+            self.segments.append(ChildSegment(step.index, start, len(sim.ledger), (oid, swept)))
+        self.index, self.t = step.index + 1, step.t_next
 
     def steps(self) -> Iterator[RouterStep]:
-        sim_market, sim = self.sim_market, self.sim
-        market, settings = sim_market.market, sim_market.settings
-        report_delay = settings.latency.max_ns
-        end = market.window_end_ns
-        t = sim_market.arrival_ns
-        step_seed = settings.seed
-        index = 0
-        while t < end:
-            t_next = min(t + settings.horizon_ns, end)
-            known = _reported(sim.ledger, t, report_delay)
-            remaining = self.order_size - known
-            if remaining <= 0:
-                self.stopped = "filled"
-                return
-            if self.until is not None and index >= self.until:
-                self.stopped = "until"
-                return
-            if index < len(self.known):
-                decision = self.known[index]
-            else:
-                decision = _decide(sim_market, sim, t, t_next - t, remaining, self.penalties, step_seed)
-            step_seed += 1
-            yield RouterStep(index, t, decision, sim)
-            if decision is not None:
-                self.decisions.append(decision)
-                start, oid = len(sim.ledger), sim.orders_sent
-                swept = _execute(sim, decision, t, t_next, remaining)
-                self.segments.append(ChildSegment(index, start, len(sim.ledger), (oid, swept)))
-            index += 1
-            t = t_next
-        self.stopped = "end"
+        while (step := self.decide()) is not None:
+            yield step
+            self.execute(step)
+
+    def fork(self) -> RouterSession:
+        """A copy to run ahead on (its own simulator state, decisions and segments; the same market)."""
+        twin = copy.copy(self)
+        twin.sim = self.sim.fork()
+        twin.decisions, twin.segments = list(self.decisions), list(self.segments)
+        return twin
 
     def finish(self, name: str = "optimized") -> Execution:
-        """The clean-up at the close and the Execution (call once `steps()` is exhausted)."""
+        """The clean-up at the close and the Execution (call once the session stopped deciding)."""
         cleanup(self.sim_market, self.sim, self.order_size)
         return to_execution(self.sim.ledger, name, self.order_size, self.sim_market, self.decisions)
 

@@ -18,7 +18,7 @@ from allocator.allocation.outflow import block_bootstrap, block_length, incremen
 from allocator.allocation.policy import Decision
 from allocator.config import SimSettings
 from allocator.data.window import NS_PER_SECOND, format_ns
-from allocator.execution.book import Book, VenueStream
+from allocator.execution.book import Book, GrowingArray, VenueStream
 from allocator.execution.faithful import Execution, Market
 from allocator.execution.models import PerShareFees, QueueModel
 from allocator.execution.simulator import Ledger, Simulator, split_decrease
@@ -114,23 +114,50 @@ class SimMarket:
 
 
 def cumulative_outflow(stream: VenueStream, queue_model: QueueModel) -> np.ndarray:
-    """Cumulative shares that left the best posting level by row: traded volume, plus (probabilistic model)
-    the level's decreases that the printed trades do not explain, matched exactly as the simulator matches
-    them (`split_decrease`), so the router's ξ and its fills measure the same thing."""
-    out = stream.hit_sz.astype(np.float64)
-    if queue_model.cancels_advance and stream.rows > 1:
-        pending = 0.0
-        previous = -1
-        for r in stream.interesting.tolist():  # rows where the best level or a trade changed
-            traded = float(stream.hit_sz[r]) if stream.hit_px[r] == stream.post_px[r] else 0.0
-            if previous >= 0 and stream.post_px[r] == stream.post_px[previous]:
-                drop = float(stream.post_sz[previous] - stream.post_sz[r])
-                cancelled, pending = split_decrease(drop, pending, traded)
-                out[r] += cancelled
-            else:
-                pending = traded
-            previous = r
-    return np.cumsum(out)
+    """Cumulative shares that left the best posting level by row (see OutflowMeter)."""
+    meter = OutflowMeter(queue_model)
+    meter.extend(stream)
+    return meter.cumulative.view()
+
+
+class OutflowMeter:
+    """One venue's cumulative queue outflow at the best posting level, row by row, extended as the stream
+    grows: traded volume, plus (probabilistic model) the level's decreases that the printed trades do not
+    explain, matched exactly as the simulator matches them (`split_decrease`), so the router's ξ and its
+    fills measure the same thing. Shares are whole numbers, so the float sums are exact whatever the
+    appends."""
+
+    def __init__(self, queue_model: QueueModel) -> None:
+        self.cancels_advance = queue_model.cancels_advance
+        self.cumulative = GrowingArray(np.float64)
+        self.pending = 0.0
+        self.previous = -1  # the last row where the best level or a trade changed
+        self.total = 0.0
+
+    def extend(self, stream: VenueStream) -> None:
+        """Take in the stream's rows after those already measured."""
+        start = self.cumulative.n
+        if start >= stream.rows:
+            return
+        out = stream.hit_sz[start:].astype(np.float64)
+        if self.cancels_advance:
+            interesting = stream.interesting[np.searchsorted(stream.interesting, start) :]
+            pending, previous = self.pending, self.previous
+            for r in interesting.tolist():
+                traded = float(stream.hit_sz[r]) if stream.hit_px[r] == stream.post_px[r] else 0.0
+                if previous >= 0 and stream.post_px[r] == stream.post_px[previous]:
+                    drop = float(stream.post_sz[previous] - stream.post_sz[r])
+                    cancelled, pending = split_decrease(drop, pending, traded)
+                    out[r - start] += cancelled
+                else:
+                    pending = traded
+                previous = r
+            self.pending, self.previous = pending, previous
+        cumulative = np.cumsum(out)
+        cumulative += self.total
+        self.cumulative.reserve(len(out))
+        self.cumulative.put(cumulative)
+        self.total = float(cumulative[-1])
 
 
 def outflow_increments(

@@ -37,6 +37,7 @@ Rules (each one has a test in tests/execution/test_simulator.py):
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Literal
@@ -61,6 +62,9 @@ def split_decrease(drop: float, pending: float, traded_now: float) -> tuple[floa
     explained = min(max(drop, 0.0), available)
     cancelled = max(drop, 0.0) - explained
     return cancelled, min(available - explained, traded_now)
+
+
+LEDGER_FIELDS = ("ts", "venue", "price", "shares", "fee", "rebate", "kind", "queue_ahead", "order_id")
 
 
 @dataclass
@@ -105,9 +109,12 @@ class Ledger:
     def filled(self) -> int:
         return sum(self.shares)
 
+    def copy(self) -> Ledger:
+        return Ledger(*(list(getattr(self, name)) for name in LEDGER_FIELDS))
+
     def drop(self, keep: list[bool]) -> None:
         """Remove the fills whose flag is False (used when an order was cancelled in time)."""
-        for name in ("ts", "venue", "price", "shares", "fee", "rebate", "kind", "queue_ahead", "order_id"):
+        for name in LEDGER_FIELDS:
             values = getattr(self, name)
             setattr(self, name, [x for x, k in zip(values, keep, strict=True) if k])
 
@@ -132,6 +139,11 @@ class Depletion:
             if deficit:
                 sizes[j] = max(int(sizes[j]) - deficit, 0)
         return sizes
+
+    def fork(self) -> Depletion:
+        twin = Depletion(self.book)
+        twin._taken = [{px: list(entry) for px, entry in taken.items()} for taken in self._taken]
+        return twin
 
     def state(self) -> tuple:
         """A hashable snapshot of what we took and the data has not yet refilled: two sessions with equal
@@ -206,6 +218,16 @@ class Simulator:
         self.ledger = Ledger()
         self._next_order = 0
         self._venue_free: dict[int, int] = {}  # venue → when our last resting order there stopped being live
+
+    def fork(self) -> Simulator:
+        """A copy of this session's state (fills, depletion, latency draws, venues busy) on the same market:
+        what a stream runs a horizon on before all its rows are in, to learn the fills already final."""
+        twin = copy.copy(self)
+        twin.rng = copy.deepcopy(self.rng)
+        twin.depletion = self.depletion.fork()
+        twin.ledger = self.ledger.copy()
+        twin._venue_free = dict(self._venue_free)
+        return twin
 
     def _order_id(self) -> int:
         self._next_order += 1
@@ -369,7 +391,7 @@ class Simulator:
                     cancel_effective = min(cancel_at, move_seen + self.latency.draw(self.rng))
         if move_seen is None or cancel_effective >= cancel_at:
             return left, None, cancel_effective
-        return left, self._repost(stream, move_seen, cancel_effective), cancel_effective
+        return left, self._repost(stream, move_seen, cancel_effective, cancel_at), cancel_effective
 
     def _join(
         self, venue: int, stream: VenueStream, price: float, left: int, arrival: int, oid: int
@@ -393,14 +415,17 @@ class Simulator:
         level = float(stream.post_sz[row]) if row >= 0 and stream.post_px[row] == price else 0.0
         return left, ahead, level, row, move_seen
 
-    def _repost(self, stream: VenueStream, move_seen: int, cancel_effective: int) -> tuple[int, float] | None:
+    def _repost(
+        self, stream: VenueStream, move_seen: int, cancel_effective: int, cancel_at: int
+    ) -> tuple[int, float] | None:
         """(arrival, price) of the re-posted order: at the best posting price seen when we noticed the move,
-        or the next one to appear; None when none appears before the data ends."""
+        or the next one to appear before the order's cancel lands; None when none does. (So a posting reads
+        only rows before its cancel lands, which lets a stream execute each horizon once its rows are in.)"""
         seen_row = stream.row_seen(move_seen)
         nxt = seen_row
-        while nxt < stream.rows and not np.isfinite(stream.post_px[nxt]):
+        while nxt < stream.rows and stream.ts_seen[nxt] < cancel_at and not np.isfinite(stream.post_px[nxt]):
             nxt += 1
-        if nxt >= stream.rows:
+        if nxt >= stream.rows or stream.ts_seen[nxt] >= cancel_at:
             return None
         drawn = (
             cancel_effective if nxt == seen_row else int(stream.ts_seen[nxt]) + self.latency.draw(self.rng)

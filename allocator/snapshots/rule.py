@@ -130,7 +130,7 @@ def build_snapshots(frame: pd.DataFrame, side: Side = "buy") -> Snapshots:
     """
     sign = side_sign(side)
     if len(frame) == 0:
-        return _empty_snapshots(side)
+        return empty_snapshots(side)
     ts = frame["ts_event"].to_numpy(dtype=np.int64)
     tick_ts, venues, fresh, source_row = _representatives(ts, frame["publisher_id"].to_numpy(dtype=np.int64))
     ask_px = _column(frame, "ask_px_00", np.nan, np.float64)
@@ -165,7 +165,8 @@ def build_snapshots(frame: pd.DataFrame, side: Side = "buy") -> Snapshots:
     )
 
 
-def _empty_snapshots(side: Side) -> Snapshots:
+def empty_snapshots(side: Side) -> Snapshots:
+    """Snapshots of no rows: an empty file's, or a live market's (allocator.execution.live_market keeps none)."""
     empty2 = np.empty((0, 0))
     return Snapshots(
         ts_event=np.empty(0, np.int64),

@@ -1,49 +1,55 @@
-"""The Cont–Kukanov router on a stream, by causal recomputation.
+"""The Cont–Kukanov router on a stream: the market grows tick by tick and the simulator advances with it.
 
-A decision at horizon t reads only rows with ts_seen ≤ t (ts_seen ≥ ts_event), and rows arrive in event
-order, so every row it may see has arrived once a row with a later ts_event has (or the end message).
-Then the market is rebuilt from the complete ticks received so far and the router's session
-(allocator.execution.realistic.RouterSession) is run to t, replaying the decisions already taken instead of
-solving them again: every step of the simulator and the router is causal, so each decision equals the
-offline run's, which the engine checks at the end of every run. A fill at time τ depends only on rows
-with ts_event ≤ τ, so the fills before the first incomplete tick are final and are emitted as they become
-known; the rest, and the clean-up, when the stream ends.
+Rows arrive in event order, so once a row with a later ts_event has arrived (or the end message) every row
+before it is in: those complete ticks are appended to a LiveMarket (allocator.execution.live_market),
+which extends every venue's stream and queue outflow in place. The router's session
+(allocator.execution.realistic.RouterSession) then moves as far as the data allows:
+- it decides horizon t once the rows seen by t are in (and, for an unbounded window end, once the
+  horizon's length is known), and the decision goes out at once;
+- it executes that decision once the rows up to the horizon's end plus one latency are in (the last
+  cancel has landed), and the fills go out.
+So each horizon is simulated once, over its own rows: the cost per decision does not grow with the rows
+received. While a decision's orders work, its fills are refreshed every `fill_refresh_seconds` by running
+the horizon on a fork of the simulator over the rows so far: a fill at τ depends only on rows with
+ts_event ≤ τ, so those before the first incomplete tick are final. Decisions, fills and ids are the
+offline run's, which the engine checks at the end of every run.
 
-Cost: one rebuild of the market (O(rows so far)) and a replay of the earlier decisions' executions per
-horizon, so a day decided every few seconds costs more than the offline run (bench stream_latency).
+A venue that first appears after others have been appended changes the venue order (offline, venues are
+sorted by publisher_id), so the market and session are rebuilt once from every row so far, replaying the
+decisions taken (`restarts` in the report).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
 
 import numpy as np
-import pandas as pd
 
 from allocator.allocation.penalties import Penalties
-from allocator.allocation.policy import Decision
+from allocator.allocation.policy import Decision, renumber_venues
 from allocator.config import RunConfig
-from allocator.data.loader import MarketData, history_start
 from allocator.data.venues import FeeTable
 from allocator.data.window import Window
-from allocator.execution.faithful import Execution
-from allocator.execution.realistic import RouterSession
-from allocator.execution.sim_market import SimMarket, common_arrival
-from allocator.pipeline import build_sim_market_for
+from allocator.execution.book import book_depth
+from allocator.execution.live_market import LiveMarket
+from allocator.execution.realistic import RouterSession, RouterStep
+from allocator.execution.sim_market import cleanup
 from allocator.snapshots.side import side_sign
 from allocator.stream.events import Batch, ChildOrder, DecisionEvent, Fill
 
 log = logging.getLogger(__name__)
 SIM_COLUMNS = {"ts_event", "ts_recv", "publisher_id", "action", "side", "price", "size"}
-# Between horizons, how often (wall clock) the simulator is re-run to emit the fills that became known:
-# each refresh is a rebuild, so this bounds their cost.
-FILL_REFRESH_SECONDS = 5.0
+# While a decision's orders work, how often (wall clock) the fills known so far are worked out on a fork of
+# the simulator (each costs one run of the horizon's rows so far).
+FILL_REFRESH_SECONDS = 1.0
+OPEN_END = np.iinfo(np.int64).max
 
 
 class CkStream:
-    """Collects history and window rows, decides each horizon once it may, emits the fills known."""
+    """Grows the market with the complete ticks, decides and executes each horizon once its rows are in."""
 
     def __init__(
         self,
@@ -54,31 +60,39 @@ class CkStream:
         parent: str,
         symbol: str | None,
         source: str = "stream",
+        fill_refresh_seconds: float | None = None,
     ) -> None:
         self.config, self.fees, self.penalties, self.window = config, fees, penalties, window
         self.parent, self.symbol, self.source = parent, symbol, source
         self.settings = config.sim
         self.side = config.side
         self.sign = side_sign(config.side)
-        self.history_from = history_start(window, config.calibration_ns)
-        self.history = Columns()
-        self.rows = Columns()
+        self.fill_refresh_seconds = (
+            FILL_REFRESH_SECONDS if fill_refresh_seconds is None else fill_refresh_seconds
+        )
+        self.rows = Columns()  # every row so far (a restart appends them again)
+        self.waiting = Columns()  # rows of the tick still arriving (ts_event = max_ts)
         self.first_row: int | None = None
         self.first_window_row: int | None = None
         self.max_ts: int | None = None  # the latest ts_event received: rows before it are complete
         self.complete_max: int | None = None  # the latest ts_event among complete rows
+        self.live: LiveMarket | None = None
+        self.session: RouterSession | None = None
+        self.pending: RouterStep | None = None  # decided, waiting for its rows to execute
         self.known: list[Decision | None] = []
-        self.done = False  # the session stopped deciding (filled, or past the window end)
+        self.done = False  # the session stopped deciding and its last decision executed
         self.ended = False
+        self.closed = False  # the clean-up was sent
         self.emitted: set[str] = set()
+        self.unsent: list[Fill] = []  # fills final but not yet handed out (they go in time order)
         self.fills: list[Fill] = []  # every fill emitted, in order
         self.fill_keys: list[
             tuple[int, int, float, int, str]
         ] = []  # (ts, publisher_id, cost px, shares, kind)
-        self.rebuilds = 0
-        self.rebuild_seconds: list[float] = []
-        self.final_session: RouterSession | None = None
-        self.execution: Execution | None = None  # the router's whole execution, once the stream ended
+        self.restarts = 0
+        self.decide_seconds: list[float] = []
+        self.execute_seconds: list[float] = []
+        self.refresh_seconds: list[float] = []
         self.last_refresh = -math.inf
         self.refreshed_to: int | None = None
 
@@ -88,25 +102,28 @@ class CkStream:
         self, rows: Batch, history: tuple[int, int], window: tuple[int, int], arrived_at: float
     ) -> list[DecisionEvent]:
         """New rows (event order): history rows at positions [history), window rows at [window); the
-        decisions they make possible."""
-        ts = rows["ts_event"]
-        for (a, b), into in ((history, self.history), (window, self.rows)):
-            if b > a:
-                into.add(rows, a, b)
-                self.first_row = int(ts[a]) if self.first_row is None else self.first_row
-                self._advance_clock(ts[a:b])
-        a, b = window
-        if b > a and self.first_window_row is None:
-            self.first_window_row = int(ts[a])
+        decisions and fills they make possible."""
+        a, b = history[0] if history[1] > history[0] else window[0], window[1]
+        if window[1] <= window[0]:
+            b = history[1]
         if b <= a:
-            a, b = history
+            return self._advance(None, arrived_at)
+        ts = rows["ts_event"]
+        if window[1] > window[0] and self.first_window_row is None:
+            self.first_window_row = int(ts[window[0]])
+        self.first_row = int(ts[a]) if self.first_row is None else self.first_row
+        self.rows.add(rows, a, b)
+        self.waiting.add(rows, a, b)
+        self._advance_clock(ts[a:b])
+        self._append_complete()
         index = rows["n"] if "n" in rows else np.full(len(ts), -1)
-        return self._decide_due((ts[a:b], index[a:b]), arrived_at)
+        return self._advance((ts[a:b], index[a:b]), arrived_at)
 
     def end(self, arrived_at: float) -> list[DecisionEvent]:
-        """The stream ended: decide the remaining horizons, clean up, emit every fill left."""
+        """The stream ended: every row is in; decide and execute what is left, clean up, emit every fill."""
         self.ended = True
-        return self._decide_due(None, arrived_at)
+        self._append_complete()
+        return self._advance(None, arrived_at)
 
     def _advance_clock(self, ts: np.ndarray) -> None:
         top = int(ts[-1])
@@ -119,185 +136,217 @@ class CkStream:
             self.complete_max = int(below[-1]) if len(below) else None
         self.max_ts = top if self.max_ts is None else max(self.max_ts, top)
 
-    # ------------------------------------------------------------------ the schedule
-
-    def _bounds(self) -> tuple[int, int] | None:
-        """The window in ns as window_bounds gives it once the data is in (None: no window row yet)."""
-        if self.first_window_row is None:
-            return None
-        start = self.first_window_row if self.window.open_start else self.window.start_ns
-        if self.window.open_end:
-            last = self.max_ts if self.ended else self.complete_max
-            end = (start if last is None else last) + 1
+    def _append_complete(self) -> None:
+        """Move the complete rows (all of them once the stream ended) into the market."""
+        below = None if self.ended else self.max_ts
+        frame, self.waiting = self.waiting.split(below)
+        if not frame or not len(frame["ts_event"]):
+            return
+        if self.live is None:
+            self._start(frame)
+        elif not self.live.knows(frame["publisher_id"]):
+            self._restart()  # appends every complete row, these included
         else:
-            end = self.window.end_ns
-        return start, end
+            self.live.append(frame)
 
-    def _due(self) -> int:
-        """How many horizons may be decided now (all of them once the stream ended)."""
-        bounds = self._bounds()
-        if bounds is None or self.done:
-            return len(self.known)
+    # ------------------------------------------------------------------ the market and the session
+
+    def _window_bounds(self) -> tuple[int, int]:
+        start = self.first_window_row if self.window.open_start else self.window.start_ns
+        assert start is not None
+        return start, OPEN_END if self.window.open_end else self.window.end_ns
+
+    def _new_market(self, frame: Batch) -> LiveMarket:
+        pids = np.unique(np.asarray(frame["publisher_id"], dtype=np.int64))
+        levels = book_depth(frame.keys(), self.side)
+        assert self.first_row is not None
+        live = LiveMarket(
+            pids, self.fees, self.settings, self.side, levels, self._window_bounds(), self.first_row
+        )
+        live.append(frame)
+        return live
+
+    def _start(self, frame: Batch) -> None:
+        self.live = self._new_market(frame)
+        self.session = RouterSession(self.live.sim_market, self.config.order_size, self.penalties)
+
+    def _restart(self) -> None:
+        """A new venue: rebuild the market from every complete row and the session from the decisions taken
+        (renumbered to the new venue order), executing again those already executed."""
+        started = time.perf_counter()
+        old = self.live
+        assert old is not None and self.session is not None
+        self.live = self._new_market(self.rows.before(None if self.ended else self.max_ts))
+        new_index = np.searchsorted(self.live.publisher_ids, old.publisher_ids)
+        self.known = [None if d is None else renumber_venues(d, new_index) for d in self.known]
+        executed = self.session.index
+        self.session = RouterSession(
+            self.live.sim_market, self.config.order_size, self.penalties, known=self.known
+        )
+        for _ in range(executed):
+            step = self.session.decide(self._end_bound(self.session.t))
+            assert step is not None
+            self.session.execute(step)
+        if self.pending is not None:
+            self.pending = self.session.decide(self._end_bound(self.session.t))
+        self.restarts += 1
+        log.info("a new venue appeared: market rebuilt in %.0f ms", (time.perf_counter() - started) * 1000)
+
+    def _end_bound(self, t: int) -> int | None:
+        """The window end as far as the horizon at t needs it, or None when that is not known yet: a fixed
+        end; else (unbounded end, still streaming) the end is past the latest complete row, which settles
+        this horizon once that is a horizon past t."""
+        if not self.window.open_end:
+            return self.window.end_ns
         if self.ended:
-            return 1 << 40
-        start, end = bounds
-        arrival = common_arrival(start, self.first_row, self.settings).ts_ns
-        horizon = self.settings.horizon_ns
-        k = len(self.known)
-        assert self.max_ts is not None
-        while True:
-            t = arrival + k * horizon
-            if t >= end or not self.max_ts > t:
-                break
-            if self.window.open_end and (self.complete_max or t) + 1 < t + horizon:
-                break  # the end is not known yet, so neither is this horizon's length
-            k += 1
-        return k
+            return (self.max_ts if self.max_ts is not None else t) + 1
+        if self.complete_max is None or self.complete_max + 1 < t + self.settings.horizon_ns:
+            return None
+        return self.complete_max + 1
 
-    # ------------------------------------------------------------------ deciding
+    # ------------------------------------------------------------------ deciding and executing
 
-    def _decide_due(
-        self, rows: tuple[np.ndarray, np.ndarray] | None, arrived_at: float
-    ) -> list[DecisionEvent]:
-        due = self._due()
-        if not self.ended and due <= len(self.known) and not self._refresh_due():
-            return []
-        self.last_refresh, self.refreshed_to = time.monotonic(), self.max_ts
-        session = self._session(until=None if self.ended else due)
+    def _advance(self, rows: tuple[np.ndarray, np.ndarray] | None, arrived_at: float) -> list[DecisionEvent]:
         events: list[DecisionEvent] = []
-        for step in session.steps():
-            if step.index < len(self.known):
-                continue
-            self.known.append(step.decision)
-            events.append(self._event(step.index, step.t, step.decision, session, rows, arrived_at))
-        if session.stopped == "filled" or (
-            session.stopped == "end" and (self.ended or not self.window.open_end)
-        ):
+        session = self.session
+        if session is None or self.done:
+            return self._close(events, arrived_at) if self.ended else events
+        max_latency = self.settings.latency.max_ns
+        while True:
+            if self.pending is None:
+                if session.stopped:
+                    break
+                end = self._end_bound(session.t)
+                if end is None or not (self.ended or self._have(session.t)):
+                    break
+                started = time.perf_counter()
+                step = session.decide(end)
+                if step is None:
+                    break
+                self.decide_seconds.append(time.perf_counter() - started)
+                self.known.append(step.decision)
+                after = session.t if session.index == 0 else session.t + max_latency
+                self._flush(events, before=step.t, arrived_at=arrived_at)
+                events.append(self._event(step, rows, after, arrived_at))
+                self.pending = step
+            step = self.pending
+            if not (self.ended or self._have(step.t_next + max_latency)):
+                self._refresh(step)
+                break
+            started = time.perf_counter()
+            session.execute(step)
+            self.execute_seconds.append(time.perf_counter() - started)
+            self.pending = None
+            self._collect(session)
+        if session.stopped and self.pending is None:
             self.done = True
         if self.ended:
-            events += self._cleanup(session, arrived_at)
-            self.final_session = session
-        return self._with_fills(events, self._new_fills(session), arrived_at)
+            return self._close(events, arrived_at)
+        self._flush(events, before=None, arrived_at=arrived_at)
+        return events
 
-    def _with_fills(
-        self, events: list[DecisionEvent], fills: list[Fill], arrived_at: float
-    ) -> list[DecisionEvent]:
-        """The new fills in time order among the decisions: those before a decision come first, as their
-        own event (the decision knew of them), the rest with the last decision."""
-        ordered: list[DecisionEvent] = []
-        rest = fills
-        for event in events:
-            before = [f for f in rest if f.ts_ns < event.ts_ns]
-            if before:
-                ordered.append(
-                    DecisionEvent(len(self.known), 0, "fills", 0, fills=before, arrived_at=arrived_at)
+    def _have(self, t: int) -> bool:
+        """Whether every row with ts_event ≤ t is in the market."""
+        return self.max_ts is not None and self.max_ts > t
+
+    def _refresh(self, step: RouterStep) -> None:
+        """The fills of the working orders known so far: the horizon run on a fork over the rows so far."""
+        if step.decision is None or time.monotonic() - self.last_refresh < self.fill_refresh_seconds:
+            return
+        if self.max_ts is None or self.max_ts == self.refreshed_to or self.max_ts <= step.t:
+            return  # no row since the last refresh, or none yet after the decision: nothing new can fill
+        assert self.session is not None
+        started = time.perf_counter()
+        fork = self.session.fork()
+        fork.execute(step)
+        self._collect(fork)
+        self.last_refresh, self.refreshed_to = time.monotonic(), self.max_ts
+        self.refresh_seconds.append(time.perf_counter() - started)
+
+    def _close(self, events: list[DecisionEvent], arrived_at: float) -> list[DecisionEvent]:
+        """The marketable clean-up at the close (allocator.execution.sim_market.cleanup), as child orders, and
+        every fill left."""
+        session = self.session
+        if session is not None and not self.closed:
+            self.closed = True
+            if self.window.open_end:  # the window end is known now: the clean-up goes one round trip after
+                end = self._end_bound(session.t)
+                assert end is not None
+                market = session.sim_market.market
+                session.sim_market = dataclasses.replace(
+                    session.sim_market, market=dataclasses.replace(market, window_end_ns=end)
                 )
-                rest = rest[len(before) :]
-            ordered.append(event)
-        if rest:
-            if ordered:
-                ordered[-1].fills += rest
-            else:
-                ordered.append(
-                    DecisionEvent(len(self.known), 0, "fills", 0, fills=rest, arrived_at=arrived_at)
-                )
-        return ordered
+            events += self._cleanup(session, arrived_at)
+            self._collect(session)
+        self._flush(events, before=None, arrived_at=arrived_at)
+        return events
+
+    def _flush(self, events: list[DecisionEvent], before: int | None, arrived_at: float) -> None:
+        """Hand out the final fills (those before `before`, when given) in time order, as one event."""
+        self.unsent.sort(key=lambda f: f.ts_ns)
+        cut = len(self.unsent) if before is None else sum(1 for f in self.unsent if f.ts_ns < before)
+        if cut:
+            out, self.unsent = self.unsent[:cut], self.unsent[cut:]
+            events.append(DecisionEvent(len(self.known), 0, "fills", 0, fills=out, arrived_at=arrived_at))
 
     def next_due(self) -> float | None:
-        """Rows with ts_event ≤ this can wait (nothing is decided or refreshed until a later row comes);
-        None when every row must be fed at once (the schedule is not known yet)."""
+        """Rows with ts_event ≤ this can wait (nothing is decided, executed or refreshed until a later row
+        comes); None when every row must be fed at once."""
         if self.done:
             return math.inf
-        bounds = self._bounds()
-        if bounds is None or self.window.open_end or self._refresh_due():
+        session = self.session
+        if session is None or self.window.open_end:
             return None
-        arrival = common_arrival(bounds[0], self.first_row, self.settings).ts_ns
-        return float(arrival + len(self.known) * self.settings.horizon_ns)
+        if self.pending is not None:
+            decision = self.pending.decision
+            if decision is not None and time.monotonic() - self.last_refresh >= self.fill_refresh_seconds:
+                return None
+            return float(self.pending.t_next + self.settings.latency.max_ns)
+        return float(session.t)
 
-    def _refresh_due(self) -> bool:
-        """Between horizons, the fills of the orders working are refreshed every FILL_REFRESH_SECONDS."""
-        return (
-            any(d is not None for d in self.known)
-            and self.refreshed_to != self.max_ts
-            and time.monotonic() - self.last_refresh >= FILL_REFRESH_SECONDS
-        )
-
-    def _session(self, until: int | None) -> RouterSession:
-        started = time.perf_counter()
-        sim_market = self._sim_market()
-        self.rebuilds += 1
-        session = RouterSession(
-            sim_market, self.config.order_size, self.penalties, known=self.known, until=until
-        )
-        self.rebuild_seconds.append(time.perf_counter() - started)
-        return session
-
-    def _sim_market(self) -> SimMarket:
-        below = None if self.ended else self.max_ts  # only complete ticks
-        history = self.history.frame(below)
-        frame = self.rows.frame(below)
-        ts = frame["ts_event"].to_numpy(dtype=np.int64)
-        data = MarketData(
-            frame=frame,
-            source=self.source,
-            window=self.window,
-            rows_total=len(frame) + len(history),
-            file_first_ts=int(ts.min()) if len(ts) else None,
-            file_last_ts=int(ts.max()) if len(ts) else None,
-            levels=1,
-            price_format="decimal",
-            history=history,
-        )
-        sim_market, _names = build_sim_market_for(data, self.fees, self.settings, self.side, quiet=True)
-        return sim_market
+    # ------------------------------------------------------------------ what goes out
 
     def _event(
         self,
-        index: int,
-        t: int,
-        decision: Decision | None,
-        session: RouterSession,
+        step: RouterStep,
         rows: tuple[np.ndarray, np.ndarray] | None,
+        after: int,
         arrived_at: float,
     ) -> DecisionEvent:
+        """The decision as an event with its child orders; its trigger is the batch's first row after the
+        time the decision waited for."""
+        index, t, decision = step.index, step.t, step.decision
         trigger_ts = trigger_n = None
         if rows is not None and len(rows[0]):
             ts, replay_index = rows
-            at = min(int(np.searchsorted(ts, t, side="right")), len(ts) - 1)
+            at = min(int(np.searchsorted(ts, after, side="right")), len(ts) - 1)
             trigger_ts, trigger_n = int(ts[at]), int(replay_index[at])
         if decision is None:
             return DecisionEvent(index, t, "no-quote", -1, arrived_at=arrived_at)
-        sim_market = session.sim_market
-        ticks = sim_market.market.snapshots.ts_event
-        tick_ts = int(ticks[max(int(np.searchsorted(ticks, t, side="right")) - 1, 0)]) if len(ticks) else t
-        pids = sim_market.book.publisher_ids
+        assert self.live is not None
+        tick = self.live.tick_at(t)
+        tick_ts = t if tick is None else tick
         t_next = t + decision.horizon_ns
         orders: list[ChildOrder] = []
 
         def child(v: int, kind: str, price: float, quantity: int) -> ChildOrder:
-            pid = int(pids[v])
-            return ChildOrder(
-                order_id=f"{self.parent}/d{index}/{pid}/{kind}",
-                parent_id=self.parent,
-                symbol=self.symbol,
-                side=self.side,
-                venue=self.fees.lookup(pid).name,
-                publisher_id=pid,
-                type="market" if kind == "M" else "limit",
-                price=round(self.sign * price, 9),
-                quantity=int(quantity),
+            return self._child(
+                f"d{index}",
+                v,
+                kind,
+                price,
+                quantity,
                 decision_index=index,
                 decision_ts_ns=t,
                 tick_ts_event=tick_ts,
                 trigger_ts_event=trigger_ts,
                 trigger_replay_index=trigger_n,
-                mode="cont-kukanov",
                 tif="IOC" if kind == "M" else "horizon",
                 expires_ns=None if kind == "M" else t_next,
             )
 
         if decision.market > 0:
-            for v, (cap, q) in session.sim.sweep_plan(t, decision.market).items():
+            for v, (cap, q) in step.sim.sweep_plan(t, decision.market).items():
                 orders.append(child(v, "M", cap, q))
         for v, q in decision.limits.items():
             assert decision.post_px is not None
@@ -311,45 +360,61 @@ class CkStream:
             index, t, "solve", decision.remaining, orders, arrived_at=arrived_at, detail=detail
         )
 
+    def _child(
+        self, label: str, v: int, kind: str, price: float, quantity: int, **fields: object
+    ) -> ChildOrder:
+        assert self.live is not None
+        pid = int(self.live.publisher_ids[v])
+        return ChildOrder(
+            order_id=f"{self.parent}/{label}/{pid}/{kind}",
+            parent_id=self.parent,
+            symbol=self.symbol,
+            side=self.side,
+            venue=self.fees.lookup(pid).name,
+            publisher_id=pid,
+            type="market" if kind == "M" else "limit",
+            price=round(self.sign * price, 9),
+            quantity=int(quantity),
+            mode="cont-kukanov",
+            **fields,  # type: ignore[arg-type]
+        )
+
     def _cleanup(self, session: RouterSession, arrived_at: float) -> list[DecisionEvent]:
-        """The marketable clean-up at the close (allocator.execution.sim_market.cleanup), as child orders."""
+        """The clean-up sweep as child orders, then executed."""
         sim_market, sim = session.sim_market, session.sim
         missing = self.config.order_size - sim.ledger.filled()
         events = []
         if missing > 0:
+            assert self.live is not None
             t = sim_market.cleanup_time
-            pids = sim_market.book.publisher_ids
+            last = self.live.last_ts
             orders = [
-                ChildOrder(
-                    order_id=f"{self.parent}/cleanup/{int(pids[v])}/M",
-                    parent_id=self.parent,
-                    symbol=self.symbol,
-                    side=self.side,
-                    venue=self.fees.lookup(int(pids[v])).name,
-                    publisher_id=int(pids[v]),
-                    type="market",
-                    price=round(self.sign * cap, 9),
-                    quantity=int(q),
+                self._child(
+                    "cleanup",
+                    v,
+                    "M",
+                    cap,
+                    q,
                     decision_index=len(self.known),
                     decision_ts_ns=t,
-                    tick_ts_event=int(sim_market.market.snapshots.ts_event[-1]),
+                    tick_ts_event=t if last is None else last,
                     trigger_ts_event=None,
                     trigger_replay_index=None,
-                    mode="cont-kukanov",
                 )
                 for v, (cap, q) in sim.sweep_plan(t, missing).items()
             ]
             events.append(
                 DecisionEvent(len(self.known), t, "cleanup", missing, orders, arrived_at=arrived_at)
             )
-        self.execution = session.finish()
+        cleanup(sim_market, sim, self.config.order_size)
         return events
 
-    def _new_fills(self, session: RouterSession) -> list[Fill]:
+    def _collect(self, session: RouterSession) -> None:
         """The session's fills that are final (before the first incomplete tick, or all at the end) and not
-        yet emitted, in time order; each named after its child order and its rank there."""
+        yet emitted, into `unsent`; each named after its child order and its rank there."""
         ledger = session.sim.ledger
-        pids = session.sim_market.book.publisher_ids
+        assert self.live is not None
+        pids = self.live.publisher_ids
         label = [("cleanup", "M")] * len(ledger)
         for seg in session.segments:
             lo, hi = seg.sweep_oids
@@ -357,7 +422,6 @@ class CkStream:
                 label[i] = (f"d{seg.index}", "M" if lo < ledger.order_id[i] <= hi else "L")
         bound = None if self.ended else self.max_ts
         ranks: dict[str, int] = {}
-        out = []
         for i in np.argsort(np.asarray(ledger.ts, dtype=np.int64), kind="stable").tolist():
             pid = int(pids[ledger.venue[i]])
             decision, kind = label[i]
@@ -386,15 +450,14 @@ class CkStream:
                 ts_ns=ts,
                 mode="cont-kukanov",
             )
-            out.append(fill)
+            self.unsent.append(fill)
             self.fills.append(fill)
             self.fill_keys.append((ts, pid, ledger.price[i], ledger.shares[i], ledger.kind[i]))
-        return out
 
 
 class Columns:
-    """Rows kept as numpy column pieces: appending a batch costs a slice per column, and the frame is joined
-    only when the market is rebuilt (pandas joins many small frames, or slices wide ones, slowly)."""
+    """Rows kept as numpy column pieces: appending a batch costs a slice per column, and the pieces are
+    joined only when rows are taken out (pandas joins many small frames, or slices wide ones, slowly)."""
 
     def __init__(self) -> None:
         self.parts: dict[str, list[np.ndarray]] = {}
@@ -404,19 +467,29 @@ class Columns:
             if simulated(name):
                 self.parts.setdefault(name, []).append(values[a:b])
 
-    def frame(self, below: int | None) -> pd.DataFrame:
-        """Every row so far (those with ts_event < `below` when given) as one frame."""
-        if not self.parts:
-            return pd.DataFrame({"ts_event": np.empty(0, np.int64)})
+    def arrays(self) -> Batch:
+        """Every row so far, one array per column."""
         for name, pieces in self.parts.items():
             if len(pieces) > 1:
                 self.parts[name] = [np.concatenate(pieces)]
-        columns = {name: pieces[0] for name, pieces in self.parts.items()}
-        if below is not None:
-            keep = columns["ts_event"] < below
-            if not keep.all():
-                columns = {name: values[keep] for name, values in columns.items()}
-        return pd.DataFrame(columns)
+        return {name: pieces[0] for name, pieces in self.parts.items()}
+
+    def before(self, below: int | None) -> Batch:
+        """The rows with ts_event < `below` (all when None): rows arrive in event order, so a prefix."""
+        columns = self.arrays()
+        if below is None or not columns:
+            return columns
+        cut = int(np.searchsorted(columns["ts_event"], below))
+        return {name: values[:cut] for name, values in columns.items()}
+
+    def split(self, below: int | None) -> tuple[Batch, Columns]:
+        """(the rows with ts_event < `below` (all when None), the others, still as Columns)."""
+        taken = self.before(below)
+        rest = Columns()
+        if taken and len(taken["ts_event"]) < len(self.parts["ts_event"][0]):
+            cut = len(taken["ts_event"])
+            rest.parts = {name: [pieces[0][cut:]] for name, pieces in self.parts.items()}
+        return taken, rest
 
 
 def simulated(name: str) -> bool:

@@ -269,10 +269,17 @@ class StreamEngine:
         if isinstance(router, FaithfulStream):
             live |= {"splits": router.splits, "ticks_waited": router.waited}
         elif isinstance(router, CkStream):
-            seconds = router.rebuild_seconds
             live |= {
-                "rebuilds": router.rebuilds,
-                "rebuild_ms": _stats([s * 1000 for s in seconds]),
+                "simulator": {
+                    "decide_ms": _stats([s * 1000 for s in router.decide_seconds]),
+                    "execute_ms": _stats([s * 1000 for s in router.execute_seconds]),
+                    "fill_refresh_ms": _stats([s * 1000 for s in router.refresh_seconds]),
+                    "restarts": router.restarts,
+                    "note": "each horizon is decided once the rows seen by its time are in and executed once "
+                    "its rows up to its end plus one latency are; a refresh runs the working horizon on a "
+                    "fork to emit the fills already final; a restart rebuilds the market when a new venue "
+                    "appears",
+                }
             }
         latency = {
             "tick_to_decision_ms": _stats(self.latencies_ms),

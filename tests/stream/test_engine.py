@@ -1,13 +1,14 @@
 """The streaming engine decides what the offline router decides, however the rows are cut into batches.
 
 Faithful buy/sell on random streams is tests/kafka/test_live.py; here the engine end to end on the recorded
-data (its window handling, history, both modes and sides), the cont-kukanov router by causal
-recomputation with decisions and fills checked against the offline run, ids independent of the batching,
-and the --live lines.
+data (its window handling, history, both modes and sides), the cont-kukanov router advancing with the data
+(each horizon simulated once, fills refreshed on a fork, a late venue, an open end) with decisions and
+fills checked against the offline run, ids independent of the batching, and the --live lines.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from functools import cache
 from pathlib import Path
@@ -24,6 +25,7 @@ from allocator.data.venues import FeeTable, load_fee_table
 from allocator.data.window import WindowSpec
 from allocator.kafka.producer import event_frame
 from allocator.pipeline import RunResult, run
+from allocator.stream import ck
 from allocator.stream.engine import StreamEngine, live_point
 from allocator.stream.events import DecisionEvent, Fill
 from allocator.stream.printer import LivePrinter
@@ -94,11 +96,21 @@ def stream(case: tuple, seed: int, largest: int, sink: Collect | None = None) ->
     Collect)."""
     config = config_for(*case)
     data = data_for(config.realistic)
+    return stream_rows(config, data, replay_rows(data), seed, largest, sink)
+
+
+def stream_rows(
+    config: RunConfig,
+    data: MarketData,
+    rows: pd.DataFrame,
+    seed: int,
+    largest: int,
+    sink: Collect | None = None,
+) -> tuple[StreamEngine, Collect]:
     sink = sink if sink is not None else Collect()
     engine = StreamEngine(
         config, fees(), live_point(config.grid), parent="P", sinks=[sink], window=data.window
     )
-    rows = replay_rows(data)
     rng = random.Random(seed)
     at = 0
     while at < len(rows):
@@ -141,7 +153,7 @@ def test_streamed_decisions_and_fills_equal_the_offline_run(case: tuple) -> None
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 10**6), st.sampled_from([1, 50, 3000, 20_000]), st.sampled_from(CASES[2:4]))
 def test_ck_streaming_is_exact_for_any_batching(seed: int, largest: int, case: tuple) -> None:
-    """Causal recomputation: whatever the batch boundaries, the decisions and fills are the offline run's,
+    """Whatever the batch boundaries, the decisions and fills are the offline run's,
     and so are the child order and fill ids."""
     if largest == 1:
         largest = 400  # one-row batches are the same logic, 28k feeds slower
@@ -149,6 +161,87 @@ def test_ck_streaming_is_exact_for_any_batching(seed: int, largest: int, case: t
     assert engine.mismatch(offline(case)) is None
     reference = reference_ids(case)
     assert ids_of(sink) == reference
+
+
+def test_each_horizon_is_simulated_once_with_jitter_and_fills_refreshed_at_every_batch(monkeypatch) -> None:
+    """The simulator advances with the data: every decision is solved once and executed once (no replay of
+    the session), latency jitter draws stay in step with the offline run's, and fills worked out on a fork
+    while a horizon's rows arrive are the final ones."""
+    monkeypatch.setattr(ck, "FILL_REFRESH_SECONDS", 0.0)
+    config = RunConfig(
+        mode="cont-kukanov",
+        order_size=30_000,
+        grid=PenaltyGrid((0.2,), (0.01,), (0.0,)),
+        sim=SimSettings.from_units(horizon_seconds=3.0, jitter_ms=2.0, queue="probabilistic"),
+    )
+    data = data_for(True)
+    engine, sink = stream_rows(config, data, replay_rows(data), seed=11, largest=300)
+    offline_run = run(data, fees(), config)
+    assert engine.mismatch(offline_run) is None
+    router = engine.router
+    assert isinstance(router, ck.CkStream)
+    decisions = len(router.known)
+    assert decisions == len(offline_run.search.best.execution.decisions) >= 3
+    assert len(router.decide_seconds) == len(router.execute_seconds) == decisions
+    assert len(router.refresh_seconds) > decisions  # fills went out while the horizons' rows arrived
+    whole, _ = stream_rows(config, data, replay_rows(data), seed=0, largest=10**9)
+    assert ids_of(sink) == ids_of(_sink_of(whole))
+
+
+def _sink_of(engine: StreamEngine) -> Collect:
+    sink = engine.sinks[0]
+    assert isinstance(sink, Collect)
+    return sink
+
+
+def test_a_venue_that_first_appears_mid_window_renumbers_the_decisions() -> None:
+    """A venue whose first row comes after the first decision shifts the venue order (venues are sorted
+    by publisher_id): the market is rebuilt once and every decision and fill is still the offline run's."""
+    config = config_for(*CASES[2])
+    data = data_for(True)
+    pids = np.unique(data.frame["publisher_id"].to_numpy())
+    late = int(pids[1])  # a venue with others after it, so their indices move
+    since = int(data.frame["ts_event"].iloc[0]) + 5 * 10**9
+    assert data.history is not None
+
+    def without_early(frame: pd.DataFrame) -> pd.DataFrame:
+        keep = (frame["publisher_id"] != late) | (frame["ts_event"] >= since)
+        return frame[keep.to_numpy()].reset_index(drop=True)
+
+    changed = dataclasses.replace(data, frame=without_early(data.frame), history=without_early(data.history))
+    rows = event_frame(frame_with_history(changed))
+    rows = rows.assign(n=np.arange(len(rows)))
+    engine, _sink = stream_rows(config, changed, rows, seed=2, largest=500)
+    router = engine.router
+    assert isinstance(router, ck.CkStream) and router.restarts >= 1
+    offline_run = run(changed, fees(), config)
+    decisions = offline_run.search.best.execution.decisions
+    assert any(d.t < since for d in decisions) and any(
+        d.t >= since and late_index(d, pids, late) for d in decisions
+    )
+    assert engine.mismatch(offline_run) is None
+
+
+def late_index(decision, pids: np.ndarray, late: int) -> bool:
+    """Whether the decision names a venue after the late one (an index the late venue shifted)."""
+    after = {int(np.searchsorted(pids, p)) for p in pids if p > late}
+    return bool(after & (set(decision.limits) | {decision.market_venue}))
+
+
+def test_an_open_ended_window_decides_while_rows_arrive() -> None:
+    """--end all: a horizon is decided only once its length is known (a row a horizon later has come),
+    the last one at the end message; all as offline."""
+    config = config_for(*CASES[2])
+    data = load(
+        REPO / "data" / "l1_day.csv.gz", WindowSpec("13:44:40", None), levels=None, calibration_ns=int(120e9)
+    )
+    rows = event_frame(frame_with_history(data))
+    rows = rows.assign(n=np.arange(len(rows)))
+    engine, _sink = stream_rows(config, data, rows, seed=4, largest=700)
+    offline_run = run(data, fees(), config)
+    assert engine.mismatch(offline_run) is None
+    assert len(offline_run.search.best.execution.decisions) >= 3
+    assert engine.decisions_before_end >= 2
 
 
 @cache
