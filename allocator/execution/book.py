@@ -236,21 +236,33 @@ class BookBuilder:
         self.levels = levels
         n = len(self.publisher_ids)
         self.tails = [_VenueTail() for _ in range(n)]
-        self.columns: list[dict[str, GrowingArray]] = [
-            {
-                "ts_event": GrowingArray(np.int64),
-                "ts_seen": GrowingArray(np.int64),
-                "take_px": GrowingArray(np.float64, levels),
-                "take_sz": GrowingArray(np.int32, levels),
-                "post_px": GrowingArray(np.float64),
-                "post_sz": GrowingArray(np.int64),
-                "hit_px": GrowingArray(np.float64),
-                "hit_sz": GrowingArray(np.int64),
-                "interesting": GrowingArray(np.int64),
-            }
-            for _ in range(n)
-        ]
+        self.columns = [self._empty_columns() for _ in range(n)]
         self.last_ts = np.iinfo(np.int64).min
+
+    def _empty_columns(self) -> dict[str, GrowingArray]:
+        levels = self.levels
+        return {
+            "ts_event": GrowingArray(np.int64),
+            "ts_seen": GrowingArray(np.int64),
+            "take_px": GrowingArray(np.float64, levels),
+            "take_sz": GrowingArray(np.int32, levels),
+            "post_px": GrowingArray(np.float64),
+            "post_sz": GrowingArray(np.int64),
+            "hit_px": GrowingArray(np.float64),
+            "hit_sz": GrowingArray(np.int64),
+            "interesting": GrowingArray(np.int64),
+        }
+
+    def add_venue(self, publisher_id: int) -> int:
+        """A venue with no rows yet, at its place in publisher_id order (which later venues' indices follow,
+        as in a build from the whole file); returns its index."""
+        at = int(np.searchsorted(self.publisher_ids, publisher_id))
+        if at < len(self.publisher_ids) and self.publisher_ids[at] == publisher_id:
+            return at
+        self.publisher_ids = np.insert(self.publisher_ids, at, publisher_id)
+        self.tails.insert(at, _VenueTail())
+        self.columns.insert(at, self._empty_columns())
+        return at
 
     def rows(self) -> int:
         return sum(c["ts_event"].n for c in self.columns)

@@ -23,9 +23,8 @@ from allocator.snapshots.side import Side
 
 
 class LiveMarket:
-    """A SimMarket over the rows appended so far, for venues `publisher_ids` (sorted; a row of another venue
-    is refused: the caller starts a new LiveMarket with it, since venue indices must follow the offline
-    order)."""
+    """A SimMarket over the rows appended so far, for venues `publisher_ids` (sorted, as offline; a row of
+    another venue is refused until `add_venues` takes it in)."""
 
     def __init__(
         self,
@@ -37,20 +36,38 @@ class LiveMarket:
         window: tuple[int, int],
         first_row_ns: int,
     ) -> None:
-        self.publisher_ids = np.asarray(publisher_ids, dtype=np.int64)
-        self.builder = BookBuilder(self.publisher_ids, side, levels)
-        self.meters = [OutflowMeter(settings.queue) for _ in self.publisher_ids]
-        taker, rebate = fees.arrays(self.publisher_ids)
-        book = self.builder.book()
-        self.sim_market = SimMarket(
-            market=Market(empty_snapshots(side), taker, rebate, window[0], window[1]),
-            book=book,
-            settings=settings,
+        self.fees, self.settings, self.side = fees, settings, side
+        self.builder = BookBuilder(np.asarray(publisher_ids, dtype=np.int64), side, levels)
+        self.meters = [OutflowMeter(settings.queue) for _ in self.builder.publisher_ids]
+        self.window = window
+        self.arrival = common_arrival(window[0], first_row_ns, settings)
+        self.sim_market = self._sim_market()
+
+    def _sim_market(self) -> SimMarket:
+        taker, rebate = self.fees.arrays(self.publisher_ids)
+        return SimMarket(
+            market=Market(empty_snapshots(self.side), taker, rebate, self.window[0], self.window[1]),
+            book=self.builder.book(),
+            settings=self.settings,
             tick_seen=np.empty(0, np.int64),
             outflow=[meter.cumulative.view() for meter in self.meters],
             arrival_mid=None,
-            arrival=common_arrival(window[0], first_row_ns, settings),
+            arrival=self.arrival,
         )
+
+    @property
+    def publisher_ids(self) -> np.ndarray:
+        return self.builder.publisher_ids
+
+    def add_venues(self, publisher_ids: np.ndarray) -> np.ndarray:
+        """Venues first seen now, each at its place in publisher_id order. The SimMarket is a new one (the
+        venue indices moved; its streams are the same arrays); returns each old index's new index."""
+        old = self.publisher_ids.copy()
+        for pid in np.unique(np.asarray(publisher_ids, dtype=np.int64)):
+            if pid not in old:
+                self.meters.insert(self.builder.add_venue(int(pid)), OutflowMeter(self.settings.queue))
+        self.sim_market = self._sim_market()
+        return np.searchsorted(self.publisher_ids, old)
 
     def knows(self, publisher_ids: np.ndarray) -> bool:
         """Whether every id is one of this market's venues."""

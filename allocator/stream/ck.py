@@ -15,8 +15,8 @@ ts_event ≤ τ, so those before the first incomplete tick are final. Decisions,
 offline run's, which the engine checks at the end of every run.
 
 A venue that first appears after others have been appended changes the venue order (offline, venues are
-sorted by publisher_id), so the market and session are rebuilt once from every row so far, replaying the
-decisions taken (`restarts` in the report).
+sorted by publisher_id): it is inserted in its place and the session starts again on the renumbered
+market, replaying the decisions taken (`restarts` in the report). No row is kept outside the market.
 """
 
 from __future__ import annotations
@@ -70,7 +70,6 @@ class CkStream:
         self.fill_refresh_seconds = (
             FILL_REFRESH_SECONDS if fill_refresh_seconds is None else fill_refresh_seconds
         )
-        self.rows = Columns()  # every row so far (a restart appends them again)
         self.waiting = Columns()  # rows of the tick still arriving (ts_event = max_ts)
         self.first_row: int | None = None
         self.first_window_row: int | None = None
@@ -112,7 +111,6 @@ class CkStream:
         if window[1] > window[0] and self.first_window_row is None:
             self.first_window_row = int(ts[window[0]])
         self.first_row = int(ts[a]) if self.first_row is None else self.first_row
-        self.rows.add(rows, a, b)
         self.waiting.add(rows, a, b)
         self._advance_clock(ts[a:b])
         self._append_complete()
@@ -144,10 +142,10 @@ class CkStream:
             return
         if self.live is None:
             self._start(frame)
-        elif not self.live.knows(frame["publisher_id"]):
-            self._restart()  # appends every complete row, these included
-        else:
-            self.live.append(frame)
+            return
+        if not self.live.knows(frame["publisher_id"]):
+            self._restart(self.live.add_venues(frame["publisher_id"]))
+        self.live.append(frame)
 
     # ------------------------------------------------------------------ the market and the session
 
@@ -170,14 +168,11 @@ class CkStream:
         self.live = self._new_market(frame)
         self.session = RouterSession(self.live.sim_market, self.config.order_size, self.penalties)
 
-    def _restart(self) -> None:
-        """A new venue: rebuild the market from every complete row and the session from the decisions taken
-        (renumbered to the new venue order), executing again those already executed."""
+    def _restart(self, new_index: np.ndarray) -> None:
+        """New venues moved the venue indices: the session starts again on the renumbered market, replaying
+        the decisions taken (renumbered too) and executing again those already executed."""
         started = time.perf_counter()
-        old = self.live
-        assert old is not None and self.session is not None
-        self.live = self._new_market(self.rows.before(None if self.ended else self.max_ts))
-        new_index = np.searchsorted(self.live.publisher_ids, old.publisher_ids)
+        assert self.live is not None and self.session is not None
         self.known = [None if d is None else renumber_venues(d, new_index) for d in self.known]
         executed = self.session.index
         self.session = RouterSession(
@@ -190,7 +185,7 @@ class CkStream:
         if self.pending is not None:
             self.pending = self.session.decide(self._end_bound(self.session.t))
         self.restarts += 1
-        log.info("a new venue appeared: market rebuilt in %.0f ms", (time.perf_counter() - started) * 1000)
+        log.info("a new venue appeared: session replayed in %.0f ms", (time.perf_counter() - started) * 1000)
 
     def _end_bound(self, t: int) -> int | None:
         """The window end as far as the horizon at t needs it, or None when that is not known yet: a fixed

@@ -164,3 +164,34 @@ def test_a_fork_runs_ahead_without_touching_the_session() -> None:
     assert session.sim.ledger == fork.sim.ledger
     assert session.sim.orders_sent == fork.sim.orders_sent
     assert session.sim.rng.integers(0, 10**9) == fork.sim.rng.integers(0, 10**9)
+
+
+def test_a_venue_added_late_takes_its_place_in_publisher_id_order() -> None:
+    frame = recorded()
+    pids = np.unique(frame["publisher_id"].to_numpy())
+    late = int(pids[1])
+    since = int(frame["ts_event"].iloc[len(frame) // 2])
+    keep = (frame["publisher_id"] != late) | (frame["ts_event"] >= since)
+    frame = frame[keep.to_numpy()].reset_index(drop=True)
+    fees = load_fee_table()
+    settings = SimSettings.from_units(queue="probabilistic")
+    first = int(frame["ts_event"].iloc[0])
+    window = (since, since + 1)
+    live = LiveMarket(np.delete(pids, 1), fees, settings, "buy", 10, window, first)
+    start = 0
+    moved = None
+    for cut in tick_cuts(frame["ts_event"].to_numpy(), 3, 700):
+        part = as_stream_batch(frame.iloc[start:cut])
+        if not live.knows(part["publisher_id"]):
+            moved = live.add_venues(part["publisher_id"])
+        live.append(part)
+        start = cut
+    assert moved is not None and list(moved) == [0, *range(2, len(pids))]
+    assert list(live.publisher_ids) == list(pids)
+    assert_same_book(build_book(frame, pids, "buy"), live.sim_market.book)
+    taker, _rebate = fees.arrays(pids)
+    assert np.array_equal(live.sim_market.market.taker_fee, taker)
+    for v, stream in enumerate(build_book(frame, pids, "buy").streams):
+        assert np.array_equal(
+            live.sim_market.outflow[v], cumulative_outflow(stream, queue_model("probabilistic"))
+        )
