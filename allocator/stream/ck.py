@@ -102,6 +102,8 @@ class CkStream:
     ) -> list[DecisionEvent]:
         """New rows (event order): history rows at positions [history), window rows at [window); the
         decisions and fills they make possible."""
+        if self.done:
+            return []  # every horizon has executed over rows already in; the clean-up needs no later row
         a, b = history[0] if history[1] > history[0] else window[0], window[1]
         if window[1] <= window[0]:
             b = history[1]

@@ -277,7 +277,7 @@ class StreamEngine:
                     "restarts": router.restarts,
                     "note": "each horizon is decided once the rows seen by its time are in and executed once "
                     "its rows up to its end plus one latency are; a refresh runs the working horizon on a "
-                    "fork to emit the fills already final; a restart rebuilds the market when a new venue "
+                    "fork to emit the fills already final; a restart replays the session when a new venue "
                     "appears",
                 }
             }
