@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+
+from allocator.stream.events import ROUTING_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = REPO / "data" / "l1_day.csv.gz"
@@ -91,3 +97,33 @@ def consume(bootstrap: str, topic: str, *extra: str) -> tuple[int, dict | None, 
     """allocate_from without failing on a non-zero exit: (exit code, report or None, stderr)."""
     result = allocate_from(bootstrap, topic, *extra, check=False)
     return result.returncode, (json.loads(result.stdout) if result.stdout.strip() else None), result.stderr
+
+
+def read_all(
+    bootstrap: str, topic: str, isolation: str = "read_committed", timeout: float = 20
+) -> list[Message]:
+    """Every message of a one-partition topic, up to its end."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": uuid.uuid4().hex,
+            "enable.partition.eof": True,
+            "isolation.level": isolation,
+        }
+    )
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    held: list[Message] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = consumer.consume(num_messages=1000, timeout=0.5)
+        held += [m for m in events if m.error() is None]
+        if any(m.error() is not None and m.error().code() == KafkaError._PARTITION_EOF for m in events):
+            break
+    consumer.close()
+    return held
+
+
+def documents(messages: list[Message]) -> list[dict]:
+    for m in messages:
+        assert dict(m.headers() or [])["schema"] == ROUTING_SCHEMA.encode()
+    return [json.loads(m.value()) for m in messages]

@@ -11,12 +11,14 @@ A symbol's end message follows its last row at once, so its consumer can route i
 
 The messages are those of `allocator.kafka.producer.replay` for the same rows (the same start document,
 row encoding, message boundaries and timestamps); what differs is that one idempotent producer carries
-every symbol. Encoding is lazy, a chunk of messages per symbol at a time, so memory stays bounded.
+every symbol. A fatally failed producer is replaced by the rule a single replay follows
+(`producer.ProducerSession`): a new session sends every symbol's replay again from its start message, and
+consumers drop the rows they already have by replay index. Encoding is lazy, a chunk of messages per
+symbol at a time, so memory stays bounded.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import heapq
 import logging
@@ -28,19 +30,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError
 
 from allocator.data.loader import MarketData
 from allocator.data.window import NS_PER_SECOND
-from allocator.errors import EXIT_INTERRUPTED_PRODUCER, BrokerError, SettingError, UserError
+from allocator.errors import BrokerError, SettingError
 from allocator.kafka.codec import (
-    HEADER_FORMAT,
-    HEADER_KIND,
-    HEADER_SCHEMA,
     KIND_END,
     KIND_ROW,
     KIND_START,
-    SCHEMA_VERSION,
     WIRE_ARROW,
     WIRE_AUTO,
     WIRE_CHOICES,
@@ -54,14 +52,19 @@ from allocator.kafka.codec import (
 )
 from allocator.kafka.producer import (
     ENCODE_MESSAGES,
+    FatalProducerError,
+    Pacing,
+    ProducerSession,
     ReplayRows,
     ReplayStats,
     check_speed,
+    deferred_interrupts,
     first_json_message,
+    interrupted,
     replay_rows,
     start_document,
 )
-from allocator.kafka.settings import new_client, producer_settings, redact
+from allocator.kafka.settings import redact
 
 log = logging.getLogger(__name__)
 POLL_MESSAGES = 1000
@@ -70,7 +73,6 @@ POLL_MESSAGES = 1000
 JSON_MESSAGES = 1000
 CHUNK_ROWS = 4096
 PROGRESS_SECONDS = 2.0
-WARM_UP_SECONDS = 2.0
 
 
 @dataclass
@@ -216,8 +218,8 @@ def replay_symbols(
 ) -> MultiReplayStats:
     """Replay every symbol's data (symbol → its MarketData) into `topic`, interleaved on one clock.
 
-    Unlike `producer.replay`, a fatally failed idempotent producer is not replaced: the run stops with one
-    line and is simply started again (consumers follow the newest replay of each symbol)."""
+    As in `producer.replay`, a fatally failed idempotent producer is replaced and a new session sends
+    everything again (the window's clock keeps running: what is already due goes at once)."""
     check_speed(speed)
     if wire not in WIRE_CHOICES:
         raise SettingError.not_one_of(wire, WIRE_CHOICES, "wire")
@@ -229,27 +231,30 @@ def replay_symbols(
     result = MultiReplayStats(replays)
     sender = _MultiSender(settings, topic, result)
     started = time.perf_counter()
+    pacing = Pacing()  # the window's clock, kept across producer sessions
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode") as pool:
+        with (
+            deferred_interrupts(sender),
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode") as pool,
+        ):
             for replay in replays:
                 replay.pool = pool
             try:
-                _send(sender, replays, speed, result)
+                while True:
+                    try:
+                        _send(sender, replays, speed, result, pacing)
+                        left = sender.flush(flush_timeout)
+                        break
+                    except FatalProducerError:
+                        sender.new_session()  # every symbol again, from its start message
             finally:
                 for replay in replays:
                     replay.pool = None
                     if replay._ahead is not None:
                         replay._ahead[1].cancel()
-        left = sender.flush(flush_timeout)
     except KeyboardInterrupt:
-        left = sender.flush(10)
-        sent = sum(r.stats.sent for r in replays)
-        total = sum(r.stats.rows for r in replays)
-        raise UserError(
-            f"interrupted: {sent} of {total} rows sent"
-            + (f", {left} message(s) still unconfirmed" if left else ""),
-            exit_code=EXIT_INTERRUPTED_PRODUCER,
-        ) from None
+        delivered, rows = sender.progress()
+        raise interrupted(sender, sum(r.stats.sent for r in replays), rows, delivered) from None
     result.elapsed_s = time.perf_counter() - started
     _check(sender, result, left, flush_timeout)
     return result
@@ -268,7 +273,9 @@ def _schedule(replays: list[SymbolReplay]) -> Iterator[tuple[int, int, int, int]
     return heapq.merge(*(one(i, r) for i, r in enumerate(replays)))
 
 
-def _send(sender: _MultiSender, replays: list[SymbolReplay], speed: float, result: MultiReplayStats) -> None:
+def _send(
+    sender: _MultiSender, replays: list[SymbolReplay], speed: float, result: MultiReplayStats, pacing: Pacing
+) -> None:
     """Starts, then every row message on the shared schedule, each symbol's end right after its last row."""
     for replay in replays:
         sender.send(
@@ -276,15 +283,14 @@ def _send(sender: _MultiSender, replays: list[SymbolReplay], speed: float, resul
         )
     paced = [int(r.rows.ts[r.first_paced]) for r in replays if r.first_paced < len(r.rows.ts)]
     paced_t0 = min(paced) if paced else 0
-    origin: float | None = None
     last_progress = time.perf_counter()
     for count, (phase, ts, index, k) in enumerate(_schedule(replays), 1):
         replay = replays[index]
         value, wire = replay.message(k)  # encoded before the clock starts or the wait is measured
         if speed > 0 and phase == 1:
-            if origin is None:
-                origin = time.perf_counter()
-            wait = (ts - paced_t0) / NS_PER_SECOND / speed - (time.perf_counter() - origin)
+            if pacing.origin is None:
+                pacing.origin = time.perf_counter()
+            wait = (ts - paced_t0) / NS_PER_SECOND / speed - (time.perf_counter() - pacing.origin)
             if wait > 0:
                 sender.sleep(wait)
             else:
@@ -327,89 +333,44 @@ def _check(sender: _MultiSender, result: MultiReplayStats, left: int, flush_time
         )
 
 
-class _MultiSender:
+class _MultiSender(ProducerSession):
     """One idempotent producer for every symbol; delivery reports are counted per symbol."""
 
     def __init__(self, settings: dict[str, str], topic: str, result: MultiReplayStats) -> None:
-        self.settings, self.topic, self.result = settings, topic, result
-        self.fatal = False
-        self.headers: dict[tuple[bytes, str], list[tuple[str, str | bytes | None]]] = {
-            (kind, wire): [
-                (HEADER_SCHEMA, SCHEMA_VERSION.encode()),
-                (HEADER_FORMAT, wire.encode()),
-                (HEADER_KIND, kind),
-            ]
-            for kind in (KIND_START, KIND_ROW, KIND_END)
-            for wire in (WIRE_ARROW, WIRE_JSON)
-        }
-        self.producer = new_client(
-            Producer, producer_settings(settings) | {"error_cb": self._on_error}, settings
-        )
-        with contextlib.suppress(KafkaException):  # warm up the producer id (docs/brokers.md, point 12)
-            self.producer.list_topics(topic, timeout=WARM_UP_SECONDS)
-
-    def _on_error(self, err: KafkaError) -> None:
-        log.warning("kafka: %s", redact(str(err), self.settings))
-        if err.fatal():
-            self.fatal = True
+        self.result = result
+        super().__init__(settings, topic)
 
     def send(
         self, replay: SymbolReplay, value: bytes, kind: bytes, ts_ms: int, wire: str, row: int, rows: int
     ) -> None:
-        report = functools.partial(self._delivered, replay, kind, rows)
-        while True:
-            self._check_fatal()
-            try:
-                self.producer.produce(
-                    self.topic,
-                    value=value,
-                    key=replay.key,
-                    partition=replay.partition,
-                    headers=self.headers[kind, wire],
-                    timestamp=ts_ms,
-                    on_delivery=report,
-                )
-                return
-            except BufferError:  # local queue full: let deliveries drain, then retry
-                self.poll(0.05)
-            except KafkaException as exc:
-                raise BrokerError(
-                    f"producing to {self.topic!r} failed: {redact(str(exc), self.settings)}"
-                ) from None
+        self.produce(
+            value=value,
+            key=replay.key,
+            partition=replay.partition,
+            headers=self.headers[kind, wire],
+            timestamp=ts_ms,
+            on_delivery=functools.partial(self._delivered, self.generation, replay, kind, rows),
+        )
 
     def _delivered(
-        self, replay: SymbolReplay, kind: bytes, rows: int, err: KafkaError | None, _msg: Any
+        self, generation: int, replay: SymbolReplay, kind: bytes, rows: int, err: KafkaError | None, _msg: Any
     ) -> None:
         if err is not None:
-            self.result.failed += 1
-            self.result.first_error = self.result.first_error or redact(str(err), self.settings)
+            if self.current(generation) and not err.fatal():
+                self.result.failed += 1
+                self.result.first_error = self.result.first_error or redact(str(err), self.settings)
         elif kind == KIND_ROW:
             replay.stats.delivered += rows
         else:
             replay.framing.add(kind)
 
-    def _check_fatal(self) -> None:
-        if self.fatal:
-            raise BrokerError(
-                f"the idempotent producer for {self.topic!r} failed fatally (the broker may have lost data); "
-                "run kafka_producer.py again: consumers follow the newest replay of each symbol"
-            )
+    def progress(self) -> tuple[int, int]:
+        replays = self.result.replays
+        return sum(r.stats.delivered for r in replays), sum(r.stats.rows for r in replays)
 
-    def poll(self, timeout: float) -> None:
-        self.producer.poll(timeout)
-        self._check_fatal()
-
-    def sleep(self, seconds: float) -> None:
-        """Wait while serving delivery reports; the final stretch is a plain sleep for precision."""
-        deadline = time.perf_counter() + seconds
-        while (left := deadline - time.perf_counter()) > 0.002:
-            self.poll(min(left - 0.001, 0.05))
-        if (left := deadline - time.perf_counter()) > 0:
-            time.sleep(left)
-
-    def flush(self, timeout: float) -> int:
-        deadline = time.monotonic() + timeout
-        while len(self.producer) and time.monotonic() < deadline:
-            self.poll(0.1)
-        self.poll(0)
-        return len(self.producer)
+    def reset_deliveries(self) -> None:
+        self.result.failed = 0
+        self.result.first_error = ""
+        for replay in self.result.replays:
+            replay.stats.delivered = 0
+            replay.framing.clear()

@@ -107,7 +107,7 @@ class ReplayStats:
 MAX_PRODUCER_SESSIONS = 5  # fresh idempotent sessions after fatal errors before giving up
 
 
-class _FatalProducerError(Exception):
+class FatalProducerError(Exception):
     """librdkafka declared the idempotent producer unusable (e.g. the broker lost acknowledged data)."""
 
 
@@ -143,14 +143,14 @@ def replay(
     stats.rows_per_message = rows_per_message(
         list(frame.columns), wire, string_widths(frame), len(stats.run_id)
     )
-    sender = _Sender(producer_settings(settings), topic, symbol.encode() or b"all", settings, stats)
+    sender = _Sender(settings, topic, symbol.encode() or b"all", stats)
     start_message = control_message(KIND_START, **start_document(data, frame, stats, calibration_ns))
     started = clock()
     try:
-        with _deferred_interrupts(sender):
+        with deferred_interrupts(sender):
             left = _send_all(sender, rows, start_message, speed, started, clock, flush_timeout)
     except KeyboardInterrupt:
-        raise _interrupted(sender) from None
+        raise interrupted(sender, stats.sent, stats.rows, stats.delivered) from None
     stats.elapsed_s = clock() - started
     _progress(stats, stats.elapsed_s, speed)
     _check_delivered(sender, left, flush_timeout)
@@ -201,32 +201,30 @@ def _send_all(
     Returns how many messages were still unconfirmed after `flush_timeout`."""
     ts = rows.ts
     first_ms, last_ms = int(ts[0] // 1_000_000), int(ts[-1] // 1_000_000)
-    pacing = _Pacing(sender.stats.history_rows)
+    pacing = Pacing(sender.stats.history_rows)
     paced_per_message = 1 if sender.stats.wire == WIRE_AUTO else None
     starts = message_starts(
         ts, sender.stats.rows_per_message, pacing.first_paced if speed > 0 else None, paced_per_message
     )
-    resume = 0
     while True:
         try:
             sender.send(start_message, KIND_START, first_ms, _START)
-            _paced_loop(rows, speed, sender, started, clock, resume, pacing, starts)
+            _paced_loop(rows, speed, sender, started, clock, 0, pacing, starts)
             end_message = control_message(KIND_END, run_id=sender.stats.run_id, rows=sender.stats.rows)
             sender.send(end_message, KIND_END, last_ms, _END)
             return sender.flush(flush_timeout)
-        except _FatalProducerError:
-            resume = sender.new_session()
+        except FatalProducerError:
+            sender.new_session()  # everything again, from the start message (see ProducerSession)
 
 
-def _interrupted(sender: _Sender) -> UserError:
+def interrupted(sender: ProducerSession, sent: int, rows: int, delivered: int) -> UserError:
     """Ctrl-C: flush what was handed over (briefly), then say how far the replay got."""
     try:
         left = sender.flush(10)
-    except (_FatalProducerError, BrokerError):
+    except (FatalProducerError, BrokerError):
         left = len(sender.producer)
-    stats = sender.stats
     return UserError(
-        f"interrupted: {stats.sent} of {stats.rows} rows sent, {stats.delivered} delivered"
+        f"interrupted: {sent} of {rows} rows sent, {delivered} delivered"
         + (f", {left} message(s) still unconfirmed" if left else ""),
         exit_code=EXIT_INTERRUPTED_PRODUCER,
     )
@@ -257,13 +255,14 @@ def _check_delivered(sender: _Sender, left: int, flush_timeout: float) -> None:
 _START, _END = -1, -2  # delivery-report tags of the control messages
 
 
-def _is_fatal(exc: BaseException) -> bool:
+def is_fatal(exc: BaseException) -> bool:
+    """Whether a librdkafka error (or the exception carrying it) says the producer is unusable."""
     error = exc if isinstance(exc, KafkaError) else (exc.args[0] if exc.args else None)
     return isinstance(error, KafkaError) and (error.fatal() or error.code() == KafkaError._FATAL)
 
 
 @contextlib.contextmanager
-def _deferred_interrupts(sender: _Sender) -> Iterator[None]:
+def deferred_interrupts(sender: ProducerSession) -> Iterator[None]:
     """Ctrl-C sets a flag that the sender turns into KeyboardInterrupt between librdkafka calls.
 
     Why: a KeyboardInterrupt raised inside a delivery callback comes out of confluent-kafka's poll() as a
@@ -286,19 +285,22 @@ def _deferred_interrupts(sender: _Sender) -> Iterator[None]:
         sender.interrupted = False  # the caller's clean-up flush may poll again
 
 
-class _Sender:
-    """produce() with delivery accounting per row, and fresh producer sessions after fatal errors."""
+class ProducerSession:
+    """One idempotent producer at a time for `topic`, replaced by a fresh one (a new session) when
+    librdkafka declares it fatally failed: the rule the single- and the multi-symbol replay share.
 
-    def __init__(
-        self, config: dict[str, Any], topic: str, key: bytes, settings: dict[str, str], stats: ReplayStats
-    ):
-        self.config, self.topic, self.key, self.settings, self.stats = config, topic, key, settings, stats
-        self.confirmed = np.zeros(stats.rows, dtype=bool)
-        self.framing: set[int] = set()
+    librdkafka declares the idempotent producer fatal when the broker lost messages it had already
+    acknowledged, so acknowledgements cannot be trusted either: after `new_session` the caller sends
+    everything again from its first message, and consumers drop what they already have by replay index.
+    Subclasses keep the delivery accounting and forget it in `reset_deliveries`.
+    """
+
+    def __init__(self, settings: dict[str, str], topic: str) -> None:
+        self.config = producer_settings(settings)
+        self.settings, self.topic = settings, topic
         self.generation = 0
         self.fatal = False
-        self.interrupted = False  # set by Ctrl-C (see _deferred_interrupts), acted on between calls
-        self.topic_vanished = False  # a delivery was refused because the broker no longer knows the topic
+        self.interrupted = False  # set by Ctrl-C (see deferred_interrupts), acted on between calls
         self.headers: dict[tuple[bytes, str], list[tuple[str, str | bytes | None]]] = {
             (kind, wire): [
                 (HEADER_SCHEMA, SCHEMA_VERSION.encode()),
@@ -324,50 +326,21 @@ class _Sender:
         if err.fatal():
             self.fatal = True
 
-    def _delivered(self, generation: int, index: int, rows: int, err: KafkaError | None, _msg: Any) -> None:
-        if err is None:
-            if index < 0:
-                self.framing.add(index)
-            elif rows == 1:
-                if not self.confirmed[index]:
-                    self.confirmed[index] = True
-                    self.stats.delivered += 1
-            else:
-                confirmed = self.confirmed[index : index + rows]
-                self.stats.delivered += rows - int(np.count_nonzero(confirmed))
-                confirmed[:] = True
-        elif generation == self.generation and not self.fatal and not err.fatal():
-            self.stats.failed += 1
-            self.topic_vanished |= err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
-            self.stats.first_error = self.stats.first_error or redact(str(err), self.settings)
-        # Failures of an abandoned session are expected: those rows are sent again by the next one.
-
-    def send(
-        self, value: bytes, kind: bytes, timestamp_ms: int, index: int, rows: int = 0, wire: str = WIRE_JSON
-    ) -> None:
-        """Hand one message to librdkafka; its delivery report confirms rows index..index+rows-1 (a
-        control message: `index` is its negative tag and `rows` 0). `wire`: how `value` is encoded."""
-        headers = self.headers[kind, wire]
-        report = functools.partial(self._delivered, self.generation, index, rows)
+    def produce(self, **message: Any) -> None:
+        """Hand one message to librdkafka, waiting while its local queue is full; FatalProducerError once
+        this session is unusable."""
         while True:
             if self.interrupted:
                 raise KeyboardInterrupt
             if self.fatal:
-                raise _FatalProducerError
+                raise FatalProducerError
             try:
-                self.producer.produce(
-                    self.topic,
-                    value=value,
-                    key=self.key,
-                    headers=headers,
-                    timestamp=timestamp_ms,
-                    on_delivery=report,
-                )
+                self.producer.produce(self.topic, **message)
                 return
             except BufferError:  # local queue full: let deliveries drain, then retry
                 self.poll(0.05)
             except KafkaException as exc:
-                if _is_fatal(exc):
+                if is_fatal(exc):
                     self.fatal = True
                     continue
                 raise BrokerError(
@@ -393,27 +366,36 @@ class _Sender:
         try:
             self.producer.poll(timeout)
         except SystemError:  # as in flush(): a fatal error surfacing without a Python exception
-            raise _FatalProducerError from None
+            raise FatalProducerError from None
         except KafkaException as exc:
-            if not (self.fatal or _is_fatal(exc)):
+            if not (self.fatal or is_fatal(exc)):
                 raise
-            raise _FatalProducerError from None
+            raise FatalProducerError from None
         if self.interrupted:
             raise KeyboardInterrupt
         if self.fatal:
-            raise _FatalProducerError
+            raise FatalProducerError
 
-    def new_session(self) -> int:
-        """Replace a fatally failed producer; return the row to re-send from (always 0).
+    def sleep(self, seconds: float) -> None:
+        """Wait while serving delivery reports; the final stretch is a plain sleep for precision."""
+        deadline = time.perf_counter() + seconds
+        while (left := deadline - time.perf_counter()) > 0.002:
+            self.poll(min(left - 0.001, 0.05))
+        if (left := deadline - time.perf_counter()) > 0:
+            time.sleep(left)
 
-        librdkafka declares the idempotent producer fatal when the broker lost messages it had already
-        acknowledged, so acknowledgements cannot be trusted either: everything is sent again and the
-        consumer drops what it already has by replay index.
-        """
+    def current(self, generation: int) -> bool:
+        """Whether a delivery report of session `generation` still counts (an abandoned session's
+        failures are expected: its messages are sent again by the next one)."""
+        return generation == self.generation and not self.fatal
+
+    def new_session(self) -> None:
+        """Replace a fatally failed producer and forget what it reported (see the class docstring)."""
+        delivered, rows = self.progress()
         if self.generation + 1 >= MAX_PRODUCER_SESSIONS:
             raise BrokerError(
-                f"the producer failed fatally {MAX_PRODUCER_SESSIONS} times ({self.stats.delivered} of "
-                f"{self.stats.rows} rows delivered); check the broker's health"
+                f"the producer failed fatally {MAX_PRODUCER_SESSIONS} times ({delivered} of {rows} rows "
+                "delivered); check the broker's health"
             )
         self.generation += 1
         with contextlib.suppress(KafkaException):
@@ -422,19 +404,72 @@ class _Sender:
         self.producer = self._new_producer()
         # Everything is sent again, so what the abandoned session reported (including the failures
         # librdkafka reports just before it declares the producer fatal) no longer counts.
-        self.confirmed[:] = False
-        self.stats.delivered = self.stats.failed = 0
-        self.stats.first_error = ""
-        self.framing.clear()
+        self.reset_deliveries()
         log.warning(
             "the producer failed fatally (the broker may have lost data); session %d re-sends every row",
             self.generation,
         )
-        return 0
+
+    def progress(self) -> tuple[int, int]:
+        """(rows delivered, rows in all), for messages."""
+        raise NotImplementedError
+
+    def reset_deliveries(self) -> None:
+        raise NotImplementedError
+
+
+class _Sender(ProducerSession):
+    """One replay's sends, with delivery accounting per row."""
+
+    def __init__(self, settings: dict[str, str], topic: str, key: bytes, stats: ReplayStats):
+        self.key, self.stats = key, stats
+        self.confirmed = np.zeros(stats.rows, dtype=bool)
+        self.framing: set[int] = set()
+        self.topic_vanished = False  # a delivery was refused because the broker no longer knows the topic
+        super().__init__(settings, topic)
+
+    def _delivered(self, generation: int, index: int, rows: int, err: KafkaError | None, _msg: Any) -> None:
+        if err is None:
+            if index < 0:
+                self.framing.add(index)
+            elif rows == 1:
+                if not self.confirmed[index]:
+                    self.confirmed[index] = True
+                    self.stats.delivered += 1
+            else:
+                confirmed = self.confirmed[index : index + rows]
+                self.stats.delivered += rows - int(np.count_nonzero(confirmed))
+                confirmed[:] = True
+        elif self.current(generation) and not err.fatal():
+            self.stats.failed += 1
+            self.topic_vanished |= err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+            self.stats.first_error = self.stats.first_error or redact(str(err), self.settings)
+
+    def send(
+        self, value: bytes, kind: bytes, timestamp_ms: int, index: int, rows: int = 0, wire: str = WIRE_JSON
+    ) -> None:
+        """Hand one message to librdkafka; its delivery report confirms rows index..index+rows-1 (a
+        control message: `index` is its negative tag and `rows` 0). `wire`: how `value` is encoded."""
+        self.produce(
+            value=value,
+            key=self.key,
+            headers=self.headers[kind, wire],
+            timestamp=timestamp_ms,
+            on_delivery=functools.partial(self._delivered, self.generation, index, rows),
+        )
+
+    def progress(self) -> tuple[int, int]:
+        return self.stats.delivered, self.stats.rows
+
+    def reset_deliveries(self) -> None:
+        self.confirmed[:] = False
+        self.stats.delivered = self.stats.failed = 0
+        self.stats.first_error = ""
+        self.framing.clear()
 
 
 @dataclass
-class _Pacing:
+class Pacing:
     """Rows before `first_paced` (the history) go unpaced; the window's schedule starts at `origin`,
     the clock when its first row is reached, kept across producer sessions like `started` was."""
 
@@ -449,12 +484,12 @@ def _paced_loop(
     started: float,
     clock: Clock,
     resume: int = 0,
-    pacing: _Pacing | None = None,
+    pacing: Pacing | None = None,
     starts: np.ndarray | None = None,
 ) -> None:
     """Hand each message to librdkafka at its scheduled instant (that of its first row), the next chunk
     being encoded meanwhile. `starts` holds each message's first row (default: a row per message)."""
-    pacing = pacing if pacing is not None else _Pacing()
+    pacing = pacing if pacing is not None else Pacing()
     starts = starts if starts is not None else np.arange(len(rows.order), dtype=np.int64)
     bounds = np.r_[starts, len(rows.order)].tolist()
     if pacing.origin is None and pacing.first_paced == 0:
@@ -487,7 +522,7 @@ def _send_messages(
     sender: _Sender,
     started: float,
     clock: Clock,
-    pacing: _Pacing,
+    pacing: Pacing,
 ) -> None:
     """The paced send loop over encoded chunks (see _paced_loop)."""
     stats = sender.stats
@@ -505,7 +540,7 @@ def _send_messages(
                     pacing.origin = clock()
                 wait = due[row] - (clock() - pacing.origin)
                 if wait > 0:
-                    _sleep_polling(sender, wait)
+                    sender.sleep(wait)
                 else:
                     stats.max_lateness_s = max(stats.max_lateness_s, -wait)
                     stats.lateness_samples.append(-wait)
@@ -566,15 +601,6 @@ def _encoded(
             values = ahead.result()
             ahead = pool.submit(encode, *chunks[index + 1]) if index + 1 < len(chunks) else None
             yield lo, values, WIRE_JSON if lo >= json_from else WIRE_ARROW
-
-
-def _sleep_polling(producer: _Sender, seconds: float) -> None:
-    """Wait while serving delivery reports; the final stretch is a plain sleep for precision."""
-    deadline = time.perf_counter() + seconds
-    while (left := deadline - time.perf_counter()) > 0.002:
-        producer.poll(min(left - 0.001, 0.05))
-    if (left := deadline - time.perf_counter()) > 0:
-        time.sleep(left)
 
 
 def _progress(stats: ReplayStats, elapsed: float, speed: float) -> None:

@@ -5,15 +5,13 @@ really does them."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from allocator.broker.embedded import create_topic
-from allocator.stream.events import ROUTING_SCHEMA
-from tests.kafka_helpers import allocate_from, offline_report, produce, start_producer
+from tests.kafka_helpers import allocate_from, documents, offline_report, produce, read_all, start_producer
 
 pytestmark = pytest.mark.kafka
 
@@ -33,36 +31,6 @@ CK = [
 
 def new_topic(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def read_all(
-    bootstrap: str, topic: str, isolation: str = "read_committed", timeout: float = 20
-) -> list[Message]:
-    """Every message of a one-partition topic, up to its end."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": uuid.uuid4().hex,
-            "enable.partition.eof": True,
-            "isolation.level": isolation,
-        }
-    )
-    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-    held: list[Message] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        events = consumer.consume(num_messages=1000, timeout=0.5)
-        held += [m for m in events if m.error() is None]
-        if any(m.error() is not None and m.error().code() == KafkaError._PARTITION_EOF for m in events):
-            break
-    consumer.close()
-    return held
-
-
-def documents(messages: list[Message]) -> list[dict]:
-    for m in messages:
-        assert dict(m.headers() or [])["schema"] == ROUTING_SCHEMA.encode()
-    return [json.loads(m.value()) for m in messages]
 
 
 @pytest.mark.parametrize(
