@@ -179,7 +179,8 @@ class ReplayConsumer:
         state.start_clock(time.monotonic())
         while not interrupted.is_set():
             wait = END_GRACE_SECONDS if state.phase is Phase.DRAINING else POLL_SECONDS
-            events = self._consume(consumer, state.poll_size(BATCH), wait)
+            size = state.poll_size(BATCH, takes_what_is_ready=state.listener is not None)
+            events = self._consume(consumer, size, wait)
             now = time.monotonic()
             next_offsets = state.take(self._data_messages(events), now, events=bool(events))
             if next_offsets:

@@ -289,15 +289,20 @@ class ReplayState:
         """Polling begins (after partitions were assigned): the idle timeout counts from here."""
         self.last_message = now
 
-    def poll_size(self, batch: int) -> int:
+    def poll_size(self, batch: int, *, takes_what_is_ready: bool = False) -> int:
         """How many messages to ask the next poll for. consume() returns early only once that many are
         ready, so: about `batch` rows' worth once the start says how many rows a message holds, but no
         more than the replay can still send (its missing rows and the end message: the last poll then
         returns as soon as they are in instead of after the timeout) or the stop rules still want; one
-        while waiting for a start, so that the start is read, and the size set, as soon as it arrives."""
+        while waiting for a start, so that the start is read, and the size set, as soon as it arrives.
+
+        A caller that takes what is ready without waiting (the streaming router's polls) loses nothing by
+        asking for more, so its polls count a row per message, which is what a paced `auto` replay sends:
+        sized for full Arrow messages, they took ~35 rows a poll and a backlog (a resumed consumer) took
+        ten times longer to catch up."""
         if not self.start:
             return 1
-        per_message = int(self.start.get("rows_per_message", 1))
+        per_message = 1 if takes_what_is_ready else int(self.start.get("rows_per_message", 1))
         left = int(self.start["rows"]) - self.stats.rows_received
         if self.rules.stop_after_rows is not None:
             left = min(left, self.rules.stop_after_rows - self.stats.rows_received)

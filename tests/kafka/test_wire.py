@@ -371,6 +371,16 @@ def test_polls_ask_for_about_a_batch_of_rows_but_never_more_than_can_still_come(
     assert state.poll_size(50_000) == 1 + 1
 
 
+def test_a_poll_that_takes_what_is_ready_counts_a_row_per_message():
+    """The streaming router's polls do not wait, so they may ask for every row still to come (a paced
+    window arrives a row per message) instead of a batch of full Arrow messages."""
+    state = ReplayState(StopRules(idle_timeout=10.0), now=0.0)
+    state.take([start(WIRE_ARROW, rows_per_message=5)], 1.0, events=True)
+    assert state.poll_size(50_000, takes_what_is_ready=True) == 12 + 1
+    assert state.poll_size(8, takes_what_is_ready=True) == 8
+    assert state.poll_size(50_000) == 3 + 1
+
+
 def test_polls_stop_asking_at_the_callers_row_limit():
     state = ReplayState(StopRules(idle_timeout=10.0, stop_after_rows=6), now=0.0)
     state.take([start(WIRE_ARROW, rows_per_message=5)], 1.0, events=True)
