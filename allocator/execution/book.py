@@ -139,12 +139,9 @@ def _equals(rows: Rows, name: str, value: str) -> np.ndarray:
     return np.asarray(np.asarray(rows[name]) == value, dtype=bool)
 
 
-def _mid_before(
-    bid0: np.ndarray, ask0: np.ndarray, venue_rows: list[np.ndarray], tails: list[_VenueTail]
-) -> np.ndarray:
+def _mid_before(mid: np.ndarray, venue_rows: list[np.ndarray], tails: list[_VenueTail]) -> np.ndarray:
     """Per frame row, the venue's mid on its previous row in event order: the previous append's last row
     for a venue's first row here, its own mid on the venue's first row ever."""
-    mid = (bid0 + ask0) / 2
     before = mid.copy()
     for rows, tail in zip(venue_rows, tails, strict=True):
         before[rows[1:]] = mid[rows[:-1]]
@@ -289,10 +286,8 @@ class BookBuilder:
         del order, in_order  # a full day's [rows] temporaries, not kept while the book is filled
         ask0_px, ask0_sz = _quote_column(frame, "ask", 0)
         bid0_px, bid0_sz = _quote_column(frame, "bid", 0)
-        mid_before = _mid_before(bid0_px, ask0_px, venue_rows, self.tails)
-        hits = _hits_our_side(frame, self.side, mid_before)
-        del mid_before
         mids = (bid0_px + ask0_px) / 2
+        hits = _hits_our_side(frame, self.side, _mid_before(mids, venue_rows, self.tails))
         if self.side == "buy":
             take_field, post_px, post_sz = "ask", bid0_px, bid0_sz
         else:

@@ -464,29 +464,18 @@ class Columns:
             if simulated(name):
                 self.parts.setdefault(name, []).append(values[a:b])
 
-    def arrays(self) -> Batch:
-        """Every row so far, one array per column."""
-        for name, pieces in self.parts.items():
-            if len(pieces) > 1:
-                self.parts[name] = [np.concatenate(pieces)]
-        return {name: pieces[0] for name, pieces in self.parts.items()}
-
-    def before(self, below: int | None) -> Batch:
-        """The rows with ts_event < `below` (all when None): rows arrive in event order, so a prefix."""
-        columns = self.arrays()
-        if below is None or not columns:
-            return columns
-        cut = int(np.searchsorted(columns["ts_event"], below))
-        return {name: values[:cut] for name, values in columns.items()}
-
     def split(self, below: int | None) -> tuple[Batch, Columns]:
-        """(the rows with ts_event < `below` (all when None), the others, still as Columns)."""
-        taken = self.before(below)
+        """(the rows with ts_event < `below` (all when None), the others, still as Columns): rows arrive
+        in event order, so the first is a prefix."""
+        if not self.parts:
+            return {}, self
+        columns = {name: np.concatenate(pieces) for name, pieces in self.parts.items()}
+        n = len(columns["ts_event"])
+        cut = n if below is None else int(np.searchsorted(columns["ts_event"], below))
         rest = Columns()
-        if taken and len(taken["ts_event"]) < len(self.parts["ts_event"][0]):
-            cut = len(taken["ts_event"])
-            rest.parts = {name: [pieces[0][cut:]] for name, pieces in self.parts.items()}
-        return taken, rest
+        if cut < n:
+            rest.parts = {name: [values[cut:]] for name, values in columns.items()}
+        return {name: values[:cut] for name, values in columns.items()}, rest
 
 
 def simulated(name: str) -> bool:
